@@ -1,0 +1,31 @@
+# Verbs of the project; each is a small script under scripts/.
+.PHONY: help setup up down logs test lint clean
+
+help:
+	@echo "make setup  - create the environments under .venv/ (done by every verb that needs them)"
+	@echo "make up     - start the local cloud (LocalStack host mode) on localhost:4566"
+	@echo "make down   - stop it and every Lambda process it started"
+	@echo "make logs   - show the local cloud's log"
+	@echo "make test   - run the whole test suite (starts and stops what it needs)"
+	@echo "make lint   - ruff"
+
+setup:
+	@bash scripts/setup.sh
+
+up:
+	@bash scripts/up.sh
+
+down:
+	@bash scripts/down.sh
+
+logs:
+	@bash scripts/logs.sh
+
+test:
+	@bash scripts/test.sh
+
+lint: setup
+	@.venv/dev/bin/ruff check .
+
+clean: down
+	rm -rf .localcloud .aws-sam

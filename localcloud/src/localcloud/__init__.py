@@ -1,0 +1,1 @@
+"""Local cloud extensions for LocalStack host mode (no Docker, no Java)."""

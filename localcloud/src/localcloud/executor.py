@@ -1,0 +1,175 @@
+"""LocalStack Lambda runtime executor that runs execution environments as local processes (no Docker).
+
+Each execution environment is a ``localcloud.init`` supervisor process (Runtime API server, timeout and
+memory enforcement) that runs the handler with the official ``awslambdaric`` under the interpreter of the
+function's runtime, taken from ``$LOCALCLOUD_RUNTIMES_DIR/<runtime>/bin/python``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+from localstack import config
+from localstack.services.lambda_.invocation.executor_endpoint import ExecutorEndpoint
+from localstack.services.lambda_.invocation.lambda_models import FunctionVersion
+from localstack.services.lambda_.invocation.runtime_executor import LambdaRuntimeException, RuntimeExecutor
+
+LOG = logging.getLogger(__name__)
+
+STARTUP_LINE_TIMEOUT_S = 30
+STOP_GRACE_S = 2
+LOG_LINES_KEPT = 2000
+
+# LocalStack keeps the write end; every supervisor gets the read end and exits on EOF, so no
+# execution environment outlives LocalStack, however it ends.
+_LIFELINE_READ, _LIFELINE_WRITE = os.pipe()
+
+
+def runtimes_dir() -> Path:
+    return Path(os.environ.get("LOCALCLOUD_RUNTIMES_DIR", "")).expanduser()
+
+
+def runtime_python(runtime: str | None) -> str:
+    """The interpreter that provides a Lambda runtime locally, or a LambdaRuntimeException saying what to do."""
+    if not runtime or not runtime.startswith("python"):
+        raise LambdaRuntimeException(
+            f"Runtime '{runtime}' is not supported by the local process executor (only pythonX.Y runtimes)."
+        )
+    python = runtimes_dir() / runtime / "bin" / "python"
+    if not python.exists():
+        available = sorted(p.name for p in runtimes_dir().glob("python*") if (p / "bin" / "python").exists())
+        raise LambdaRuntimeException(
+            f"Runtime '{runtime}' is not available locally: {python} is missing "
+            f"(available: {', '.join(available) or 'none'}). Install a Python {runtime.removeprefix('python')} "
+            f"and run `make setup` to build its runtime environment."
+        )
+    return str(python)
+
+
+def python_path(function_version: FunctionVersion) -> list[str]:
+    """Layer folders as Lambda's /opt/python would put them on sys.path (later layers win)."""
+    version = function_version.config.runtime.removeprefix("python")
+    paths: list[str] = []
+    for layer in reversed(function_version.config.layers or []):
+        if layer.code is None:
+            continue
+        root = Path(layer.code.get_unzipped_code_location())
+        paths += [str(root / "python" / "lib" / f"python{version}" / "site-packages"), str(root / "python")]
+    return paths
+
+
+class ProcessRuntimeExecutor(RuntimeExecutor):
+    def __init__(self, id: str, function_version: FunctionVersion) -> None:
+        super().__init__(id=id, function_version=function_version)
+        self.executor_endpoint = ExecutorEndpoint(self.id, container_address="127.0.0.1", container_port=None)
+        self.process: subprocess.Popen | None = None
+        self.output: deque[str] = deque(maxlen=LOG_LINES_KEPT)
+
+    def start(self, env_vars: dict[str, str]) -> None:
+        self.executor_endpoint.start()
+        fv = self.function_version
+        python = runtime_python(fv.config.runtime)
+        task_root = str(fv.config.code.get_unzipped_code_location())
+        env = {key: str(value) for key, value in env_vars.items()}
+        env.update({
+            "LAMBDA_TASK_ROOT": task_root,
+            "LAMBDA_RUNTIME_DIR": str(Path(python).parent.parent),
+            "PATH": env.get("PATH") or "/usr/local/bin:/usr/bin:/bin",
+            "LANG": env.get("LANG") or "en_US.UTF-8",
+            "LD_LIBRARY_PATH": env.get("LD_LIBRARY_PATH") or "",
+            "LOCALCLOUD_INIT": json.dumps({
+                "python": python,
+                "task_root": task_root,
+                "python_path": python_path(fv),
+                "memory_mb": fv.config.memory_size,
+                "timeout_s": fv.config.timeout,
+                "version": fv.id.qualifier,
+                "lifeline_fd": _LIFELINE_READ,
+            }),
+        })
+        self.process = subprocess.Popen(
+            [sys.executable, "-I", "-m", "localcloud.init"],
+            env=env,
+            cwd=task_root,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            pass_fds=(_LIFELINE_READ,),
+            text=True,
+        )
+        self.executor_endpoint.container_port = self._read_port()
+        threading.Thread(target=self._pump_output, daemon=True, name=f"lambda-output-{self.id}").start()
+        self.executor_endpoint.wait_for_startup()
+
+    def _read_port(self) -> int:
+        ready, _, _ = select.select([self.process.stdout], [], [], STARTUP_LINE_TIMEOUT_S)
+        line = self.process.stdout.readline() if ready else ""
+        if not line.startswith("LOCALCLOUD_PORT "):
+            rest = line + (self.process.stdout.read() if self.process.poll() is not None else "")
+            raise LambdaRuntimeException(f"Execution environment {self.id} did not start: {rest.strip()}")
+        return int(line.split()[1])
+
+    def _pump_output(self) -> None:
+        for line in self.process.stdout:
+            self.output.append(line)
+
+    def stop(self) -> None:
+        process = self.process
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        try:
+            self.executor_endpoint.shutdown()
+        except Exception as e:  # noqa: BLE001 - mirror the docker executor: never fail a stop
+            LOG.debug("Error while stopping executor endpoint of %s: %s", self.id, e)
+
+    def get_address(self) -> str:
+        return "127.0.0.1"
+
+    def get_endpoint_from_executor(self) -> str:
+        return "127.0.0.1"
+
+    def get_runtime_endpoint(self) -> str:
+        port = config.GATEWAY_LISTEN[0].port
+        return f"http://127.0.0.1:{port}{self.executor_endpoint.get_endpoint_prefix()}"
+
+    def invoke(self, payload: dict[str, str]):
+        return self.executor_endpoint.invoke(payload)
+
+    def get_logs(self) -> str:
+        return "".join(self.output)
+
+    @classmethod
+    def prepare_version(cls, function_version: FunctionVersion) -> None:
+        started = time.perf_counter()
+        runtime_python(function_version.config.runtime)
+        if function_version.config.code:
+            function_version.config.code.prepare_for_execution()
+        for layer in function_version.config.layers or []:
+            if layer.code is not None:
+                layer.code.prepare_for_execution()
+        LOG.debug("Prepared %s in %.1f ms", function_version.qualified_arn, (time.perf_counter() - started) * 1000)
+
+    @classmethod
+    def cleanup_version(cls, function_version: FunctionVersion) -> None:
+        pass
+
+    @classmethod
+    def validate_environment(cls) -> bool:
+        if not runtimes_dir().is_dir():
+            LOG.warning("LOCALCLOUD_RUNTIMES_DIR (%s) is not a folder: Lambda functions cannot run", runtimes_dir())
+            return False
+        return True

@@ -1,0 +1,26 @@
+"""Entry points LocalStack discovers: the `process` Lambda executor and the `dynamodb:moto` provider."""
+
+from localstack.services.lambda_.invocation.plugins import RuntimeExecutorPlugin
+from localstack.services.plugins import Service, aws_provider
+
+
+class ProcessRuntimeExecutorPlugin(RuntimeExecutorPlugin):
+    """Runs each Lambda execution environment as local OS processes (selected by LAMBDA_RUNTIME_EXECUTOR=process)."""
+
+    name = "process"
+
+    def load(self, *args, **kwargs):
+        from localcloud.executor import ProcessRuntimeExecutor
+
+        return ProcessRuntimeExecutor
+
+
+@aws_provider(api="dynamodb", name="moto")
+def dynamodb_moto():
+    """DynamoDB served by LocalStack's bundled moto (selected by PROVIDER_OVERRIDE_DYNAMODB=moto)."""
+    from localstack.services.moto import MotoFallbackDispatcher
+
+    from localcloud.dynamodb import MotoDynamoDBProvider
+
+    provider = MotoDynamoDBProvider()
+    return Service.for_provider(provider, dispatch_table_factory=MotoFallbackDispatcher)

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Usage: scripts/setup.sh — create or refresh the project's environments under .venv/ (idempotent).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+ls_python="$(find_localstack_python)" || die "LocalStack needs Python 3.12 or 3.13: none found on PATH or under pyenv (install one, e.g. 'pyenv install 3.13')"
+
+# LocalStack + our extensions, pinned to LocalStack's own last lock.
+ensure_venv "$VENV_DIR/localstack" "$ls_python" "$ROOT/constraints/localstack.txt" "$ROOT/requirements/localstack.txt" -- \
+  -c "$ROOT/constraints/localstack.txt" -r "$ROOT/requirements/localstack.txt"
+"$VENV_DIR/localstack/bin/python" -m pip install -q --no-deps -e "$ROOT/localcloud" 2>&1 | pip_quiet
+
+# Developer tools: tests, sam, awslocal, linters.
+ensure_venv "$VENV_DIR/dev" "$ls_python" "$ROOT/requirements/dev.txt" -- -r "$ROOT/requirements/dev.txt"
+
+# Lambda runtimes: what AWS's python runtimes provide (boto3, awslambdaric), one venv per version.
+mkdir -p "$VENV_DIR/runtimes" "$VENV_DIR/pybin"
+for v in $LAMBDA_RUNTIMES; do
+  py="$(find_python "$v")" || die "Lambda runtime python$v needs a Python $v interpreter: none found on PATH or under pyenv"
+  ln -sf "$py" "$VENV_DIR/pybin/python$v"   # sam build looks for pythonX.Y on PATH
+  ensure_venv "$VENV_DIR/runtimes/python$v" "$py" "$ROOT/requirements/lambda-runtime.txt" -- -r "$ROOT/requirements/lambda-runtime.txt"
+done
+log "environments ready under .venv/"

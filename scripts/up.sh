@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Usage: scripts/up.sh — start the local cloud (LocalStack host mode + localcloud extensions) on 127.0.0.1:4566.
+# Idempotent: if it is already running and healthy, it only prints the endpoint.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+health() { curl -fsS -m 2 "http://127.0.0.1:${LOCALCLOUD_PORT}/_localstack/health" >/dev/null 2>&1; }
+pidfile="$STATE_DIR/localstack.pid"
+
+if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null && health; then
+  echo "local cloud already running: $ENDPOINT"
+  exit 0
+fi
+if (exec 3<>"/dev/tcp/127.0.0.1/${LOCALCLOUD_PORT}") 2>/dev/null; then
+  die "port ${LOCALCLOUD_PORT} is busy but not by our local cloud: stop that process (ss -ltnp 'sport = :${LOCALCLOUD_PORT}') or set LOCALCLOUD_PORT"
+fi
+
+bash "$ROOT/scripts/setup.sh"
+mkdir -p "$STATE_DIR/fs" "$STATE_DIR/tmp"
+: > "$STATE_DIR/localstack.log"
+# Run from the state folder: a folder named like a plugin package in the cwd would shadow it on import.
+(
+  cd "$STATE_DIR"
+  exec env -u PYTHONPATH \
+    GATEWAY_LISTEN="127.0.0.1:${LOCALCLOUD_PORT}" \
+    LOCALSTACK_HOST="localhost:${LOCALCLOUD_PORT}" \
+    OVERRIDE_IN_DOCKER=0 FILESYSTEM_ROOT="$STATE_DIR/fs" TMPDIR="$STATE_DIR/tmp" \
+    DNS_ADDRESS=0 SKIP_SSL_CERT_DOWNLOAD=1 DISABLE_EVENTS=1 \
+    LAMBDA_RUNTIME_EXECUTOR=process LOCALCLOUD_RUNTIMES_DIR="$VENV_DIR/runtimes" \
+    PROVIDER_OVERRIDE_DYNAMODB=moto \
+    S3_SKIP_SIGNATURE_VALIDATION=0 \
+    setsid "$VENV_DIR/localstack/bin/python" -m localstack.runtime.main
+) >>"$STATE_DIR/localstack.log" 2>&1 < /dev/null &
+echo $! > "$pidfile"
+
+for _ in $(seq 1 120); do
+  if health && grep -q "^Ready" "$STATE_DIR/localstack.log"; then
+    echo "local cloud up: $ENDPOINT (log: .localcloud/localstack.log)"
+    exit 0
+  fi
+  kill -0 "$(cat "$pidfile")" 2>/dev/null || { tail -20 "$STATE_DIR/localstack.log" >&2; die "LocalStack exited during start-up (log: .localcloud/localstack.log)"; }
+  sleep 0.5
+done
+die "LocalStack did not become healthy within 60 s (log: .localcloud/localstack.log)"

@@ -1,0 +1,148 @@
+"""The process executor runs real Lambda functions through LocalStack's Lambda API."""
+
+from __future__ import annotations
+
+import base64
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from .conftest import invoke
+
+
+@pytest.fixture(scope="module")
+def behaviours(make_function):
+    return make_function("behaviours", timeout=2, memory=128)
+
+
+def test_function_with_layer_and_dependency_reads_and_writes_s3(aws, make_function, deps_layer):
+    # GIVEN a python3.11 function using a layer (third-party attrs + a module) and an object in S3
+    s3 = aws("s3")
+    bucket = f"lc-test-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="in.txt", Body=b"hello layer")
+    name = make_function("s3_copy", layers=[deps_layer])
+
+    # WHEN it is invoked
+    payload, resp = invoke(aws("lambda"), name, {"bucket": bucket, "key": "in.txt"})
+
+    # THEN it read the object, used the layer, and wrote its result to S3
+    assert "FunctionError" not in resp, payload
+    assert payload["key"] == "in.txt.out" and payload["size"] == len("hello layer")
+    assert s3.get_object(Bucket=bucket, Key="in.txt.out")["Body"].read() == b"HELLO LAYER!"
+    assert 0 < payload["remaining_ms"] <= 10_000
+    assert not payload["task_root"].startswith("/var/task")
+    for obj in s3.list_objects_v2(Bucket=bucket)["Contents"]:
+        s3.delete_object(Bucket=bucket, Key=obj["Key"])
+    s3.delete_bucket(Bucket=bucket)
+
+
+def test_warm_environment_is_reused(aws, behaviours):
+    lam = aws("lambda")
+    first, _ = invoke(lam, behaviours, {"action": "echo"})
+    second, _ = invoke(lam, behaviours, {"action": "echo"})
+    assert second["pid"] == first["pid"]
+    assert second["calls"] == first["calls"] + 1
+
+
+def test_timeout_fails_the_invocation_and_replaces_the_process(aws, behaviours):
+    lam = aws("lambda")
+    before, _ = invoke(lam, behaviours, {"action": "echo"})
+
+    started = time.monotonic()
+    payload, resp = invoke(lam, behaviours, {"action": "sleep", "seconds": 30})
+    elapsed = time.monotonic() - started
+
+    assert resp.get("FunctionError") == "Unhandled"
+    assert payload["errorType"] == "Sandbox.Timedout"
+    assert "Task timed out after 2.00 seconds" in payload["errorMessage"]
+    assert elapsed < 10
+    after, resp = invoke(lam, behaviours, {"action": "echo"})
+    assert "FunctionError" not in resp
+    assert after["pid"] != before["pid"]
+
+
+def test_memory_size_is_enforced(aws, behaviours):
+    lam = aws("lambda")
+    small, resp = invoke(lam, behaviours, {"action": "allocate", "mb": 32})
+    assert "FunctionError" not in resp, small
+
+    payload, resp = invoke(lam, behaviours, {"action": "allocate", "mb": 512})
+
+    assert resp.get("FunctionError") == "Unhandled"
+    assert payload["errorType"] == "Runtime.OutOfMemory"
+    again, resp = invoke(lam, behaviours, {"action": "allocate", "mb": 32})
+    assert "FunctionError" not in resp, again
+
+
+def test_custom_exception_reaches_the_caller_by_class_name(aws, behaviours):
+    payload, resp = invoke(aws("lambda"), behaviours, {"action": "raise", "message": "db down"})
+    assert resp.get("FunctionError") == "Unhandled"
+    assert payload["errorType"] == "FlakyDependencyError"
+    assert payload["errorMessage"] == "db down"
+    assert any("raise FlakyDependencyError" in line for line in payload["stackTrace"])
+
+
+def test_crashed_runtime_reports_exit_error_and_recovers(aws, behaviours):
+    lam = aws("lambda")
+    payload, resp = invoke(lam, behaviours, {"action": "crash"})
+    assert resp.get("FunctionError") == "Unhandled"
+    assert payload["errorType"] == "Runtime.ExitError"
+    assert "exit status 3" in payload["errorMessage"]
+    payload, resp = invoke(lam, behaviours, {"action": "echo"})
+    assert "FunctionError" not in resp
+
+
+def test_logs_reach_cloudwatch_logs(aws, behaviours):
+    text = f"log-line-{uuid.uuid4().hex}"
+    _, resp = invoke(aws("lambda"), behaviours, {"action": "print", "text": text})
+
+    tail = base64.b64decode(resp["LogResult"]).decode()
+    assert text in tail and "REPORT RequestId:" in tail
+    logs = aws("logs")
+    deadline = time.monotonic() + 15
+    messages: list[str] = []
+    while time.monotonic() < deadline:
+        events = logs.filter_log_events(logGroupName=f"/aws/lambda/{behaviours}")["events"]
+        messages = [e["message"] for e in events]
+        if any(text in m for m in messages):
+            break
+        time.sleep(0.3)
+    assert any(text in m for m in messages)
+    assert any(m.startswith("START RequestId:") for m in messages)
+    assert any(m.startswith("REPORT RequestId:") and "Max Memory Used" in m for m in messages)
+
+
+def test_twenty_concurrent_invocations_all_succeed(aws, make_function):
+    name = make_function("behaviours", timeout=30)
+    lam = aws("lambda")
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        results = list(pool.map(lambda i: invoke(lam, name, {"action": "echo", "i": i}), range(20)))
+
+    assert all("FunctionError" not in resp for _, resp in results)
+    assert sorted(payload["event"]["i"] for payload, _ in results) == list(range(20))
+
+
+def test_runtime_without_local_interpreter_fails_clearly(aws, lambda_role):
+    lam = aws("lambda")
+    name = f"lc-noruntime-{uuid.uuid4().hex[:8]}"
+    lam.create_function(
+        FunctionName=name, Runtime="nodejs20.x", Role=lambda_role, Handler="index.handler",
+        Code={"ZipFile": b"PK\x05\x06" + b"\x00" * 18},
+    )
+    try:
+        deadline = time.monotonic() + 15
+        config = lam.get_function_configuration(FunctionName=name)
+        while config["State"] == "Pending" and time.monotonic() < deadline:
+            time.sleep(0.2)
+            config = lam.get_function_configuration(FunctionName=name)
+        assert config["State"] == "Failed"
+        assert "not supported by the local process executor" in config.get("StateReason", "")
+    finally:
+        try:
+            lam.delete_function(FunctionName=name)
+        except lam.exceptions.ClientError:
+            pass  # LocalStack cannot delete a function whose version never started (its own limitation)
