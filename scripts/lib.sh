@@ -1,7 +1,7 @@
 # Shared by scripts/*.sh: paths, interpreter discovery, venv creation. Source it; do not run it.
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV_DIR="$ROOT/.venv"
-STATE_DIR="$ROOT/.localcloud"
+STATE_DIR="${LOCALCLOUD_STATE_DIR:-$ROOT/.localcloud}"
 LOCALCLOUD_PORT="${LOCALCLOUD_PORT:-4566}"
 ENDPOINT="http://localhost:${LOCALCLOUD_PORT}"
 # Lambda runtimes the local executor provides (python3.11 for the local-cloud tests, python3.13 for the stack).
@@ -18,7 +18,7 @@ find_python() {
     [ -n "$cand" ] || continue
     if [ -x "$cand" ] || command -v "$cand" >/dev/null 2>&1; then
       if "$cand" -c "import sys; sys.exit(0 if sys.version.startswith('$want.') else 1)" 2>/dev/null; then
-        "$cand" -c 'import sys; print(sys.executable)'
+        "$cand" -c 'import os, sys; print(os.path.realpath(sys.executable))'
         return 0
       fi
     fi

@@ -1,5 +1,6 @@
 """Test function whose behaviour the event chooses: echo, sleep, allocate, raise, crash, print."""
 
+import hashlib
 import os
 import time
 
@@ -32,7 +33,7 @@ def handler(event, context):
         return {"printed": True}
     if action == "flaky":
         # fails until the given marker exists in /tmp, so a Step Functions Retry can succeed
-        marker = f"/tmp/flaky-{event['token']}"
+        marker = f"/tmp/flaky-{hashlib.sha256(event['token'].encode()).hexdigest()}"
         if not os.path.exists(marker):
             open(marker, "w").close()
             raise FlakyDependencyError("first attempt fails")

@@ -1,0 +1,92 @@
+"""S3 (EventBridge notifications) -> EventBridge rule -> Step Functions -> Lambda, with a Retry on a custom error."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import pytest
+
+SFN_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": ["states.amazonaws.com", "events.amazonaws.com"]},
+                   "Action": "sts:AssumeRole"}],
+}
+
+
+def definition(function_arn: str) -> dict:
+    return {
+        "StartAt": "Process object",
+        "States": {
+            "Process object": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::lambda:invoke",
+                "Parameters": {
+                    "FunctionName": function_arn,
+                    "Payload": {"action": "flaky", "token.$": "$.detail.object.key", "key.$": "$.detail.object.key"},
+                },
+                "ResultSelector": {"result.$": "$.Payload"},
+                "Retry": [{"ErrorEquals": ["FlakyDependencyError"], "IntervalSeconds": 1, "MaxAttempts": 3,
+                           "BackoffRate": 2.0, "JitterStrategy": "FULL"}],
+                "End": True,
+            }
+        },
+    }
+
+
+@pytest.fixture
+def wired(aws, make_function):
+    """A bucket whose Object Created events start a state machine that calls a flaky function."""
+    s3, sfn, events, iam = aws("s3"), aws("stepfunctions"), aws("events"), aws("iam")
+    suffix = uuid.uuid4().hex[:8]
+    bucket = f"lc-events-{suffix}"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={"EventBridgeConfiguration": {}})
+    fn = make_function("behaviours", timeout=10)
+    fn_arn = aws("lambda").get_function(FunctionName=fn)["Configuration"]["FunctionArn"]
+    role = iam.create_role(RoleName=f"lc-sfn-{suffix}", AssumeRolePolicyDocument=json.dumps(SFN_TRUST))["Role"]["Arn"]
+    sm_arn = sfn.create_state_machine(name=f"lc-sm-{suffix}", definition=json.dumps(definition(fn_arn)), roleArn=role)["stateMachineArn"]
+    rule = f"lc-rule-{suffix}"
+    events.put_rule(Name=rule, EventPattern=json.dumps({
+        "source": ["aws.s3"], "detail-type": ["Object Created"], "detail": {"bucket": {"name": [bucket]}},
+    }))
+    events.put_targets(Rule=rule, Targets=[{"Id": "sm", "Arn": sm_arn, "RoleArn": role}])
+    yield {"bucket": bucket, "state_machine": sm_arn}
+    events.remove_targets(Rule=rule, Ids=["sm"])
+    events.delete_rule(Name=rule)
+    sfn.delete_state_machine(stateMachineArn=sm_arn)
+    iam.delete_role(RoleName=f"lc-sfn-{suffix}")
+    for obj in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
+        s3.delete_object(Bucket=bucket, Key=obj["Key"])
+    s3.delete_bucket(Bucket=bucket)
+
+
+def wait_for_execution(sfn, state_machine: str, timeout: float = 30) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        executions = sfn.list_executions(stateMachineArn=state_machine)["executions"]
+        if executions and executions[0]["status"] != "RUNNING":
+            return sfn.describe_execution(executionArn=executions[0]["executionArn"])
+        time.sleep(0.2)
+    raise AssertionError(f"no finished execution of {state_machine} within {timeout}s")
+
+
+def test_object_created_runs_the_state_machine_and_retries_the_custom_error(aws, wired):
+    # GIVEN the wiring WHEN an object is put in the bucket
+    key = f"photos/{uuid.uuid4().hex}.jpg"
+    aws("s3").put_object(Bucket=wired["bucket"], Key=key, Body=b"not really a photo")
+
+    # THEN an execution ran to success, after one Retry of FlakyDependencyError
+    sfn = aws("stepfunctions")
+    execution = wait_for_execution(sfn, wired["state_machine"])
+    history = sfn.get_execution_history(executionArn=execution["executionArn"])["events"]
+    assert execution["status"] == "SUCCEEDED", json.dumps(history, default=str, indent=1)
+    assert json.loads(execution["output"]) == {"result": {"ok": True, "key": key}}
+    started_input = json.loads(execution["input"])
+    assert started_input["detail"]["object"]["key"] == key
+
+    failures = [e for e in history if e["type"] == "TaskFailed"]
+    assert len(failures) == 1
+    assert failures[0]["taskFailedEventDetails"]["error"] == "FlakyDependencyError"
+    assert [e["type"] for e in history].count("TaskSucceeded") == 1

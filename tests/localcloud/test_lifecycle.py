@@ -1,0 +1,80 @@
+"""Lifecycle of the local cloud: no Lambda process outlives LocalStack, whether stopped or killed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import uuid
+
+import boto3
+import pytest
+
+from .conftest import FUNCTIONS, ROOT, TRUST, zip_dir
+
+PORT = "4599"
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ")[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def parent_of(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as fh:
+        return int(fh.read().split(") ")[1].split()[1])
+
+
+def wait_gone(pids: list[int], timeout: float = 10) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(alive(p) for p in pids):
+        time.sleep(0.1)
+    return [p for p in pids if alive(p)]
+
+
+@pytest.fixture
+def second_cloud(tmp_path):
+    """Another local cloud on its own port and state folder, so the shared one is not disturbed."""
+    env = {**os.environ, "LOCALCLOUD_PORT": PORT, "LOCALCLOUD_STATE_DIR": str(tmp_path)}
+    subprocess.run(["bash", str(ROOT / "scripts" / "up.sh")], env=env, check=True)
+    yield env, tmp_path
+    subprocess.run(["bash", str(ROOT / "scripts" / "down.sh")], env=env, check=True)
+
+
+def start_runtime(endpoint: str) -> tuple[int, int]:
+    """Invoke a fresh function; returns (runtime pid, supervisor pid)."""
+    lam = boto3.client("lambda", endpoint_url=endpoint, region_name="us-east-1")
+    iam = boto3.client("iam", endpoint_url=endpoint, region_name="us-east-1")
+    role = iam.create_role(RoleName=f"r-{uuid.uuid4().hex[:8]}", AssumeRolePolicyDocument=json.dumps(TRUST))["Role"]["Arn"]
+    name = f"lifecycle-{uuid.uuid4().hex[:8]}"
+    lam.create_function(FunctionName=name, Runtime="python3.11", Role=role, Handler="behaviours.handler",
+                        Code={"ZipFile": zip_dir({"behaviours.py": FUNCTIONS / "behaviours.py"})})
+    lam.get_waiter("function_active_v2").wait(FunctionName=name)
+    payload = json.loads(lam.invoke(FunctionName=name, Payload=b'{"action": "echo"}')["Payload"].read())
+    runtime = int(payload["pid"])
+    return runtime, parent_of(runtime)
+
+
+def test_down_stops_every_lambda_process(second_cloud):
+    env, _ = second_cloud
+    pids = list(start_runtime(f"http://localhost:{PORT}"))
+    assert all(alive(p) for p in pids)
+
+    subprocess.run(["bash", str(ROOT / "scripts" / "down.sh")], env=env, check=True)
+
+    assert wait_gone(pids) == []
+
+
+def test_lambda_processes_exit_when_localstack_is_killed(second_cloud):
+    _, state = second_cloud
+    pids = list(start_runtime(f"http://localhost:{PORT}"))
+    localstack = int((state / "localstack.pid").read_text())
+    # kill only LocalStack's own process: its children must notice by themselves
+    os.kill(localstack, signal.SIGKILL)
+
+    assert wait_gone(pids) == []
