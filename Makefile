@@ -1,5 +1,5 @@
 # Verbs of the project; each is a small script under scripts/.
-.PHONY: help setup up down logs test lint clean
+.PHONY: help setup up down logs test lint clean bench-localcloud
 
 help:
 	@echo "make setup  - create the environments under .venv/ (done by every verb that needs them)"
@@ -8,6 +8,7 @@ help:
 	@echo "make logs   - show the local cloud's log"
 	@echo "make test   - run the whole test suite (starts and stops what it needs)"
 	@echo "make lint   - ruff"
+	@echo "make bench-localcloud - Lambda/Step Functions latency benchmark (starts the local cloud)"
 
 setup:
 	@bash scripts/setup.sh
@@ -29,3 +30,6 @@ lint: setup
 
 clean: down
 	rm -rf .localcloud .aws-sam
+
+bench-localcloud: up
+	@bash scripts/bench_localcloud.sh

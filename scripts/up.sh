@@ -28,6 +28,8 @@ mkdir -p "$STATE_DIR/fs" "$STATE_DIR/tmp"
     DNS_ADDRESS=0 SKIP_SSL_CERT_DOWNLOAD=1 DISABLE_EVENTS=1 \
     LAMBDA_RUNTIME_EXECUTOR=process LOCALCLOUD_RUNTIMES_DIR="$VENV_DIR/runtimes" \
     PROVIDER_OVERRIDE_DYNAMODB=moto \
+    SERVICES="${LOCALCLOUD_SERVICES}" \
+    LOCALCLOUD_SWITCH_INTERVAL="${LOCALCLOUD_SWITCH_INTERVAL:-0.0005}" \
     S3_SKIP_SIGNATURE_VALIDATION=0 \
     setsid "$VENV_DIR/localstack/bin/python" -m localstack.runtime.main
 ) >>"$STATE_DIR/localstack.log" 2>&1 < /dev/null &

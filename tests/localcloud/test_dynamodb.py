@@ -21,11 +21,16 @@ def table(aws):
             {"AttributeName": "updatedAt", "AttributeType": "S"},
         ],
         KeySchema=[{"AttributeName": "imageId", "KeyType": "HASH"}],
-        GlobalSecondaryIndexes=[{
-            "IndexName": "byStatus",
-            "KeySchema": [{"AttributeName": "status", "KeyType": "HASH"}, {"AttributeName": "updatedAt", "KeyType": "RANGE"}],
-            "Projection": {"ProjectionType": "ALL"},
-        }],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "byStatus",
+                "KeySchema": [
+                    {"AttributeName": "status", "KeyType": "HASH"},
+                    {"AttributeName": "updatedAt", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
     )
     ddb.get_waiter("table_exists").wait(TableName=name)
     import boto3
@@ -35,9 +40,15 @@ def table(aws):
 
 
 def test_conditional_put_refuses_a_second_create(table):
-    table.put_item(Item={"imageId": "a", "status": "PENDING", "updatedAt": "1"}, ConditionExpression="attribute_not_exists(imageId)")
+    table.put_item(
+        Item={"imageId": "a", "status": "PENDING", "updatedAt": "1"},
+        ConditionExpression="attribute_not_exists(imageId)",
+    )
     with pytest.raises(table.meta.client.exceptions.ConditionalCheckFailedException):
-        table.put_item(Item={"imageId": "a", "status": "PENDING", "updatedAt": "2"}, ConditionExpression="attribute_not_exists(imageId)")
+        table.put_item(
+            Item={"imageId": "a", "status": "PENDING", "updatedAt": "2"},
+            ConditionExpression="attribute_not_exists(imageId)",
+        )
     assert table.get_item(Key={"imageId": "a"})["Item"]["updatedAt"] == "1"
 
 
@@ -54,13 +65,18 @@ def test_update_item_with_condition_and_return_values(table):
     assert new["status"] == "PROCESSING" and new["attempts"] == 1
     with pytest.raises(table.meta.client.exceptions.ConditionalCheckFailedException):
         table.update_item(
-            Key={"imageId": "b"}, UpdateExpression="SET #s = :to", ConditionExpression="#s = :from",
-            ExpressionAttributeNames={"#s": "status"}, ExpressionAttributeValues={":to": "PROCESSING", ":from": "PENDING"},
+            Key={"imageId": "b"},
+            UpdateExpression="SET #s = :to",
+            ConditionExpression="#s = :from",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":to": "PROCESSING", ":from": "PENDING"},
         )
 
 
 def test_query_on_a_global_secondary_index(table):
     for i, status in enumerate(["PROCESSED", "PENDING", "PROCESSED", "FAILED"]):
         table.put_item(Item={"imageId": f"img-{i}", "status": status, "updatedAt": f"2026-11-27T00:00:0{i}Z"})
-    items = table.query(IndexName="byStatus", KeyConditionExpression=Key("status").eq("PROCESSED"), ScanIndexForward=False)["Items"]
+    items = table.query(
+        IndexName="byStatus", KeyConditionExpression=Key("status").eq("PROCESSED"), ScanIndexForward=False
+    )["Items"]
     assert [item["imageId"] for item in items] == ["img-2", "img-0"]

@@ -10,8 +10,13 @@ import pytest
 
 SFN_TRUST = {
     "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Principal": {"Service": ["states.amazonaws.com", "events.amazonaws.com"]},
-                   "Action": "sts:AssumeRole"}],
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": ["states.amazonaws.com", "events.amazonaws.com"]},
+            "Action": "sts:AssumeRole",
+        }
+    ],
 }
 
 
@@ -27,8 +32,15 @@ def definition(function_arn: str) -> dict:
                     "Payload": {"action": "flaky", "token.$": "$.detail.object.key", "key.$": "$.detail.object.key"},
                 },
                 "ResultSelector": {"result.$": "$.Payload"},
-                "Retry": [{"ErrorEquals": ["FlakyDependencyError"], "IntervalSeconds": 1, "MaxAttempts": 3,
-                           "BackoffRate": 2.0, "JitterStrategy": "FULL"}],
+                "Retry": [
+                    {
+                        "ErrorEquals": ["FlakyDependencyError"],
+                        "IntervalSeconds": 1,
+                        "MaxAttempts": 3,
+                        "BackoffRate": 2.0,
+                        "JitterStrategy": "FULL",
+                    }
+                ],
                 "End": True,
             }
         },
@@ -46,11 +58,20 @@ def wired(aws, make_function):
     fn = make_function("behaviours", timeout=10)
     fn_arn = aws("lambda").get_function(FunctionName=fn)["Configuration"]["FunctionArn"]
     role = iam.create_role(RoleName=f"lc-sfn-{suffix}", AssumeRolePolicyDocument=json.dumps(SFN_TRUST))["Role"]["Arn"]
-    sm_arn = sfn.create_state_machine(name=f"lc-sm-{suffix}", definition=json.dumps(definition(fn_arn)), roleArn=role)["stateMachineArn"]
+    sm_arn = sfn.create_state_machine(name=f"lc-sm-{suffix}", definition=json.dumps(definition(fn_arn)), roleArn=role)[
+        "stateMachineArn"
+    ]
     rule = f"lc-rule-{suffix}"
-    events.put_rule(Name=rule, EventPattern=json.dumps({
-        "source": ["aws.s3"], "detail-type": ["Object Created"], "detail": {"bucket": {"name": [bucket]}},
-    }))
+    events.put_rule(
+        Name=rule,
+        EventPattern=json.dumps(
+            {
+                "source": ["aws.s3"],
+                "detail-type": ["Object Created"],
+                "detail": {"bucket": {"name": [bucket]}},
+            }
+        ),
+    )
     events.put_targets(Rule=rule, Targets=[{"Id": "sm", "Arn": sm_arn, "RoleArn": role}])
     yield {"bucket": bucket, "state_machine": sm_arn}
     events.remove_targets(Rule=rule, Ids=["sm"])

@@ -130,7 +130,10 @@ def test_runtime_without_local_interpreter_fails_clearly(aws, lambda_role):
     lam = aws("lambda")
     name = f"lc-noruntime-{uuid.uuid4().hex[:8]}"
     lam.create_function(
-        FunctionName=name, Runtime="nodejs20.x", Role=lambda_role, Handler="index.handler",
+        FunctionName=name,
+        Runtime="nodejs20.x",
+        Role=lambda_role,
+        Handler="index.handler",
         Code={"ZipFile": b"PK\x05\x06" + b"\x00" * 18},
     )
     try:

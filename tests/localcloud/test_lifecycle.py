@@ -50,10 +50,17 @@ def start_runtime(endpoint: str) -> tuple[int, int]:
     """Invoke a fresh function; returns (runtime pid, supervisor pid)."""
     lam = boto3.client("lambda", endpoint_url=endpoint, region_name="us-east-1")
     iam = boto3.client("iam", endpoint_url=endpoint, region_name="us-east-1")
-    role = iam.create_role(RoleName=f"r-{uuid.uuid4().hex[:8]}", AssumeRolePolicyDocument=json.dumps(TRUST))["Role"]["Arn"]
+    role = iam.create_role(RoleName=f"r-{uuid.uuid4().hex[:8]}", AssumeRolePolicyDocument=json.dumps(TRUST))["Role"][
+        "Arn"
+    ]
     name = f"lifecycle-{uuid.uuid4().hex[:8]}"
-    lam.create_function(FunctionName=name, Runtime="python3.11", Role=role, Handler="behaviours.handler",
-                        Code={"ZipFile": zip_dir({"behaviours.py": FUNCTIONS / "behaviours.py"})})
+    lam.create_function(
+        FunctionName=name,
+        Runtime="python3.11",
+        Role=role,
+        Handler="behaviours.handler",
+        Code={"ZipFile": zip_dir({"behaviours.py": FUNCTIONS / "behaviours.py"})},
+    )
     lam.get_waiter("function_active_v2").wait(FunctionName=name)
     payload = json.loads(lam.invoke(FunctionName=name, Payload=b'{"action": "echo"}')["Payload"].read())
     runtime = int(payload["pid"])

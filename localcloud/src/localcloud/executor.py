@@ -7,6 +7,7 @@ function's runtime, taken from ``$LOCALCLOUD_RUNTIMES_DIR/<runtime>/bin/python``
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import os
@@ -33,6 +34,9 @@ LOG_LINES_KEPT = 2000
 # LocalStack keeps the write end; every supervisor gets the read end and exits on EOF, so no
 # execution environment outlives LocalStack, however it ends.
 _LIFELINE_READ, _LIFELINE_WRITE = os.pipe()
+
+if os.environ.get("LOCALCLOUD_SWITCH_INTERVAL"):
+    sys.setswitchinterval(float(os.environ["LOCALCLOUD_SWITCH_INTERVAL"]))
 
 
 def runtimes_dir() -> Path:
@@ -68,10 +72,48 @@ def python_path(function_version: FunctionVersion) -> list[str]:
     return paths
 
 
+class _Sent:
+    """The part of requests.Response that ExecutorEndpoint.invoke reads."""
+
+    def __init__(self, status: int) -> None:
+        self.status_code = status
+        self.ok = 200 <= status < 400
+
+
+class KeepAliveExecutorEndpoint(ExecutorEndpoint):
+    """Sends invocations over one kept-alive connection instead of a new one per invoke."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._conn: http.client.HTTPConnection | None = None
+
+    def _perform_invoke(self, invocation_url: str, proxies: dict, payload: dict) -> _Sent:
+        body = json.dumps(payload).encode()
+        headers = {"Content-Type": "application/json", "Content-Length": str(len(body))}
+        last_error: Exception | None = None
+        for attempt in range(6):  # as the base class: first try, then 5 retries with backoff
+            try:
+                if self._conn is None:
+                    self._conn = http.client.HTTPConnection(self.container_address, self.container_port, timeout=30)
+                self._conn.request("POST", "/invoke", body=body, headers=headers)
+                response = self._conn.getresponse()
+                response.read()
+                return _Sent(response.status)
+            except (OSError, http.client.HTTPException) as e:
+                last_error, self._conn = e, None
+                time.sleep(min(0.1 * 2**attempt, 1.0) if attempt else 0)
+        raise ConnectionError(f"cannot reach execution environment at {invocation_url}: {last_error}")
+
+    def shutdown(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        super().shutdown()
+
+
 class ProcessRuntimeExecutor(RuntimeExecutor):
     def __init__(self, id: str, function_version: FunctionVersion) -> None:
         super().__init__(id=id, function_version=function_version)
-        self.executor_endpoint = ExecutorEndpoint(self.id, container_address="127.0.0.1", container_port=None)
+        self.executor_endpoint = KeepAliveExecutorEndpoint(self.id, container_address="127.0.0.1", container_port=None)
         self.process: subprocess.Popen | None = None
         self.output: deque[str] = deque(maxlen=LOG_LINES_KEPT)
 
@@ -81,22 +123,26 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
         python = runtime_python(fv.config.runtime)
         task_root = str(fv.config.code.get_unzipped_code_location())
         env = {key: str(value) for key, value in env_vars.items()}
-        env.update({
-            "LAMBDA_TASK_ROOT": task_root,
-            "LAMBDA_RUNTIME_DIR": str(Path(python).parent.parent),
-            "PATH": env.get("PATH") or "/usr/local/bin:/usr/bin:/bin",
-            "LANG": env.get("LANG") or "en_US.UTF-8",
-            "LD_LIBRARY_PATH": env.get("LD_LIBRARY_PATH") or "",
-            "LOCALCLOUD_INIT": json.dumps({
-                "python": python,
-                "task_root": task_root,
-                "python_path": python_path(fv),
-                "memory_mb": fv.config.memory_size,
-                "timeout_s": fv.config.timeout,
-                "version": fv.id.qualifier,
-                "lifeline_fd": _LIFELINE_READ,
-            }),
-        })
+        env.update(
+            {
+                "LAMBDA_TASK_ROOT": task_root,
+                "LAMBDA_RUNTIME_DIR": str(Path(python).parent.parent),
+                "PATH": env.get("PATH") or "/usr/local/bin:/usr/bin:/bin",
+                "LANG": env.get("LANG") or "en_US.UTF-8",
+                "LD_LIBRARY_PATH": env.get("LD_LIBRARY_PATH") or "",
+                "LOCALCLOUD_INIT": json.dumps(
+                    {
+                        "python": python,
+                        "task_root": task_root,
+                        "python_path": python_path(fv),
+                        "memory_mb": fv.config.memory_size,
+                        "timeout_s": fv.config.timeout,
+                        "version": fv.id.qualifier,
+                        "lifeline_fd": _LIFELINE_READ,
+                    }
+                ),
+            }
+        )
         self.process = subprocess.Popen(
             [sys.executable, "-I", "-m", "localcloud.init"],
             env=env,

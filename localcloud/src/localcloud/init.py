@@ -149,10 +149,14 @@ class Sandbox:
             inv, self.current = self.current, None
             was_ready = self.child_ready
             logs = self.take_logs()
-        reason = f"signal: {signal.Signals(-code).name.lower().removeprefix('sig')}" if code < 0 else f"exit status {code}"
+        reason = (
+            f"signal: {signal.Signals(-code).name.lower().removeprefix('sig')}" if code < 0 else f"exit status {code}"
+        )
         if inv is not None:
-            error = {"errorType": "Runtime.ExitError",
-                     "errorMessage": f"RequestId: {inv.request_id} Error: Runtime exited with error: {reason}"}
+            error = {
+                "errorType": "Runtime.ExitError",
+                "errorMessage": f"RequestId: {inv.request_id} Error: Runtime exited with error: {reason}",
+            }
             self.finish(inv, "error", json.dumps(error).encode(), logs)
         elif not was_ready and not self.reported_ready:
             error = {"errorType": "Runtime.ExitError", "errorMessage": f"Runtime exited during init: {reason}"}
@@ -276,13 +280,17 @@ class Sandbox:
             pid = self.child.pid if self.child else None
         duration_ms = (time.monotonic() - (inv.started or inv.received)) * 1000
         max_mb = _proc_status(pid).get("VmHWM", 0) // MIB if pid else 0
-        report = (f"REPORT RequestId: {inv.request_id}\tDuration: {duration_ms:.2f} ms\t"
-                  f"Billed Duration: {max(1, int(duration_ms + 0.999))} ms\tMemory Size: {self.memory_mb} MB\t"
-                  f"Max Memory Used: {max_mb} MB")
+        report = (
+            f"REPORT RequestId: {inv.request_id}\tDuration: {duration_ms:.2f} ms\t"
+            f"Billed Duration: {max(1, int(duration_ms + 0.999))} ms\tMemory Size: {self.memory_mb} MB\t"
+            f"Max Memory Used: {max_mb} MB"
+        )
         if init_ms is not None:
             report += f"\tInit Duration: {init_ms:.2f} ms"
-        text = (f"START RequestId: {inv.request_id} Version: {self.config['version']}\n{logs}"
-                f"{'' if not logs or logs.endswith(chr(10)) else chr(10)}END RequestId: {inv.request_id}\n{report}\n")
+        text = (
+            f"START RequestId: {inv.request_id} Version: {self.config['version']}\n{logs}"
+            f"{'' if not logs or logs.endswith(chr(10)) else chr(10)}END RequestId: {inv.request_id}\n{report}\n"
+        )
         try:
             self.callbacks.post(f"/invocations/{inv.request_id}/logs", json.dumps({"logs": text}).encode())
             self.callbacks.post(f"/invocations/{inv.request_id}/{'response' if kind == 'response' else 'error'}", body)
@@ -310,8 +318,10 @@ def _translate_error(body: bytes, request_id: str) -> tuple[bytes, bool]:
     except ValueError:
         return body, False
     if isinstance(error, dict) and error.get("errorType") == "MemoryError":
-        oom = {"errorType": "Runtime.OutOfMemory",
-               "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: out of memory (MemoryError)"}
+        oom = {
+            "errorType": "Runtime.OutOfMemory",
+            "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: out of memory (MemoryError)",
+        }
         return json.dumps(oom).encode(), True
     return body, False
 
@@ -350,6 +360,7 @@ def _limit_address_space() -> None:
 def make_handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go out in separate writes: avoid 40 ms delayed-ACK stalls
 
         def log_message(self, format: str, *args) -> None:  # noqa: A002 - quiet access log
             pass
@@ -386,18 +397,24 @@ def make_handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
             parts = self.path.split("/")
             if self.path == "/invoke":
                 data = json.loads(body)
-                sandbox.invoke(Invocation(
-                    request_id=data.get("invoke-id") or str(uuid.uuid4()),
-                    function_arn=data.get("invoked-function-arn", ""),
-                    payload=(data.get("payload") or "").encode(),
-                    trace_id=data.get("trace-id") or "",
-                    timeout_s=sandbox.timeout_s,
-                ))
+                sandbox.invoke(
+                    Invocation(
+                        request_id=data.get("invoke-id") or str(uuid.uuid4()),
+                        function_arn=data.get("invoked-function-arn", ""),
+                        payload=(data.get("payload") or "").encode(),
+                        trace_id=data.get("trace-id") or "",
+                        timeout_s=sandbox.timeout_s,
+                    )
+                )
                 self.reply(202)
             elif self.path == f"{RUNTIME_PREFIX}/init/error":
                 sandbox.init_error(body)
                 self.reply(202, b'{"status":"OK"}')
-            elif self.path.startswith(f"{RUNTIME_PREFIX}/invocation/") and len(parts) == 6 and parts[5] in ("response", "error"):
+            elif (
+                self.path.startswith(f"{RUNTIME_PREFIX}/invocation/")
+                and len(parts) == 6
+                and parts[5] in ("response", "error")
+            ):
                 ok = sandbox.complete(parts[4], parts[5], body)
                 self.reply(202 if ok else 400, b'{"status":"OK"}' if ok else b'{"errorType":"InvalidRequestID"}')
             else:

@@ -1,6 +1,5 @@
 """Test function: reads an object, transforms it with a layer's third-party library, writes the result."""
 
-import json
 import os
 
 import boto3

@@ -1,0 +1,81 @@
+"""Start-up hooks that remove per-state costs from LocalStack 2026.3.0's Step Functions engine.
+
+Measured on these 2-core machines (bench/localcloud_bench.py), a Lambda task took ~70 ms against a
+~12 ms direct invoke, because for every state LocalStack
+- assumes the state machine's role (an internal STS call) and builds a new botocore client for the
+  fresh credentials; AWS reuses a role session for its lifetime, we reuse the assumed-role client
+  factory for 10 minutes per (role, principal, region, config);
+- parses every JSONPath (InputPath, OutputPath, ResultPath, ...) with jsonpath_ng, whose ply parser
+  regenerates its LALR tables on each parse (~20-40 ms); parsed expressions are immutable, so we
+  memoise the parse per path string.
+Each hook is skipped, with a log line, if LocalStack's internals are not what it expects.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+
+from localstack.runtime import hooks
+
+LOG = logging.getLogger(__name__)
+SESSION_REUSE_S = 600
+
+
+class CachedAssumedRoles:
+    """Proxy of localstack.aws.connect.connect_to whose with_assumed_role() reuses recent sessions."""
+
+    def __init__(self, factory) -> None:
+        self._factory = factory
+        self._cache: dict[tuple, tuple[object, float]] = {}
+        self._lock = threading.Lock()
+
+    def with_assumed_role(self, *, role_arn: str, service_principal=None, region_name=None, config=None, **kwargs):
+        key = (role_arn, service_principal, region_name, id(config), tuple(sorted(kwargs.items())))
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(key)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        factory = self._factory.with_assumed_role(
+            role_arn=role_arn, service_principal=service_principal, region_name=region_name, config=config, **kwargs
+        )
+        with self._lock:
+            self._cache[key] = (factory, now + SESSION_REUSE_S)
+        return factory
+
+    def __getattr__(self, name: str):
+        return getattr(self._factory, name)
+
+    def __call__(self, *args, **kwargs):
+        return self._factory(*args, **kwargs)
+
+
+@hooks.on_infra_start()
+def cache_stepfunctions_task_clients() -> None:
+    try:
+        from localstack.services.stepfunctions.asl.utils import boto_client
+    except ImportError as e:
+        LOG.warning("localcloud: Step Functions client cache not installed: %s", e)
+        return
+    if not hasattr(boto_client, "connect_to") or isinstance(boto_client.connect_to, CachedAssumedRoles):
+        return
+    boto_client.connect_to = CachedAssumedRoles(boto_client.connect_to)
+    LOG.info("localcloud: Step Functions task clients are cached per role session")
+
+
+@hooks.on_infra_start()
+def cache_stepfunctions_jsonpath_parsing() -> None:
+    try:
+        from localstack.services.stepfunctions.asl.component.common.path import result_path
+        from localstack.services.stepfunctions.asl.utils import json_path
+    except ImportError as e:
+        LOG.warning("localcloud: Step Functions JSONPath cache not installed: %s", e)
+        return
+    for module in (json_path, result_path):
+        parse = getattr(module, "parse", None)
+        if parse is not None and not hasattr(parse, "cache_info"):
+            module.parse = functools.lru_cache(maxsize=4096)(parse)
+    LOG.info("localcloud: Step Functions JSONPath parses are cached")
