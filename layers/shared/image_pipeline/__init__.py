@@ -1,0 +1,1 @@
+"""Code shared by the image pipeline's functions (deployed as a Lambda layer)."""

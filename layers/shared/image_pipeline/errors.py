@@ -1,0 +1,24 @@
+"""Named errors. Their class names are what Step Functions Retry/Catch match on."""
+
+from __future__ import annotations
+
+
+class InvalidImageError(Exception):
+    """Bad input: never retried; the image ends REJECTED with this code.
+
+    The message starts with the machine-readable code (``"TOO_LARGE: ..."``) so the code survives
+    the trip through Step Functions, which only keeps the error name and message.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.detail = message
+
+
+class TransientAWSError(Exception):
+    """An AWS call failed in a way worth retrying (5xx, throttling, timeouts): the state machine retries it."""
+
+
+class ImageNotOwnedError(Exception):
+    """Another execution owns this image (or it moved on): this execution must not write its status."""

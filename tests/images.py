@@ -1,0 +1,105 @@
+"""Real images made on the fly (nothing binary is committed), including hostile ones."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+from PIL import Image, ImageDraw
+
+
+def photo(width: int, height: int, mode: str = "RGB") -> Image.Image:
+    """A photo-like image: gradients plus shapes, so resizing and encoding do real work."""
+    im = Image.linear_gradient("L").resize((width, height)).convert("RGB")
+    r = Image.radial_gradient("L").resize((width, height))
+    im = Image.merge("RGB", (im.getchannel(0), r, im.getchannel(0).transpose(Image.Transpose.FLIP_LEFT_RIGHT)))
+    draw = ImageDraw.Draw(im)
+    draw.ellipse((width // 4, height // 4, width // 2, height // 2), fill=(220, 40, 40))
+    draw.rectangle((width // 2, height // 2, width * 3 // 4, height * 3 // 4), fill=(30, 200, 60))
+    return im.convert(mode)
+
+
+def encode(im: Image.Image, fmt: str, **kwargs) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, fmt, **kwargs)
+    return buf.getvalue()
+
+
+def jpeg(width: int = 1200, height: int = 800, **kwargs) -> bytes:
+    return encode(photo(width, height), "JPEG", quality=90, **kwargs)
+
+
+def jpeg_with_orientation(orientation: int, width: int = 300, height: int = 200, gps: bool = False) -> bytes:
+    """A JPEG whose stored pixels are sideways; EXIF says how to turn it upright. Top-left pixel is red."""
+    im = Image.new("RGB", (width, height), (0, 0, 255))
+    im.paste((255, 0, 0), (0, 0, width // 4, height // 4))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    exif[0x010F] = "TestCam"
+    if gps:
+        exif[0x8825] = {1: "N", 2: (48.0, 51.0, 29.0), 3: "E", 4: (2.0, 17.0, 40.0)}
+    return encode(im, "JPEG", quality=95, exif=exif.tobytes())
+
+
+def png_rgba(width: int = 1000, height: int = 500) -> bytes:
+    im = photo(width, height, "RGBA")
+    alpha = Image.new("L", (width, height), 0)
+    ImageDraw.Draw(alpha).rectangle((0, 0, width // 2, height), fill=255)
+    im.putalpha(alpha)
+    return encode(im, "PNG")
+
+
+def png_palette_transparent(width: int = 400, height: int = 300) -> bytes:
+    im = photo(width, height).convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
+    return encode(im, "PNG", transparency=0)
+
+
+def png_16bit_gray(width: int = 256, height: int = 64) -> bytes:
+    """16-bit grayscale: left half 65535 (white), right half 32768 (mid grey)."""
+    im = Image.new("I;16", (width, height), 32768)
+    im.paste(Image.new("I;16", (width // 2, height), 65535), (0, 0))
+    return encode(im, "PNG")
+
+
+def jpeg_cmyk(width: int = 900, height: int = 600) -> bytes:
+    return encode(photo(width, height).convert("CMYK"), "JPEG", quality=90)
+
+
+def webp(width: int = 1600, height: int = 1200) -> bytes:
+    return encode(photo(width, height), "WEBP", quality=85)
+
+
+def gif_animated(width: int = 500, height: int = 400, frames: int = 4) -> bytes:
+    images = [photo(width, height).rotate(i * 15).convert("P", palette=Image.Palette.ADAPTIVE) for i in range(frames)]
+    return encode(images[0], "GIF", save_all=True, append_images=images[1:], duration=100, loop=0)
+
+
+def truncated_jpeg() -> bytes:
+    data = jpeg(1200, 800)
+    return data[: len(data) // 2]
+
+
+def png_bomb(side: int = 10_000) -> bytes:
+    """A real, valid PNG of side x side pixels that is small on disk (all zero)."""
+    raw = zlib.compress(b"\x00" * (side + 1) * side, 9)
+    return _png(side, side, raw)
+
+
+def png_header_claiming(width: int = 60_000, height: int = 60_000) -> bytes:
+    """A PNG header that claims a huge size, followed by a few bytes of data."""
+    return _png(width, height, zlib.compress(b"\x00" * 64))
+
+
+def _png(width: int, height: int, idat: bytes) -> bytes:
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grayscale
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+TEXT_AS_JPEG = b"Hello, this is a text file renamed to photo.jpg\n" * 20
+HTML = b"<!doctype html><html><body><img src=x onerror=alert(1)></body></html>"
+SVG = b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"></svg>'
+PDF = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
