@@ -1,8 +1,10 @@
 # Verbs of the project; each is a small script under scripts/.
-.PHONY: help setup up down logs test lint clean bench-localcloud
+.PHONY: help setup up down logs deploy demo test lint clean bench-localcloud
 
 help:
 	@echo "make setup  - create the environments under .venv/ (done by every verb that needs them)"
+	@echo "make demo   - everything: local cloud up, stack deployed, a real upload -> resize -> download"
+	@echo "make deploy - sam build + sam deploy to the local cloud"
 	@echo "make up     - start the local cloud (LocalStack host mode) on localhost:4566"
 	@echo "make down   - stop it and every Lambda process it started"
 	@echo "make logs   - show the local cloud's log"
@@ -15,6 +17,12 @@ setup:
 
 up:
 	@bash scripts/up.sh
+
+deploy:
+	@bash scripts/deploy_local.sh
+
+demo:
+	@bash scripts/demo.sh
 
 down:
 	@bash scripts/down.sh

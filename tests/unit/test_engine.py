@@ -5,10 +5,10 @@ from __future__ import annotations
 import io
 
 import pytest
-from PIL import Image
-
 from image_pipeline import engine
 from image_pipeline.errors import InvalidImageError
+from PIL import Image
+
 from tests import images
 
 MAX_PIXELS = 50_000_000
@@ -21,8 +21,12 @@ def render(data: bytes, max_dimension: int = 800) -> tuple[engine.Rendition, Ima
 
 @pytest.mark.parametrize(
     ("data", "fmt"),
-    [(images.jpeg(40, 30), "JPEG"), (images.png_rgba(40, 30), "PNG"), (images.webp(40, 30), "WEBP"),
-     (images.gif_animated(40, 30, 2), "GIF")],
+    [
+        (images.jpeg(40, 30), "JPEG"),
+        (images.png_rgba(40, 30), "PNG"),
+        (images.webp(40, 30), "WEBP"),
+        (images.gif_animated(40, 30, 2), "GIF"),
+    ],
 )
 def test_sniff_reads_magic_bytes(data, fmt):
     assert engine.sniff(data[:16]) == fmt
@@ -30,10 +34,15 @@ def test_sniff_reads_magic_bytes(data, fmt):
 
 @pytest.mark.parametrize(
     ("data", "code"),
-    [(b"", "EMPTY_FILE"), (images.TEXT_AS_JPEG, "UNSUPPORTED_FORMAT"), (images.HTML, "UNSUPPORTED_FORMAT"),
-     (images.SVG, "UNSUPPORTED_FORMAT"), (images.PDF, "UNSUPPORTED_FORMAT"),
-     (images.encode(images.photo(20, 20), "BMP"), "UNSUPPORTED_FORMAT"),
-     (images.encode(images.photo(20, 20), "TIFF"), "UNSUPPORTED_FORMAT")],
+    [
+        (b"", "EMPTY_FILE"),
+        (images.TEXT_AS_JPEG, "UNSUPPORTED_FORMAT"),
+        (images.HTML, "UNSUPPORTED_FORMAT"),
+        (images.SVG, "UNSUPPORTED_FORMAT"),
+        (images.PDF, "UNSUPPORTED_FORMAT"),
+        (images.encode(images.photo(20, 20), "BMP"), "UNSUPPORTED_FORMAT"),
+        (images.encode(images.photo(20, 20), "TIFF"), "UNSUPPORTED_FORMAT"),
+    ],
 )
 def test_render_rejects_what_is_not_an_accepted_image(data, code):
     with pytest.raises(InvalidImageError) as err:
@@ -64,7 +73,9 @@ def test_exif_orientation_is_applied_for_all_eight_values(orientation):
     turned = orientation in (5, 6, 7, 8)
     assert im.size == ((200, 300) if turned else (300, 200))
     # the red quarter was at the stored top-left; upright it lands where the orientation puts it
-    expected_corner = {1: (0, 0), 2: (1, 0), 3: (1, 1), 4: (0, 1), 5: (0, 0), 6: (1, 0), 7: (1, 1), 8: (0, 1)}[orientation]
+    expected_corner = {1: (0, 0), 2: (1, 0), 3: (1, 1), 4: (0, 1), 5: (0, 0), 6: (1, 0), 7: (1, 1), 8: (0, 1)}[
+        orientation
+    ]
     x = 5 if expected_corner[0] == 0 else im.width - 6
     y = 5 if expected_corner[1] == 0 else im.height - 6
     r, g, b = im.convert("RGB").getpixel((x, y))

@@ -1,0 +1,82 @@
+"""HTTP API: POST /upload, GET /images/{imageId}, GET /download?imageId=."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.config import Config
+from image_pipeline import api
+from image_pipeline.config import Settings
+from image_pipeline.records import ImageRepository
+
+settings = Settings.from_env()
+s3 = boto3.client("s3", config=Config(signature_version="s3v4"))
+repo = ImageRepository(boto3.resource("dynamodb").Table(settings.table_name))
+logger = Logger()
+metrics = Metrics()
+app = APIGatewayRestResolver()
+
+
+def error_response(http_status: int, code: str, message: str, **extra) -> Response:
+    body = {"error": {"code": code, "message": message}, **extra}
+    return Response(status_code=http_status, content_type="application/json", body=json.dumps(body))
+
+
+@app.exception_handler(api.ApiError)
+def handle_api_error(e: api.ApiError) -> Response:
+    logger.info("request refused", extra={"code": e.code, "status": e.status})
+    return error_response(e.status, e.code, e.message, **e.extra)
+
+
+@app.exception_handler(Exception)
+def handle_unexpected(e: Exception) -> Response:
+    logger.exception("unexpected error")
+    return error_response(500, "INTERNAL_ERROR", "internal error")
+
+
+@app.not_found
+def handle_not_found(e: Exception) -> Response:
+    return error_response(404, "ROUTE_NOT_FOUND", "no such route")
+
+
+@app.post("/upload")
+def upload() -> Response:
+    raw = app.current_event.decoded_body
+    try:
+        body = json.loads(raw) if raw and raw.strip() else None
+    except ValueError:
+        logger.info(
+            "body is not JSON", extra={"body_start": (raw or "")[:80], "base64": app.current_event.is_base64_encoded}
+        )
+        raise api.ApiError(
+            400, "INVALID_JSON", "the body is not valid JSON (send Content-Type: application/json)"
+        ) from None
+    result = api.create_upload(s3, repo, settings, api.UploadRequest.parse(body, settings))
+    logger.append_keys(image_id=result["imageId"])
+    metrics.add_metric(name="UploadUrlsIssued", unit=MetricUnit.Count, value=1)
+    return Response(status_code=201, content_type="application/json", body=json.dumps(result))
+
+
+@app.get("/images/<image_id>")
+def get_image(image_id: str) -> dict:
+    logger.append_keys(image_id=image_id)
+    return api.get_image(repo, image_id)
+
+
+@app.get("/download")
+def download() -> dict:
+    image_id = app.current_event.get_query_string_value("imageId")
+    logger.append_keys(image_id=image_id)
+    return api.download(s3, repo, settings, image_id)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@metrics.log_metrics
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    return app.resolve(event, context)

@@ -1,0 +1,32 @@
+"""Catch handler: record REJECTED (bad input) or FAILED (after retries) with the error."""
+
+from __future__ import annotations
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from image_pipeline import workflow
+from image_pipeline.config import Settings
+from image_pipeline.errors import ImageNotOwnedError
+from image_pipeline.records import ImageRepository
+
+settings = Settings.from_env()
+repo = ImageRepository(boto3.resource("dynamodb").Table(settings.table_name))
+logger = Logger()
+metrics = Metrics()
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    try:
+        result = workflow.record_failure(repo, event["state"], event["executionArn"])
+    except ImageNotOwnedError as e:
+        logger.warning("not recorded: another execution owns the image", extra={"reason": str(e)})
+        return {"recorded": False, "reason": str(e)}
+    logger.append_keys(image_id=result.get("imageId"))
+    logger.info("failure recorded", extra=result)
+    if result.get("recorded"):
+        metrics.add_metric(name=f"Images{result['status'].title()}", unit=MetricUnit.Count, value=1)
+    return result

@@ -1,0 +1,25 @@
+"""Workflow step: record the rendition and PROCESSED (only while this execution owns the image)."""
+
+from __future__ import annotations
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from image_pipeline import workflow
+from image_pipeline.config import Settings
+from image_pipeline.records import ImageRepository
+
+settings = Settings.from_env()
+repo = ImageRepository(boto3.resource("dynamodb").Table(settings.table_name))
+logger = Logger()
+metrics = Metrics()
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    logger.append_keys(image_id=event["image"]["imageId"])
+    result = workflow.mark_processed(repo, event["image"], event["processed"], event["executionArn"])
+    metrics.add_metric(name="ImagesProcessed", unit=MetricUnit.Count, value=1)
+    return result

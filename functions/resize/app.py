@@ -1,0 +1,23 @@
+"""Workflow step: decode, orient, resize and encode the rendition to a staging object."""
+
+from __future__ import annotations
+
+import boto3
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from image_pipeline import workflow
+from image_pipeline.config import Settings
+
+settings = Settings.from_env()
+s3 = boto3.client("s3")
+logger = Logger()
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    image = event["image"]
+    logger.append_keys(image_id=image["imageId"])
+    execution_name = event["executionArn"].rsplit(":", 1)[-1]
+    rendition = workflow.resize(s3, settings, image, execution_name)
+    logger.info("resized", extra=rendition)
+    return rendition

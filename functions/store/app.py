@@ -1,0 +1,21 @@
+"""Workflow step: put the rendition at its final key with its headers, and verify what S3 stored."""
+
+from __future__ import annotations
+
+import boto3
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from image_pipeline import workflow
+from image_pipeline.config import Settings
+
+settings = Settings.from_env()
+s3 = boto3.client("s3")
+logger = Logger()
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    logger.append_keys(image_id=event["image"]["imageId"])
+    processed = workflow.store(s3, settings, event["image"], event["rendition"])
+    logger.info("stored", extra=processed)
+    return processed

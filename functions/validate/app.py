@@ -1,0 +1,23 @@
+"""Workflow step: claim the image, check the object (size, real format, pixels) and record its metadata."""
+
+from __future__ import annotations
+
+import boto3
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from image_pipeline import workflow
+from image_pipeline.config import Settings
+from image_pipeline.records import ImageRepository
+
+settings = Settings.from_env()
+s3 = boto3.client("s3")
+repo = ImageRepository(boto3.resource("dynamodb").Table(settings.table_name))
+logger = Logger()
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    result = workflow.validate(s3, repo, settings, event["event"], event["executionArn"])
+    logger.append_keys(image_id=result["imageId"])
+    logger.info("validated" if not result["duplicate"] else "duplicate event ignored", extra=result)
+    return result

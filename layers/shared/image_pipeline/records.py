@@ -1,0 +1,180 @@
+"""The image record in DynamoDB and its status model. Every transition is a conditional write.
+
+PENDING (upload URL issued) -> PROCESSING (claimed by one execution) -> PROCESSED | REJECTED | FAILED.
+An execution writes an image's status only while it owns it (``executionArn``); a duplicate event
+of an image that is being or has been processed claims nothing and changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from boto3.dynamodb.conditions import Attr
+from botocore.exceptions import ClientError
+
+from image_pipeline.aws import transient_errors
+from image_pipeline.errors import ImageNotOwnedError
+
+PENDING, PROCESSING, PROCESSED, REJECTED, FAILED = "PENDING", "PROCESSING", "PROCESSED", "REJECTED", "FAILED"
+TERMINAL = (PROCESSED, REJECTED, FAILED)
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Outcome of trying to own an image for processing."""
+
+    claimed: bool
+    status: str
+    record: dict[str, Any]
+
+
+def _conditional_failed(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+class ImageRepository:
+    def __init__(self, table) -> None:
+        self.table = table
+
+    def get(self, image_id: str) -> dict[str, Any] | None:
+        with transient_errors():
+            return self.table.get_item(Key={"imageId": image_id}, ConsistentRead=True).get("Item")
+
+    def create_pending(self, image_id: str, key: str, filename: str | None, content_type: str | None) -> dict:
+        stamp = now()
+        item = {
+            "imageId": image_id,
+            "status": PENDING,
+            "uploadTimestamp": stamp,
+            "updatedAt": stamp,
+            "originalKey": key,
+        }
+        if filename:
+            item["filename"] = filename
+        if content_type:
+            item["declaredContentType"] = content_type
+        with transient_errors():
+            self.table.put_item(Item=item, ConditionExpression=Attr("imageId").not_exists())
+        return item
+
+    def claim(self, image_id: str, key: str, etag: str, execution_arn: str, reprocess: bool = False) -> Claim:
+        """PENDING/absent -> PROCESSING for this execution; also re-entry by the same execution (a retried step).
+
+        With ``reprocess`` a terminal image may be processed again. Anything else is a duplicate: nothing is written.
+        """
+        stamp = now()
+        allowed = Attr("imageId").not_exists() | Attr("status").eq(PENDING) | Attr("executionArn").eq(execution_arn)
+        if reprocess:
+            allowed = allowed | Attr("status").is_in(list(TERMINAL))
+        try:
+            with transient_errors():
+                record = self.table.update_item(
+                    Key={"imageId": image_id},
+                    UpdateExpression="SET #s = :processing, updatedAt = :now, executionArn = :arn, originalKey = :key,"
+                    " etag = :etag, uploadTimestamp = if_not_exists(uploadTimestamp, :now) REMOVE #e",
+                    ConditionExpression=allowed,
+                    ExpressionAttributeNames={"#s": "status", "#e": "error"},
+                    ExpressionAttributeValues={
+                        ":processing": PROCESSING,
+                        ":now": stamp,
+                        ":arn": execution_arn,
+                        ":key": key,
+                        ":etag": etag,
+                    },
+                    ReturnValues="ALL_NEW",
+                )["Attributes"]
+            return Claim(True, PROCESSING, record)
+        except ClientError as e:
+            if not _conditional_failed(e):
+                raise
+        current = self.get(image_id) or {}
+        return Claim(False, current.get("status", "UNKNOWN"), current)
+
+    def record_original(self, image_id: str, execution_arn: str, original: dict[str, Any]) -> None:
+        self._owned_update(
+            image_id, execution_arn, "SET #o = :v, updatedAt = :now", {":v": original}, {"#o": "original"}
+        )
+
+    def mark_processed(self, image_id: str, execution_arn: str, processed: dict[str, Any]) -> dict:
+        return self._owned_update(
+            image_id,
+            execution_arn,
+            "SET #s = :to, #p = :v, updatedAt = :now",
+            {":v": processed, ":to": PROCESSED},
+            {"#s": "status", "#p": "processed"},
+        )
+
+    def mark_failed(self, image_id: str, execution_arn: str, status: str, code: str, message: str) -> dict:
+        """PENDING/PROCESSING (owned by this execution, or unclaimed) -> REJECTED/FAILED with the error."""
+        stamp = now()
+        condition = Attr("status").eq(PENDING) | (
+            Attr("status").eq(PROCESSING) & Attr("executionArn").eq(execution_arn)
+        )
+        try:
+            with transient_errors():
+                return self.table.update_item(
+                    Key={"imageId": image_id},
+                    UpdateExpression="SET #s = :to, #e = :err, updatedAt = :now, executionArn = :arn,"
+                    " uploadTimestamp = if_not_exists(uploadTimestamp, :now)",
+                    ConditionExpression=condition | Attr("imageId").not_exists(),
+                    ExpressionAttributeNames={"#s": "status", "#e": "error"},
+                    ExpressionAttributeValues={
+                        ":to": status,
+                        ":err": {"code": code, "message": message[:1000]},
+                        ":now": stamp,
+                        ":arn": execution_arn,
+                    },
+                    ReturnValues="ALL_NEW",
+                )["Attributes"]
+        except ClientError as e:
+            if _conditional_failed(e):
+                raise ImageNotOwnedError(f"image {image_id} is not owned by {execution_arn}") from e
+            raise
+
+    def _owned_update(
+        self, image_id: str, execution_arn: str, expression: str, values: dict[str, Any], names: dict[str, str]
+    ) -> dict:
+        try:
+            with transient_errors():
+                return self.table.update_item(
+                    Key={"imageId": image_id},
+                    UpdateExpression=expression,
+                    ConditionExpression=Attr("status").eq(PROCESSING) & Attr("executionArn").eq(execution_arn),
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues={**values, ":now": now()},
+                    ReturnValues="ALL_NEW",
+                )["Attributes"]
+        except ClientError as e:
+            if _conditional_failed(e):
+                raise ImageNotOwnedError(f"image {image_id} is not owned by {execution_arn}") from e
+            raise
+
+
+def to_api(record: dict[str, Any]) -> dict[str, Any]:
+    """The public shape of GET /images/{imageId}."""
+    return {
+        "imageId": record["imageId"],
+        "status": record["status"],
+        "uploadTimestamp": record.get("uploadTimestamp"),
+        "updatedAt": record.get("updatedAt"),
+        "original": _plain(record.get("original")),
+        "processed": _plain(record.get("processed")),
+        "error": _plain(record.get("error")),
+    }
+
+
+def _plain(value: Any) -> Any:
+    """DynamoDB Decimals back to ints for JSON."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if hasattr(value, "as_integer_ratio") and not isinstance(value, (int, float)):
+        return int(value) if value == int(value) else float(value)
+    return value

@@ -1,0 +1,152 @@
+"""The workflow's steps: validate -> resize -> store -> mark processed, and recording a failure.
+
+Plain functions over small interfaces (an S3 client, an ImageRepository, Settings); the Lambda
+handlers only parse the state input and shape the output.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from typing import Any
+
+from image_pipeline import engine, keys
+from image_pipeline.aws import transient_errors
+from image_pipeline.config import Settings
+from image_pipeline.errors import InvalidImageError, TransientAWSError
+from image_pipeline.records import FAILED, REJECTED, ImageRepository
+
+CACHE_CONTROL = "public, max-age=31536000, immutable"
+
+
+class RenditionIntegrityError(TransientAWSError):
+    """The stored rendition does not match what was encoded (retried: the copy is redone)."""
+
+
+def object_from_event(event: dict[str, Any]) -> tuple[str, str, str]:
+    """(bucket, key, etag) of an S3 "Object Created" EventBridge event."""
+    detail = event.get("detail") or {}
+    bucket = (detail.get("bucket") or {}).get("name")
+    obj = detail.get("object") or {}
+    if not bucket or not obj.get("key"):
+        raise InvalidImageError("BAD_EVENT", "not an S3 Object Created event (detail.bucket.name, detail.object.key)")
+    return bucket, obj["key"], str(obj.get("etag", ""))
+
+
+def validate(s3, repo: ImageRepository, settings: Settings, event: dict, execution_arn: str) -> dict[str, Any]:
+    bucket, key, etag = object_from_event(event)
+    image_id = keys.image_id_for(bucket, key, etag)
+    claim = repo.claim(image_id, key, etag, execution_arn, reprocess=bool(event.get("reprocess")))
+    if not claim.claimed:
+        return {"imageId": image_id, "duplicate": True, "status": claim.status}
+    with transient_errors():
+        head = s3.head_object(Bucket=bucket, Key=key)
+    size = head["ContentLength"]
+    if size == 0:
+        raise InvalidImageError("EMPTY_FILE", "the object is empty")
+    if size > settings.max_upload_bytes:
+        raise InvalidImageError("TOO_LARGE", f"{size} bytes is over the limit of {settings.max_upload_bytes} bytes")
+    with transient_errors():
+        header = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{engine.HEADER_BYTES - 1}")["Body"].read()
+    info = engine.probe(header, settings.max_pixels)
+    original = {"key": key, "bytes": size, "format": info.format, "width": info.width, "height": info.height}
+    repo.record_original(image_id, execution_arn, original)
+    return {
+        "imageId": image_id,
+        "duplicate": False,
+        "bucket": bucket,
+        "key": key,
+        "etag": head["ETag"].strip('"'),
+        **{k: v for k, v in original.items() if k != "key"},
+    }
+
+
+def resize(s3, settings: Settings, image: dict[str, Any], execution_name: str) -> dict[str, Any]:
+    with transient_errors():
+        obj = s3.get_object(Bucket=image["bucket"], Key=image["key"], IfMatch=f'"{image["etag"]}"')
+    if obj["ContentLength"] > settings.max_upload_bytes:
+        raise InvalidImageError("TOO_LARGE", f"{obj['ContentLength']} bytes is over the limit")
+    rendition = engine.render(obj["Body"].read(), settings.max_dimension, settings.max_pixels)
+    digest = base64.b64encode(hashlib.sha256(rendition.data).digest()).decode()
+    staging = keys.staging_key(image["imageId"], execution_name, rendition.extension)
+    with transient_errors():
+        s3.put_object(
+            Bucket=settings.processed_bucket,
+            Key=staging,
+            Body=rendition.data,
+            ContentType=rendition.content_type,
+            ChecksumSHA256=digest,
+        )
+    return {
+        "stagingKey": staging,
+        "format": rendition.format,
+        "contentType": rendition.content_type,
+        "extension": rendition.extension,
+        "width": rendition.width,
+        "height": rendition.height,
+        "bytes": len(rendition.data),
+        "sha256": digest,
+    }
+
+
+def store(s3, settings: Settings, image: dict[str, Any], rendition: dict[str, Any]) -> dict[str, Any]:
+    bucket = settings.processed_bucket
+    final = keys.rendition_key(image["imageId"], rendition["extension"])
+    with transient_errors():
+        s3.copy_object(
+            Bucket=bucket,
+            Key=final,
+            CopySource={"Bucket": bucket, "Key": rendition["stagingKey"]},
+            MetadataDirective="REPLACE",
+            ContentType=rendition["contentType"],
+            CacheControl=CACHE_CONTROL,
+            Metadata={"image-id": image["imageId"]},
+            ChecksumAlgorithm="SHA256",
+        )
+        head = s3.head_object(Bucket=bucket, Key=final, ChecksumMode="ENABLED")
+    if head.get("ChecksumSHA256") != rendition["sha256"] or head["ContentLength"] != rendition["bytes"]:
+        raise RenditionIntegrityError(f"stored {final} does not match the encoded rendition")
+    with transient_errors():
+        s3.delete_object(Bucket=bucket, Key=rendition["stagingKey"])
+    return {
+        "key": final,
+        "bytes": rendition["bytes"],
+        "format": rendition["format"],
+        "width": rendition["width"],
+        "height": rendition["height"],
+    }
+
+
+def mark_processed(repo: ImageRepository, image: dict[str, Any], processed: dict[str, Any], execution_arn: str) -> dict:
+    record = repo.mark_processed(image["imageId"], execution_arn, processed)
+    return {"imageId": record["imageId"], "status": record["status"]}
+
+
+def classify(error: dict[str, Any]) -> tuple[str, str, str]:
+    """(status, code, message) for a Step Functions error {Error, Cause}."""
+    name = error.get("Error") or "States.Runtime"
+    cause = error.get("Cause") or ""
+    try:
+        message = json.loads(cause).get("errorMessage", cause)
+    except (ValueError, AttributeError):
+        message = cause
+    if name == "InvalidImageError":
+        code, _, detail = str(message).partition(": ")
+        return REJECTED, code or "INVALID_IMAGE", detail or str(message)
+    return FAILED, name, str(message) or name
+
+
+def record_failure(repo: ImageRepository, state: dict[str, Any], execution_arn: str) -> dict[str, Any]:
+    """Record REJECTED (bad input) or FAILED (after retries) for the image this execution was processing."""
+    image = state.get("image") or {}
+    image_id = image.get("imageId")
+    if not image_id:
+        try:
+            bucket, key, etag = object_from_event(state)
+        except InvalidImageError:
+            return {"recorded": False, "reason": "no image in the execution input"}
+        image_id = keys.image_id_for(bucket, key, etag)
+    status, code, message = classify(state.get("error") or {})
+    record = repo.mark_failed(image_id, execution_arn, status, code, message)
+    return {"recorded": True, "imageId": image_id, "status": record["status"], "error": record["error"]}
