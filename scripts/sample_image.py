@@ -10,9 +10,14 @@ from PIL import Image, ImageDraw
 
 def main(out: str) -> None:
     w, h = 3000, 4000  # stored sideways: upright it is 4000x3000 (orientation 6 = rotate 90° clockwise to view)
-    im = Image.merge("RGB", [Image.linear_gradient("L").resize((w, h)),
-                             Image.radial_gradient("L").resize((w, h)),
-                             Image.linear_gradient("L").rotate(90).resize((w, h))])
+    im = Image.merge(
+        "RGB",
+        [
+            Image.linear_gradient("L").resize((w, h)),
+            Image.radial_gradient("L").resize((w, h)),
+            Image.linear_gradient("L").rotate(90).resize((w, h)),
+        ],
+    )
     draw = ImageDraw.Draw(im)
     for i in range(12):
         draw.ellipse((200 + i * 200, 300 + i * 250, 900 + i * 200, 1000 + i * 250), outline=(255, 255, 255), width=25)

@@ -30,8 +30,8 @@ def error_response(http_status: int, code: str, message: str, **extra) -> Respon
 
 @app.exception_handler(api.ApiError)
 def handle_api_error(e: api.ApiError) -> Response:
-    logger.info("request refused", extra={"code": e.code, "status": e.status})
-    return error_response(e.status, e.code, e.message, **e.extra)
+    logger.info("request refused", extra={"code": e.code, "http_status": e.http_status})
+    return error_response(e.http_status, e.code, e.message, **e.extra)
 
 
 @app.exception_handler(Exception)

@@ -80,3 +80,32 @@ def test_query_on_a_global_secondary_index(table):
         IndexName="byStatus", KeyConditionExpression=Key("status").eq("PROCESSED"), ScanIndexForward=False
     )["Items"]
     assert [item["imageId"] for item in items] == ["img-2", "img-0"]
+
+
+def test_concurrent_conditional_updates_have_exactly_one_winner(table):
+    # GIVEN one PENDING item WHEN 16 writers race to claim it with the same condition
+    from concurrent.futures import ThreadPoolExecutor
+
+    table.put_item(Item={"imageId": "race", "status": "PENDING", "updatedAt": "0"})
+    errors = table.meta.client.exceptions.ConditionalCheckFailedException
+
+    def claim(writer: int) -> bool:
+        try:
+            table.update_item(
+                Key={"imageId": "race"},
+                UpdateExpression="SET #s = :to, owner = :me",
+                ConditionExpression="#s = :from",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":to": "PROCESSING", ":from": "PENDING", ":me": writer},
+            )
+            return True
+        except errors:
+            return False
+
+    for _ in range(5):
+        table.put_item(Item={"imageId": "race", "status": "PENDING", "updatedAt": "0"})
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            wins = [w for w, won in zip(range(16), pool.map(claim, range(16))) if won]
+        # THEN exactly one writer won, and the item names it
+        assert len(wins) == 1
+        assert table.get_item(Key={"imageId": "race"}, ConsistentRead=True)["Item"]["owner"] == wins[0]

@@ -13,9 +13,9 @@ ACCEPTED_CONTENT_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif")
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+    def __init__(self, http_status: int, code: str, message: str, **extra: Any) -> None:
         super().__init__(message)
-        self.status, self.code, self.message, self.extra = status, code, message, extra
+        self.http_status, self.code, self.message, self.extra = http_status, code, message, extra
 
 
 @dataclass(frozen=True)

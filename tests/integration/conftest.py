@@ -1,0 +1,103 @@
+"""The deployed stack on the local cloud, and a client that uses it the way users do (HTTP API + presigned URLs)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "layers" / "shared"))
+TERMINAL = ("PROCESSED", "REJECTED", "FAILED")
+
+
+@dataclass
+class Stack:
+    api: str
+    original_bucket: str
+    processed_bucket: str
+    table: str
+    state_machine: str
+
+
+@pytest.fixture(scope="session")
+def stack(localcloud) -> Stack:
+    subprocess.run(["bash", str(ROOT / "scripts" / "deploy_local.sh")], check=True, stdout=subprocess.DEVNULL)
+    out = json.loads((ROOT / ".localcloud" / "stack-image-pipeline.json").read_text())
+    return Stack(
+        out["LocalApiUrl"],
+        out["OriginalBucketName"],
+        out["ProcessedBucketName"],
+        out["ImageTableName"],
+        out["ImagePipelineStateMachineArn"],
+    )
+
+
+class Client:
+    """What a user does: POST /upload, PUT to the URL, poll GET /images/{id}, GET /download."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.http = requests.Session()
+
+    def request_upload(self, **body) -> requests.Response:
+        return self.http.post(f"{self.stack.api}/upload", json=body or None)
+
+    def upload(self, data: bytes, content_type: str | None = None, declare_size: bool = True) -> str:
+        body = {"filename": "upload.bin"}
+        if content_type:
+            body["contentType"] = content_type
+        if declare_size and data:
+            body["size"] = len(data)
+        resp = self.request_upload(**body)
+        assert resp.status_code == 201, resp.text
+        grant = resp.json()
+        put = requests.put(grant["uploadUrl"], data=data, headers=grant["headers"])
+        assert put.status_code == 200, put.text
+        return grant["imageId"]
+
+    def image(self, image_id: str) -> requests.Response:
+        return self.http.get(f"{self.stack.api}/images/{image_id}")
+
+    def wait(self, image_id: str, timeout: float = 60) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            body = self.image(image_id).json()
+            if body.get("status") in TERMINAL:
+                return body
+            time.sleep(0.2)
+        raise AssertionError(f"image {image_id} did not finish within {timeout}s: {body}")
+
+    def download(self, image_id: str) -> requests.Response:
+        return self.http.get(f"{self.stack.api}/download", params={"imageId": image_id})
+
+
+@pytest.fixture(scope="session")
+def client(stack) -> Client:
+    return Client(stack)
+
+
+def executions_for(sfn, state_machine: str, image_key: str) -> list[dict]:
+    """Executions whose input names this object key (newest first)."""
+    found = []
+    for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=state_machine):
+        for ex in page["executions"]:
+            described = sfn.describe_execution(executionArn=ex["executionArn"])
+            if image_key in described.get("input", ""):
+                found.append(described)
+    return found
+
+
+def wait_executions_done(sfn, state_machine: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not sfn.list_executions(stateMachineArn=state_machine, statusFilter="RUNNING")["executions"]:
+            return
+        time.sleep(0.2)
+    raise AssertionError("executions still running")

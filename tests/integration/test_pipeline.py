@@ -1,0 +1,204 @@
+"""The product through its HTTP API on the local cloud: real images in, renditions out."""
+
+from __future__ import annotations
+
+import io
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+from PIL import Image
+
+from tests import images
+
+from .conftest import ROOT, executions_for, wait_executions_done
+
+
+def fetch_rendition(client, image_id: str) -> tuple[requests.Response, Image.Image]:
+    resp = client.download(image_id)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["expiresIn"] > 0
+    got = requests.get(resp.json()["downloadUrl"])
+    assert got.status_code == 200
+    return got, Image.open(io.BytesIO(got.content))
+
+
+def test_large_jpeg_is_resized_stored_and_downloadable(client, aws, stack):
+    image_id = client.upload(images.jpeg(4000, 3000), "image/jpeg")
+
+    record = client.wait(image_id)
+
+    assert record["status"] == "PROCESSED", record
+    assert record["original"] == {
+        "key": f"uploads/{image_id}",
+        "bytes": record["original"]["bytes"],
+        "format": "JPEG",
+        "width": 4000,
+        "height": 3000,
+    }
+    assert record["processed"]["width"] == 800 and record["processed"]["height"] == 600
+    assert image_id in record["processed"]["key"] and record["error"] is None
+    got, im = fetch_rendition(client, image_id)
+    assert im.format == "JPEG" and im.size == (800, 600)
+    assert got.headers["Content-Type"] == "image/jpeg"
+    head = aws("s3").head_object(Bucket=stack.processed_bucket, Key=record["processed"]["key"])
+    assert head["CacheControl"].startswith("public") and head["ContentLength"] == record["processed"]["bytes"]
+
+
+def test_small_image_is_not_upscaled(client):
+    record = client.wait(client.upload(images.jpeg(320, 200), "image/jpeg"))
+    assert record["status"] == "PROCESSED"
+    assert (record["processed"]["width"], record["processed"]["height"]) == (320, 200)
+
+
+def test_exif_orientation_is_applied_and_metadata_stripped(client):
+    image_id = client.upload(images.jpeg_with_orientation(6, 1200, 900, gps=True), "image/jpeg")
+    assert client.wait(image_id)["status"] == "PROCESSED"
+    _, im = fetch_rendition(client, image_id)
+    assert im.size == (600, 800)  # stored 1200x900 sideways, upright 900x1200
+    assert im.getpixel((im.width - 5, 5))[0] > 200  # the red corner turned to the top right
+    assert not im.getexif()
+
+
+def test_png_alpha_is_kept(client):
+    image_id = client.upload(images.png_rgba(1600, 800), "image/png")
+    assert client.wait(image_id)["status"] == "PROCESSED"
+    got, im = fetch_rendition(client, image_id)
+    assert got.headers["Content-Type"] == "image/png"
+    assert im.mode == "RGBA" and im.size == (800, 400)
+    assert im.getpixel((10, 10))[3] == 255 and im.getpixel((790, 10))[3] == 0
+
+
+def test_animated_gif_gives_a_valid_rendition(client):
+    image_id = client.upload(images.gif_animated(1000, 600, 5), "image/gif")
+    record = client.wait(image_id)
+    assert record["status"] == "PROCESSED", record
+    assert record["original"]["format"] == "GIF"
+    _, im = fetch_rendition(client, image_id)
+    assert im.format == "PNG" and im.size == (800, 480)
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        (b"", "EMPTY_FILE"),
+        (images.TEXT_AS_JPEG, "UNSUPPORTED_FORMAT"),
+        (images.truncated_jpeg(), "CORRUPT_IMAGE"),
+        (images.png_bomb(10_000), "TOO_MANY_PIXELS"),
+        (images.png_header_claiming(60_000, 60_000), "TOO_MANY_PIXELS"),
+    ],
+    ids=["empty", "text-renamed-jpg", "truncated-jpeg", "decompression-bomb", "header-60000x60000"],
+)
+def test_bad_input_ends_rejected_with_its_code_and_writes_nothing(client, aws, stack, data, code):
+    image_id = client.upload(data, "image/jpeg")
+
+    record = client.wait(image_id)
+
+    assert record["status"] == "REJECTED", record
+    assert record["error"]["code"] == code and record["error"]["message"]
+    assert "could be decompression bomb" not in record["error"]["message"]  # our limit, not Pillow's backstop
+    assert record["processed"] is None
+    s3 = aws("s3")
+    for prefix in (f"renditions/{image_id}", f"staging/{image_id}"):
+        assert s3.list_objects_v2(Bucket=stack.processed_bucket, Prefix=prefix).get("KeyCount", 0) == 0
+    resp = client.download(image_id)
+    assert resp.status_code == 422
+    assert resp.json()["status"] == "REJECTED" and resp.json()["error"]["code"] == code
+    # the original is kept, untouched
+    assert s3.head_object(Bucket=stack.original_bucket, Key=f"uploads/{image_id}")["ContentLength"] == len(data)
+
+
+def test_duplicate_event_changes_nothing(client, aws, stack):
+    # GIVEN a processed image
+    image_id = client.upload(images.jpeg(1200, 900), "image/jpeg")
+    before = client.wait(image_id)
+    assert before["status"] == "PROCESSED"
+    sfn = aws("stepfunctions")
+    wait_executions_done(sfn, stack.state_machine)
+    original_run = executions_for(sfn, stack.state_machine, f"uploads/{image_id}")[0]
+
+    # WHEN the same S3 event is delivered again, three times at once
+    arns = [
+        sfn.start_execution(stateMachineArn=stack.state_machine, input=original_run["input"])["executionArn"]
+        for _ in range(3)
+    ]
+    wait_executions_done(sfn, stack.state_machine)
+
+    # THEN every duplicate ends as a no-op, the record did not change at all, one rendition exists
+    for arn in arns:
+        ex = sfn.describe_execution(executionArn=arn)
+        assert ex["status"] == "SUCCEEDED"
+        names = [
+            e.get("stateEnteredEventDetails", {}).get("name")
+            for e in sfn.get_execution_history(executionArn=arn)["events"]
+        ]
+        assert "Skip duplicate" in names and "Resize image" not in names
+    assert client.image(image_id).json() == before
+    listed = aws("s3").list_objects_v2(Bucket=stack.processed_bucket, Prefix=f"renditions/{image_id}")
+    assert listed["KeyCount"] == 1
+
+
+def test_concurrent_duplicate_deliveries_process_once(client, aws, stack):
+    # GIVEN an upload URL (PENDING image) and the object's event, delivered 4 times at once with the real one
+    s3, sfn = aws("s3"), aws("stepfunctions")
+    image_id = client.upload(images.jpeg(1600, 1200), "image/jpeg")
+    head = s3.head_object(Bucket=stack.original_bucket, Key=f"uploads/{image_id}")
+    event = json.loads((ROOT / "events" / "image_pipeline_s3_object_created.json").read_text())
+    event["detail"]["bucket"]["name"] = stack.original_bucket
+    event["detail"]["object"].update(key=f"uploads/{image_id}", etag=head["ETag"].strip('"'))
+    for _ in range(4):
+        sfn.start_execution(stateMachineArn=stack.state_machine, input=json.dumps(event))
+
+    record = client.wait(image_id)
+    wait_executions_done(sfn, stack.state_machine)
+
+    assert record["status"] == "PROCESSED"
+    runs = executions_for(sfn, stack.state_machine, f"uploads/{image_id}")
+    assert all(r["status"] == "SUCCEEDED" for r in runs)
+    assert s3.list_objects_v2(Bucket=stack.processed_bucket, Prefix=f"renditions/{image_id}")["KeyCount"] == 1
+    assert s3.list_objects_v2(Bucket=stack.processed_bucket, Prefix=f"staging/{image_id}").get("KeyCount", 0) == 0
+
+
+def test_object_put_straight_into_the_bucket_is_processed(client, aws, stack):
+    from image_pipeline import keys
+
+    s3 = aws("s3")
+    key = "samples/direct-put.jpg"
+    put = s3.put_object(Bucket=stack.original_bucket, Key=key, Body=images.jpeg(1000, 1000), ContentType="image/jpeg")
+    image_id = keys.image_id_for(stack.original_bucket, key, put["ETag"])
+
+    record = client.wait(image_id)
+
+    assert record["status"] == "PROCESSED" and record["original"]["key"] == key
+    assert record["processed"]["width"] == 800 and record["processed"]["height"] == 800
+
+
+def test_manual_start_execution_reprocesses_an_image(client, aws, stack):
+    s3, sfn = aws("s3"), aws("stepfunctions")
+    key = "samples/photo.jpg"  # the key named by events/image_pipeline_reprocess.json
+    put = s3.put_object(Bucket=stack.original_bucket, Key=key, Body=images.jpeg(2000, 1000))
+    from image_pipeline import keys
+
+    image_id = keys.image_id_for(stack.original_bucket, key, put["ETag"])
+    first = client.wait(image_id)
+    assert first["status"] == "PROCESSED"
+    wait_executions_done(sfn, stack.state_machine)
+    event = json.loads((ROOT / "events" / "image_pipeline_reprocess.json").read_text())
+    event["detail"]["object"]["etag"] = put["ETag"].strip('"')
+
+    arn = sfn.start_execution(stateMachineArn=stack.state_machine, input=json.dumps(event))["executionArn"]
+    wait_executions_done(sfn, stack.state_machine)
+
+    assert sfn.describe_execution(executionArn=arn)["status"] == "SUCCEEDED"
+    again = client.image(image_id).json()
+    assert again["status"] == "PROCESSED" and again["updatedAt"] > first["updatedAt"]
+    assert s3.list_objects_v2(Bucket=stack.processed_bucket, Prefix=f"renditions/{image_id}")["KeyCount"] == 1
+
+
+def test_twenty_concurrent_uploads_all_end_processed(client):
+    data = images.jpeg(2400, 1600)
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        ids = list(pool.map(lambda _: client.upload(data, "image/jpeg"), range(20)))
+        records = list(pool.map(lambda i: client.wait(i, timeout=180), ids))
+    assert [r["status"] for r in records] == ["PROCESSED"] * 20
