@@ -1,0 +1,99 @@
+"""The API handler end to end on API Gateway events, against moto."""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+
+import pytest
+
+from tests.unit.conftest import load_event, load_handler
+
+
+@pytest.fixture
+def api(aws_env):
+    return load_handler("api")
+
+
+def call(api, event: dict, context) -> tuple[int, dict]:
+    resp = api.lambda_handler(event, context)
+    return resp["statusCode"], json.loads(resp["body"])
+
+
+def upload_event(body) -> dict:
+    event = load_event("api_upload")
+    event["body"] = body if isinstance(body, str) or body is None else json.dumps(body)
+    return event
+
+
+def test_upload_issues_a_presigned_put_and_a_pending_record(api, aws_env, lambda_context):
+    status, body = call(api, load_event("api_upload"), lambda_context)
+
+    assert status == 201
+    assert set(body) == {"imageId", "uploadUrl", "method", "headers", "expiresIn", "maxBytes"}
+    assert body["method"] == "PUT" and body["headers"]["Content-Type"] == "image/jpeg"
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(body["uploadUrl"]).query)
+    assert query["X-Amz-Algorithm"] == ["AWS4-HMAC-SHA256"]
+    assert set(query["X-Amz-SignedHeaders"][0].split(";")) >= {"content-length", "content-type", "host"}
+    assert f"uploads/{body['imageId']}" in body["uploadUrl"]
+    assert aws_env["table"].get_item(Key={"imageId": body["imageId"]})["Item"]["status"] == "PENDING"
+
+
+def test_upload_without_body_is_accepted(api, lambda_context):
+    status, body = call(api, upload_event(None), lambda_context)
+    assert status == 201 and body["headers"] == {}
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ("{not json", "INVALID_JSON"),
+        ([1, 2], "INVALID_REQUEST"),
+        ({"contentType": "text/html"}, "UNSUPPORTED_CONTENT_TYPE"),
+        ({"contentType": "image/svg+xml"}, "UNSUPPORTED_CONTENT_TYPE"),
+        ({"size": 10**9}, "TOO_LARGE"),
+        ({"size": -1}, "INVALID_REQUEST"),
+        ({"size": "12"}, "INVALID_REQUEST"),
+        ({"filename": "x" * 300}, "INVALID_REQUEST"),
+    ],
+)
+def test_upload_refuses_bad_requests_with_a_code(api, aws_env, lambda_context, body, code):
+    status, resp = call(api, upload_event(body), lambda_context)
+    assert status == 400 and resp["error"]["code"] == code and resp["error"]["message"]
+    assert aws_env["table"].scan()["Count"] == 0
+
+
+def test_get_image_reports_status(api, lambda_context):
+    _, created = call(api, load_event("api_upload"), lambda_context)
+    event = load_event("api_get_image")
+    event["path"] = f"/images/{created['imageId']}"
+    event["pathParameters"] = {"imageId": created["imageId"]}
+    status, body = call(api, event, lambda_context)
+    assert status == 200 and body["status"] == "PENDING" and body["imageId"] == created["imageId"]
+
+
+@pytest.mark.parametrize(
+    ("image_id", "status", "code"),
+    [("not-a-uuid", 400, "INVALID_IMAGE_ID"), ("2a321b24-8f83-49ed-ad4b-626e2ec02201", 404, "NOT_FOUND")],
+)
+def test_get_image_errors(api, lambda_context, image_id, status, code):
+    event = load_event("api_get_image")
+    event["path"], event["pathParameters"] = f"/images/{image_id}", {"imageId": image_id}
+    got, body = call(api, event, lambda_context)
+    assert got == status and body["error"]["code"] == code
+
+
+def test_download_of_a_pending_image_is_409(api, lambda_context):
+    _, created = call(api, load_event("api_upload"), lambda_context)
+    event = load_event("api_download")
+    event["queryStringParameters"] = {"imageId": created["imageId"]}
+    event["multiValueQueryStringParameters"] = {"imageId": [created["imageId"]]}
+    status, body = call(api, event, lambda_context)
+    assert status == 409 and body["status"] == "PENDING" and body["error"]["code"] == "NOT_READY"
+
+
+def test_download_without_id_is_400(api, lambda_context):
+    event = load_event("api_download")
+    event["queryStringParameters"] = event["multiValueQueryStringParameters"] = None
+    status, body = call(api, event, lambda_context)
+    assert status == 400 and body["error"]["code"] == "MISSING_IMAGE_ID"
