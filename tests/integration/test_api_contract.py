@@ -1,0 +1,53 @@
+"""The API's error contract over real HTTP (API Gateway on the local cloud)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import requests
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ("{not json", "INVALID_JSON"),
+        ('{"contentType": "text/html"}', "UNSUPPORTED_CONTENT_TYPE"),
+        ('{"size": 999999999999}', "TOO_LARGE"),
+        ('{"size": 0}', "INVALID_REQUEST"),
+    ],
+)
+def test_upload_refuses_bad_requests(client, body, code):
+    resp = client.http.post(f"{client.stack.api}/upload", data=body, headers={"Content-Type": "application/json"})
+    assert resp.status_code == 400
+    assert resp.json()["error"]["code"] == code
+
+
+def test_unknown_and_malformed_ids(client):
+    assert client.image(str(uuid.uuid4())).status_code == 404
+    bad = client.image("not-a-uuid")
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "INVALID_IMAGE_ID"
+    assert client.download(str(uuid.uuid4())).status_code == 404
+    missing = client.http.get(f"{client.stack.api}/download")
+    assert missing.status_code == 400 and missing.json()["error"]["code"] == "MISSING_IMAGE_ID"
+
+
+def test_download_before_upload_is_409_pending(client):
+    image_id = client.request_upload(contentType="image/png").json()["imageId"]
+    resp = client.download(image_id)
+    assert resp.status_code == 409 and resp.json()["status"] == "PENDING"
+    assert client.image(image_id).json()["status"] == "PENDING"
+
+
+def test_signed_headers_are_enforced_by_s3(client):
+    # GIVEN a grant for a declared PNG of 100 bytes
+    grant = client.request_upload(contentType="image/png", size=100).json()
+    # WHEN the client sends something else, or tampers with the URL
+    wrong_type = requests.put(grant["uploadUrl"], data=b"x" * 100, headers={"Content-Type": "text/html"})
+    wrong_size = requests.put(grant["uploadUrl"], data=b"x" * 5000, headers={"Content-Type": "image/png"})
+    tampered = requests.put(
+        grant["uploadUrl"].replace("uploads/", "uploads/x"), data=b"x" * 100, headers=grant["headers"]
+    )
+    # THEN S3 refuses each, and nothing was stored
+    assert wrong_type.status_code == 403 and wrong_size.status_code in (400, 403) and tampered.status_code == 403
+    assert client.image(grant["imageId"]).json()["status"] == "PENDING"

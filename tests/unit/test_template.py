@@ -1,0 +1,63 @@
+"""Static checks of template.yaml and the state machine (what the local cloud cannot enforce)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+ASL = json.loads((ROOT / "statemachine" / "image_pipeline.asl.json").read_text())
+TEMPLATE = (ROOT / "template.yaml").read_text()
+TRANSIENT = {
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+    "TransientAWSError",
+}
+
+
+def test_cfn_lint_passes():
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "cfn-lint"), str(ROOT / "template.yaml")], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_task_retries_transient_errors_with_jitter_and_is_caught():
+    tasks = {name: s for name, s in ASL["States"].items() if s["Type"] == "Task"}
+    assert set(tasks) == {"Validate image", "Resize image", "Store rendition", "Mark processed", "Record failure"}
+    for name, state in tasks.items():
+        retry = state["Retry"][0]
+        assert TRANSIENT <= set(retry["ErrorEquals"]), name
+        assert "InvalidImageError" not in retry["ErrorEquals"]  # bad input is never retried
+        assert retry["JitterStrategy"] == "FULL" and retry["BackoffRate"] > 1, name
+        assert state["Catch"][0]["ErrorEquals"] == ["States.ALL"], name
+
+
+def test_failures_are_recorded_before_the_execution_fails():
+    for name in ("Validate image", "Resize image", "Store rendition", "Mark processed"):
+        assert ASL["States"][name]["Catch"][0]["Next"] == "Record failure"
+    assert ASL["States"]["Record failure"]["Next"] == "Pipeline failed"
+    assert ASL["States"]["Pipeline failed"]["Type"] == "Fail"
+
+
+def test_every_substitution_in_the_definition_is_provided_by_the_template():
+    used = set(re.findall(r"\$\{(\w+)\}", json.dumps(ASL)))
+    for name in used:
+        assert re.search(rf"^\s+{name}: !GetAtt", TEMPLATE, re.M), name
+
+
+def test_every_function_has_a_log_group_with_retention():
+    functions = re.findall(r"^  (\w+Function):\n    Type: AWS::Serverless::Function", TEMPLATE, re.M)
+    assert len(functions) == 6
+    for fn in functions:
+        assert re.search(rf"LogGroupName: !Sub /aws/lambda/\${{{fn}}}\n      RetentionInDays:", TEMPLATE), fn
+
+
+def test_buckets_block_public_access_and_encrypt():
+    assert TEMPLATE.count("BlockPublicPolicy: true") == 2
+    assert TEMPLATE.count("SSEAlgorithm: AES256") == 2
