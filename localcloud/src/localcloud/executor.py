@@ -3,10 +3,16 @@
 Each execution environment is a ``localcloud.init`` supervisor process (Runtime API server, timeout and
 memory enforcement) that runs the handler with the official ``awslambdaric`` under the interpreter of the
 function's runtime, taken from ``$LOCALCLOUD_RUNTIMES_DIR/<runtime>/bin/python``.
+
+Protocol with LocalStack's executor endpoint: invocations are POSTed to the supervisor (``/invoke``);
+start-up status (ready/error) comes back over HTTP to the endpoint's routes; each invocation's result
+and logs come back as one frame on a pipe and resolve the endpoint's invocation future directly
+(saving two HTTP round trips through LocalStack's gateway per invoke).
 """
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import logging
@@ -22,7 +28,7 @@ from pathlib import Path
 
 from localstack import config
 from localstack.services.lambda_.invocation.executor_endpoint import ExecutorEndpoint
-from localstack.services.lambda_.invocation.lambda_models import FunctionVersion
+from localstack.services.lambda_.invocation.lambda_models import FunctionVersion, InvocationResult
 from localstack.services.lambda_.invocation.runtime_executor import LambdaRuntimeException, RuntimeExecutor
 
 LOG = logging.getLogger(__name__)
@@ -116,11 +122,13 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
         self.executor_endpoint = KeepAliveExecutorEndpoint(self.id, container_address="127.0.0.1", container_port=None)
         self.process: subprocess.Popen | None = None
         self.output: deque[str] = deque(maxlen=LOG_LINES_KEPT)
+        self.results_fd: int | None = None
 
     def start(self, env_vars: dict[str, str]) -> None:
         self.executor_endpoint.start()
         fv = self.function_version
         python = runtime_python(fv.config.runtime)
+        self.results_fd, result_write = os.pipe()
         task_root = str(fv.config.code.get_unzipped_code_location())
         env = {key: str(value) for key, value in env_vars.items()}
         env.update(
@@ -139,6 +147,7 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
                         "timeout_s": fv.config.timeout,
                         "version": fv.id.qualifier,
                         "lifeline_fd": _LIFELINE_READ,
+                        "result_fd": result_write,
                     }
                 ),
             }
@@ -150,9 +159,11 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            pass_fds=(_LIFELINE_READ,),
+            pass_fds=(_LIFELINE_READ, result_write),
             text=True,
         )
+        os.close(result_write)
+        threading.Thread(target=self._read_results, daemon=True, name=f"lambda-results-{self.id}").start()
         self.executor_endpoint.container_port = self._read_port()
         threading.Thread(target=self._pump_output, daemon=True, name=f"lambda-output-{self.id}").start()
         self.executor_endpoint.wait_for_startup()
@@ -164,6 +175,25 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
             rest = line + (self.process.stdout.read() if self.process.poll() is not None else "")
             raise LambdaRuntimeException(f"Execution environment {self.id} did not start: {rest.strip()}")
         return int(line.split()[1])
+
+    def _read_results(self) -> None:
+        with os.fdopen(self.results_fd, "rb") as frames:
+            for line in frames:
+                frame = json.loads(line)
+                result = InvocationResult(
+                    frame["id"],
+                    base64.b64decode(frame["payload"]),
+                    is_error=frame["kind"] == "error",
+                    logs=frame["logs"],
+                )
+                future = self.executor_endpoint.invocation_future
+                if future is not None and not future.done():
+                    future.set_result(result)
+        # the supervisor is gone: fail an invocation still waiting rather than let it hang
+        future = self.executor_endpoint.invocation_future
+        if future is not None and not future.done():
+            error = {"errorType": "Runtime.ExitError", "errorMessage": "Error: execution environment exited"}
+            future.set_result(InvocationResult("", json.dumps(error).encode(), is_error=True, logs=self.get_logs()))
 
     def _pump_output(self) -> None:
         for line in self.process.stdout:

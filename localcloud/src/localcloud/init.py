@@ -14,6 +14,7 @@ Standard library only: it runs under LocalStack's interpreter, the child under t
 
 from __future__ import annotations
 
+import base64
 import fcntl
 import http.client
 import json
@@ -79,9 +80,33 @@ class Callbacks:
                     time.sleep(0.05 * (attempt + 1))
 
 
+class Results:
+    """Delivers each invocation's result and logs to the executor as one frame on a pipe.
+
+    The executor (in LocalStack's process) resolves the invocation future of LocalStack's executor
+    endpoint with it: one write instead of two HTTP callbacks through LocalStack's gateway (~4 ms).
+    Frame: one JSON line {"id", "kind": "response"|"error", "logs", "payload": base64}.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.out = os.fdopen(fd, "wb", buffering=1 << 16)
+        self.lock = threading.Lock()
+
+    def send(self, request_id: str, kind: str, payload: bytes, logs: str) -> None:
+        frame = {"id": request_id, "kind": kind, "logs": logs, "payload": base64.b64encode(payload).decode()}
+        line = json.dumps(frame).encode() + b"\n"
+        try:
+            with self.lock:
+                self.out.write(line)
+                self.out.flush()
+        except OSError as exc:
+            print(f"localcloud.init: cannot deliver result of {request_id}: {exc}", file=sys.stderr, flush=True)
+
+
 class Sandbox:
     def __init__(self, config: dict, env: dict[str, str]) -> None:
         self.config = config
+        self.results = Results(int(config["result_fd"]))
         self.env = env
         self.runtime_id = env["LOCALSTACK_RUNTIME_ID"]
         self.callbacks = Callbacks(env["LOCALSTACK_RUNTIME_ENDPOINT"])
@@ -291,11 +316,7 @@ class Sandbox:
             f"START RequestId: {inv.request_id} Version: {self.config['version']}\n{logs}"
             f"{'' if not logs or logs.endswith(chr(10)) else chr(10)}END RequestId: {inv.request_id}\n{report}\n"
         )
-        try:
-            self.callbacks.post(f"/invocations/{inv.request_id}/logs", json.dumps({"logs": text}).encode())
-            self.callbacks.post(f"/invocations/{inv.request_id}/{'response' if kind == 'response' else 'error'}", body)
-        except (OSError, http.client.HTTPException) as exc:
-            print(f"localcloud.init: cannot deliver result of {inv.request_id}: {exc}", file=sys.stderr, flush=True)
+        self.results.send(inv.request_id, kind, body, text)
 
     def post_status(self, status: str, body: bytes, logs: str = "") -> None:
         if logs:
