@@ -228,6 +228,7 @@ def main() -> None:
         f"| per-task overhead (task p50 - warm invoke p50) | | {results['sfn_lambda_task']['overhead_p50_ms']} | | <= 25 |"
     )
     if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(results, indent=2))
 
 
