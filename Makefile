@@ -1,5 +1,5 @@
 # Verbs of the project; each is a small script under scripts/.
-.PHONY: help setup up down logs deploy demo test lint clean bench-localcloud
+.PHONY: help setup up down logs deploy demo test lint clean bench-localcloud bench-resize
 
 help:
 	@echo "make setup  - create the environments under .venv/ (done by every verb that needs them)"
@@ -10,6 +10,7 @@ help:
 	@echo "make logs   - show the local cloud's log"
 	@echo "make test   - run the whole test suite (starts and stops what it needs)"
 	@echo "make lint   - ruff"
+	@echo "make bench-resize [IMAGES=dir] [JSON=out.json] - image engine vs libvips vs naive Pillow"
 	@echo "make bench-localcloud - Lambda/Step Functions latency benchmark (starts the local cloud)"
 
 setup:
@@ -41,3 +42,6 @@ clean: down
 
 bench-localcloud: up
 	@bash scripts/bench_localcloud.sh
+
+bench-resize: setup
+	@.venv/dev/bin/python bench/resize_bench.py $(if $(IMAGES),--images $(IMAGES)) --json $(or $(JSON),bench/out/resize.json)

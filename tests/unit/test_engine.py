@@ -14,6 +14,15 @@ from tests import images
 MAX_PIXELS = 50_000_000
 
 
+@pytest.fixture(params=["pillow", "vips", "auto"], autouse=True)
+def backend(request, monkeypatch):
+    """Every rule holds on both backends ("vips" prefers libvips wherever it applies)."""
+    if request.param != "pillow" and engine.pyvips is None:
+        pytest.fail("pyvips is not installed: the vips backend is untested")
+    monkeypatch.setattr(engine, "BACKEND", request.param)
+    return request.param
+
+
 def render(data: bytes, max_dimension: int = 800) -> tuple[engine.Rendition, Image.Image]:
     out = engine.render(data, max_dimension, MAX_PIXELS)
     return out, Image.open(io.BytesIO(out.data))
