@@ -63,6 +63,7 @@ class Rendition:
     format: str
     width: int
     height: int
+    backend: str = "pillow"
 
     @property
     def content_type(self) -> str:
@@ -135,21 +136,23 @@ def render(data: bytes, max_dimension: int, max_pixels: int, backend: str | None
     except (OSError, SyntaxError, ValueError, struct.error, EOFError) as e:
         raise InvalidImageError("CORRUPT_IMAGE", f"cannot decode the {info.format} data: {e}") from e
     size = fit(im.width, im.height, max_dimension)
+    resampled_by_vips = False
     if size != im.size:
-        im = _resize(im, size, use_vips=backend != "pillow")
+        im, resampled_by_vips = _resize(im, size, use_vips=backend != "pillow")
     out_format = OUTPUT_FORMAT[info.format]
-    return Rendition(_encode(im, out_format), out_format, im.width, im.height)
+    used = "pillow+vips-resample" if resampled_by_vips else "pillow"
+    return Rendition(_encode(im, out_format), out_format, im.width, im.height, used)
 
 
-def _resize(im: Image.Image, size: tuple[int, int], use_vips: bool) -> Image.Image:
+def _resize(im: Image.Image, size: tuple[int, int], use_vips: bool) -> tuple[Image.Image, bool]:
     """LANCZOS to size: libvips' lanczos3 (SIMD, ~4x faster) for L/RGB when available, else Pillow's."""
     if use_vips and pyvips is not None and im.mode in ("L", "RGB"):
         bands = len(im.getbands())
         image = pyvips.Image.new_from_memory(im.tobytes(), im.width, im.height, bands, "uchar")
         image = image.resize(size[0] / im.width, vscale=size[1] / im.height, kernel="lanczos3")
         if (image.width, image.height) == size:
-            return Image.frombytes(im.mode, size, image.write_to_memory())
-    return im.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+            return Image.frombytes(im.mode, size, image.write_to_memory()), True
+    return im.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0), False
 
 
 def _use_vips(info: Probe, max_dimension: int, backend: str) -> bool:
@@ -179,7 +182,7 @@ def _render_vips(data: bytes, info: Probe, max_dimension: int) -> Rendition:
             encoded = image.write_to_buffer(".webp", Q=80, effort=4, keep="none")
     except pyvips.Error as e:
         raise InvalidImageError("CORRUPT_IMAGE", f"cannot decode the {info.format} data: {str(e).strip()[:300]}") from e
-    return Rendition(encoded, out_format, image.width, image.height)
+    return Rendition(encoded, out_format, image.width, image.height, "vips")
 
 
 def _decode(im: Image.Image, info: Probe, max_dimension: int) -> Image.Image:

@@ -87,6 +87,7 @@ def resize(s3, settings: Settings, image: dict[str, Any], execution_name: str) -
         "height": rendition.height,
         "bytes": len(rendition.data),
         "sha256": digest,
+        "engine": rendition.backend,
     }
 
 
