@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from image_pipeline import engine
+
 from tests import images
 
 
