@@ -47,7 +47,8 @@ def aws(localcloud):
     config = Config(retries={"max_attempts": 2, "mode": "standard"}, read_timeout=120)
 
     def client(service: str, **kwargs):
-        return boto3.client(service, endpoint_url=localcloud, region_name=REGION, config=config, **kwargs)
+        kwargs.setdefault("config", config)
+        return boto3.client(service, endpoint_url=localcloud, region_name=REGION, **kwargs)
 
     return client
 

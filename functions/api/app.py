@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 from image_pipeline import api
 from image_pipeline.config import Settings
+from image_pipeline.errors import TransientAWSError
 from image_pipeline.records import ImageRepository
 
 settings = Settings.from_env()
@@ -32,6 +33,14 @@ def error_response(http_status: int, code: str, message: str, **extra) -> Respon
 def handle_api_error(e: api.ApiError) -> Response:
     logger.info("request refused", extra={"code": e.code, "http_status": e.http_status})
     return error_response(e.http_status, e.code, e.message, **e.extra)
+
+
+@app.exception_handler(TransientAWSError)
+def handle_transient(e: TransientAWSError) -> Response:
+    logger.warning("dependency unavailable", extra={"reason": str(e)})
+    response = error_response(503, "SERVICE_UNAVAILABLE", "a dependency is unavailable, retry shortly")
+    response.headers["Retry-After"] = "1"
+    return response
 
 
 @app.exception_handler(Exception)

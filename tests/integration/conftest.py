@@ -39,12 +39,27 @@ def stack(localcloud) -> Stack:
     )
 
 
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+
+
 class Client:
-    """What a user does: POST /upload, PUT to the URL, poll GET /images/{id}, GET /download."""
+    """What a user does: POST /upload, PUT to the URL, poll GET /images/{id}, GET /download.
+
+    Like a well-behaved client it retries throttling and 5xx answers (with backoff), so it keeps working
+    while faults are injected into the services behind the API.
+    """
 
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
         self.http = requests.Session()
+
+    def _retrying(self, send) -> requests.Response:
+        for attempt in range(8):
+            resp = send()
+            if resp.status_code not in RETRY_STATUSES:
+                return resp
+            time.sleep(min(0.1 * 2**attempt, 2.0))
+        return resp
 
     def request_upload(self, **body) -> requests.Response:
         return self.http.post(f"{self.stack.api}/upload", json=body or None)
@@ -55,10 +70,10 @@ class Client:
             body["contentType"] = content_type
         if declare_size and data:
             body["size"] = len(data)
-        resp = self.request_upload(**body)
+        resp = self._retrying(lambda: self.request_upload(**body))
         assert resp.status_code == 201, resp.text
         grant = resp.json()
-        put = requests.put(grant["uploadUrl"], data=data, headers=grant["headers"])
+        put = self._retrying(lambda: requests.put(grant["uploadUrl"], data=data, headers=grant["headers"]))
         assert put.status_code == 200, put.text
         return grant["imageId"]
 
@@ -68,7 +83,8 @@ class Client:
     def wait(self, image_id: str, timeout: float = 60) -> dict:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            body = self.image(image_id).json()
+            resp = self.image(image_id)
+            body = resp.json() if resp.status_code == 200 else {}
             if body.get("status") in TERMINAL:
                 return body
             time.sleep(0.2)

@@ -223,6 +223,10 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
         return f"http://127.0.0.1:{port}{self.executor_endpoint.get_endpoint_prefix()}"
 
     def invoke(self, payload: dict[str, str]):
+        from localcloud.faults import crash_requested
+
+        if crash_requested(self.function_version.id.function_name):
+            payload = {**payload, "localcloud-crash": True}  # the supervisor kills the runtime mid-invocation
         return self.executor_endpoint.invoke(payload)
 
     def get_logs(self) -> str:

@@ -45,6 +45,7 @@ class Invocation:
     payload: bytes
     trace_id: str
     timeout_s: float
+    crash: bool = False
     received: float = field(default_factory=time.monotonic)
     started: float | None = None
     finished: bool = False
@@ -225,7 +226,13 @@ class Sandbox:
             inv = self.pending.popleft()
             inv.started = time.monotonic()
             self.current = inv
+            if inv.crash:  # fault injection: the worker dies in the middle of this invocation
+                threading.Timer(0.002, self.crash_child, args=(self.child,)).start()
             return inv
+
+    def crash_child(self, child: subprocess.Popen | None) -> None:
+        if child is not None and child.poll() is None:
+            os.kill(child.pid, signal.SIGKILL)
 
     def apply_memory_limit(self) -> None:
         """MemorySize as an address-space limit: what init mapped, plus what is left of MemorySize."""
@@ -425,6 +432,7 @@ def make_handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
                         payload=(data.get("payload") or "").encode(),
                         trace_id=data.get("trace-id") or "",
                         timeout_s=sandbox.timeout_s,
+                        crash=bool(data.get("localcloud-crash")),
                     )
                 )
                 self.reply(202)

@@ -1,0 +1,129 @@
+"""Faults injected into the local cloud: every upload still ends PROCESSED, or FAILED with its error; none stuck,
+none processed twice."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+from botocore.config import Config
+
+from tests import images
+
+from .conftest import executions_for, wait_executions_done
+
+
+@pytest.fixture
+def faults(localcloud):
+    """Add fault rules over the local cloud's HTTP API; all are removed afterwards."""
+    url = f"{localcloud}/_localcloud/faults"
+
+    def add(**rule) -> dict:
+        resp = requests.post(url, json=rule)
+        assert resp.status_code == 201, resp.text
+        return resp.json()
+
+    def fired() -> dict[str, int]:
+        return {r["id"]: r["fired"] for r in requests.get(url).json()["faults"]}
+
+    add.fired = fired
+    yield add
+    requests.delete(url)
+
+
+def renditions_of(s3, stack, image_id: str) -> int:
+    return s3.list_objects_v2(Bucket=stack.processed_bucket, Prefix=f"renditions/{image_id}").get("KeyCount", 0)
+
+
+def retried_errors(sfn, stack, image_id: str) -> list[str]:
+    errors = []
+    for ex in executions_for(sfn, stack.state_machine, f"uploads/{image_id}"):
+        for event in sfn.get_execution_history(executionArn=ex["executionArn"], maxResults=1000)["events"]:
+            if event["type"] == "TaskFailed":
+                errors.append(event["taskFailedEventDetails"]["error"])
+    return errors
+
+
+def test_rules_are_validated_and_listed(localcloud):
+    url = f"{localcloud}/_localcloud/faults"
+    assert requests.post(url, json={"operation": "GetObject", "error": "SlowDown"}).status_code == 400
+    assert requests.post(url, json={"service": "s3"}).status_code == 400
+    rule = requests.post(url, json={"service": "s3", "operation": "GetObject", "error": "SlowDown", "count": 1}).json()
+    assert rule["id"] in {r["id"] for r in requests.get(url).json()["faults"]}
+    assert requests.delete(f"{url}/{rule['id']}").status_code == 204
+    assert rule["id"] not in {r["id"] for r in requests.get(url).json()["faults"]}
+
+
+def test_injected_error_is_the_real_aws_error(aws, faults):
+    s3 = aws("s3")
+    s3.create_bucket(Bucket="fault-shape-test")
+    s3.put_object(Bucket="fault-shape-test", Key="k", Body=b"x")
+    faults(service="s3", operation="GetObject", resource="fault-shape-test", error="SlowDown", count=1)
+    raw = requests.get(s3.generate_presigned_url("get_object", Params={"Bucket": "fault-shape-test", "Key": "k"}))
+    assert raw.status_code == 503 and b"<Code>SlowDown</Code>" in raw.content
+    faults(service="dynamodb", operation="DescribeTable", error="ProvisionedThroughputExceededException", count=1)
+    ddb = aws("dynamodb", config=Config(retries={"total_max_attempts": 1}))
+    with pytest.raises(ddb.exceptions.ProvisionedThroughputExceededException):
+        ddb.describe_table(TableName="anything")
+    s3.delete_object(Bucket="fault-shape-test", Key="k")
+    s3.delete_bucket(Bucket="fault-shape-test")
+
+
+def test_thirty_percent_transient_faults_still_process_every_upload(client, aws, stack, faults):
+    # GIVEN 30% transient faults on the calls the pipeline depends on
+    rules = [
+        faults(service="s3", operation="GetObject", error="SlowDown", probability=0.3),
+        faults(service="s3", operation="PutObject", error="InternalError", probability=0.3),
+        faults(
+            service="dynamodb", operation="UpdateItem", error="ProvisionedThroughputExceededException", probability=0.3
+        ),
+        faults(
+            service="dynamodb", operation="PutItem", error="ProvisionedThroughputExceededException", probability=0.3
+        ),
+        faults(service="lambda", operation="Invoke", error="TooManyRequestsException", probability=0.3),
+    ]
+    data = images.jpeg(1600, 1200)
+
+    # WHEN 50 images are uploaded
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        ids = list(pool.map(lambda _: client.upload(data, "image/jpeg"), range(50)))
+        records = list(pool.map(lambda i: client.wait(i, timeout=300), ids))
+
+    # THEN all end PROCESSED, each with exactly one rendition, after retries the histories show
+    fired = faults.fired()
+    assert all(fired[r["id"]] > 0 for r in rules), fired
+    assert [r["status"] for r in records] == ["PROCESSED"] * 50, [r for r in records if r["status"] != "PROCESSED"]
+    s3, sfn = aws("s3"), aws("stepfunctions")
+    wait_executions_done(sfn, stack.state_machine, timeout=120)
+    assert all(renditions_of(s3, stack, i) == 1 for i in ids)
+    retried = [e for i in ids for e in retried_errors(sfn, stack, i)]
+    assert "Lambda.TooManyRequestsException" in retried
+
+
+def test_permanent_fault_ends_failed_with_the_error_recorded(client, aws, stack, faults):
+    # GIVEN the original bucket cannot be read, whatever the retries
+    faults(service="s3", operation="GetObject", resource=stack.original_bucket, error="SlowDown")
+
+    image_id = client.upload(images.jpeg(800, 600), "image/jpeg")
+    record = client.wait(image_id, timeout=180)
+
+    # THEN it ends FAILED (not stuck, not REJECTED) with the error, after the retries ran out
+    assert record["status"] == "FAILED", record
+    assert record["error"]["code"] == "TransientAWSError" and "SlowDown" in record["error"]["message"]
+    assert renditions_of(aws("s3"), stack, image_id) == 0
+    assert retried_errors(aws("stepfunctions"), stack, image_id).count("TransientAWSError") >= 2
+    assert client.download(image_id).status_code == 422
+
+
+def test_killed_worker_is_retried_and_the_image_processed(client, aws, stack, faults):
+    # GIVEN the resize function's worker will be killed (kill -9) in the middle of its next invocation
+    rule = faults(service="lambda", operation="Invoke", resource="ResizeFunction", action="crash", count=1)
+
+    image_id = client.upload(images.jpeg(2000, 1500), "image/jpeg")
+    record = client.wait(image_id, timeout=120)
+
+    assert faults.fired()[rule["id"]] == 1
+    assert record["status"] == "PROCESSED", record
+    assert "Runtime.ExitError" in retried_errors(aws("stepfunctions"), stack, image_id)
+    assert renditions_of(aws("s3"), stack, image_id) == 1
