@@ -1,5 +1,5 @@
 # Verbs of the project; each is a small script under scripts/.
-.PHONY: help setup up down logs deploy demo test lint clean bench-localcloud bench-resize
+.PHONY: help setup up down logs deploy demo test lint clean bench-localcloud bench-resize bench-load
 
 help:
 	@echo "make setup  - create the environments under .venv/ (done by every verb that needs them)"
@@ -11,6 +11,7 @@ help:
 	@echo "make test   - run the whole test suite (starts and stops what it needs)"
 	@echo "make lint   - ruff"
 	@echo "make bench-resize [IMAGES=dir] [JSON=out.json] - image engine vs libvips vs naive Pillow"
+	@echo "make bench-load [N=300] - N uploads in a burst: throughput, upload-to-PROCESSED latency"
 	@echo "make bench-localcloud - Lambda/Step Functions latency benchmark (starts the local cloud)"
 
 setup:
@@ -45,3 +46,6 @@ bench-localcloud: up
 
 bench-resize: setup
 	@.venv/dev/bin/python bench/resize_bench.py $(if $(IMAGES),--images $(IMAGES)) --json $(or $(JSON),bench/out/resize.json)
+
+bench-load: deploy
+	@bash -c 'source scripts/lib.sh && export_client_env && .venv/dev/bin/python bench/load.py --uploads $(or $(N),300) --json bench/out/load.json'
