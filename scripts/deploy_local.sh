@@ -26,6 +26,6 @@ import json, sys
 outputs = {o["OutputKey"]: o["OutputValue"] for o in json.loads(sys.argv[1])}
 outputs["LocalApiUrl"] = f"{sys.argv[2]}/restapis/{outputs['RestApiId']}/prod/_user_request_"
 json.dump(outputs, open(sys.argv[3], "w"), indent=2)
-for key in ("LocalApiUrl", "ApiUrl", "OriginalBucketName", "ProcessedBucketName", "ImageTableName", "ImagePipelineStateMachineArn"):
+for key in ("LocalApiUrl", "ApiUrl", "OriginalBucketName", "ProcessedBucketName", "ImageTableName", "ImagePipelineStateMachineArn", "ReconcilerFunctionName"):
     print(f"{key:30} {outputs[key]}")
 PY

@@ -54,7 +54,7 @@ def test_every_substitution_in_the_definition_is_provided_by_the_template():
 
 def test_every_function_has_a_log_group_with_retention():
     functions = re.findall(r"^  (\w+Function):\n    Type: AWS::Serverless::Function", TEMPLATE, re.M)
-    assert len(functions) == 6
+    assert len(functions) == 7
     for fn in functions:
         assert re.search(rf"LogGroupName: !Sub /aws/lambda/\${{{fn}}}\n      RetentionInDays:", TEMPLATE), fn
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from image_pipeline import keys
 from image_pipeline.config import Settings
-from image_pipeline.records import FAILED, PROCESSED, REJECTED, ImageRepository, to_api
+from image_pipeline.records import EXPIRED, FAILED, PROCESSED, REJECTED, ImageRepository, to_api
 
 ACCEPTED_CONTENT_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif")
 
@@ -87,7 +87,7 @@ def get_image(repo: ImageRepository, image_id: str | None) -> dict[str, Any]:
 def download(s3, repo: ImageRepository, settings: Settings, image_id: str | None) -> dict[str, Any]:
     image = get_image(repo, image_id)
     status = image["status"]
-    if status in (REJECTED, FAILED):
+    if status in (REJECTED, FAILED, EXPIRED):
         error = image["error"] or {"code": status, "message": "the image has no rendition"}
         raise ApiError(422, error["code"], error["message"], status=status)
     if status != PROCESSED:

@@ -1,12 +1,14 @@
 """The image record in DynamoDB and its status model. Every transition is a conditional write.
 
-PENDING (upload URL issued) -> PROCESSING (claimed by one execution) -> PROCESSED | REJECTED | FAILED.
+PENDING (upload URL issued) -> PROCESSING (claimed by one execution) -> PROCESSED | REJECTED | FAILED;
+PENDING -> EXPIRED when the upload URL expired unused (the reconciler).
 An execution writes an image's status only while it owns it (``executionArn``); a duplicate event
 of an image that is being or has been processed claims nothing and changes nothing.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +20,7 @@ from image_pipeline.aws import transient_errors
 from image_pipeline.errors import ImageNotOwnedError
 
 PENDING, PROCESSING, PROCESSED, REJECTED, FAILED = "PENDING", "PROCESSING", "PROCESSED", "REJECTED", "FAILED"
+EXPIRED = "EXPIRED"  # the upload URL expired unused (set by the reconciler)
 TERMINAL = (PROCESSED, REJECTED, FAILED)
 
 
@@ -43,8 +46,12 @@ class ImageRepository:
         self.table = table
 
     def get(self, image_id: str) -> dict[str, Any] | None:
+        """The record, or None; a record past its TTL (``expiresAt``) is gone even if DynamoDB has not deleted it yet."""
         with transient_errors():
-            return self.table.get_item(Key={"imageId": image_id}, ConsistentRead=True).get("Item")
+            item = self.table.get_item(Key={"imageId": image_id}, ConsistentRead=True).get("Item")
+        if item is not None and "expiresAt" in item and int(item["expiresAt"]) <= time.time():
+            return None
+        return item
 
     def create_pending(self, image_id: str, key: str, filename: str | None, content_type: str | None) -> dict:
         stamp = now()

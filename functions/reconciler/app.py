@@ -1,0 +1,31 @@
+"""Scheduled: expire unused upload URLs, restart lost uploads, fail images whose execution ended silently."""
+
+from __future__ import annotations
+
+import os
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from image_pipeline import reconcile
+from image_pipeline.config import Settings
+from image_pipeline.records import ImageRepository
+
+settings = Settings.from_env()
+STATE_MACHINE_ARN = os.environ["STATE_MACHINE_ARN"]
+s3 = boto3.client("s3")
+sfn = boto3.client("stepfunctions")
+repo = ImageRepository(boto3.resource("dynamodb").Table(settings.table_name))
+logger = Logger()
+metrics = Metrics()
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    report = reconcile.run(repo, s3, sfn, settings.original_bucket, STATE_MACHINE_ARN, settings.url_expiry_seconds)
+    for name, ids in report.as_dict().items():
+        metrics.add_metric(name=f"Reconciled{name.title()}", unit=MetricUnit.Count, value=len(ids))
+    logger.info("reconciled", extra=report.as_dict())
+    return report.as_dict()

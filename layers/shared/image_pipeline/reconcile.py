@@ -1,0 +1,155 @@
+"""Nothing left behind: the scheduled reconciler's logic.
+
+- PENDING images whose upload URL expired (plus a grace period) with no object uploaded -> EXPIRED, with a TTL
+  (``expiresAt``) after which the API treats the record as gone (local DynamoDB TTL never deletes).
+- PENDING images whose object *was* uploaded but whose S3 event never started the workflow -> the workflow is
+  started for them (the event was lost).
+- PROCESSING images whose execution is no longer running -> FAILED (``EXECUTION_ENDED_WITHOUT_STATUS``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from boto3.dynamodb.conditions import Key
+from botocore.exceptions import ClientError
+
+from image_pipeline import keys
+from image_pipeline.records import EXPIRED, FAILED, PENDING, PROCESSING, ImageRepository, now
+
+GRACE = timedelta(seconds=60)
+STALE_PROCESSING = timedelta(minutes=16)  # longer than the state machine's 15 minute timeout
+EXPIRED_RETENTION = timedelta(days=7)
+
+
+@dataclass
+class Report:
+    expired: list[str] = field(default_factory=list)
+    restarted: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"expired": self.expired, "restarted": self.restarted, "failed": self.failed}
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _older_than(repo: ImageRepository, status: str, cutoff: datetime) -> list[dict[str, Any]]:
+    items, kwargs = [], {}
+    while True:
+        page = repo.table.query(
+            IndexName="byStatus",
+            KeyConditionExpression=Key("status").eq(status) & Key("updatedAt").lt(_iso(cutoff)),
+            **kwargs,
+        )
+        items += page["Items"]
+        if "LastEvaluatedKey" not in page:
+            return items
+        kwargs = {"ExclusiveStartKey": page["LastEvaluatedKey"]}
+
+
+def run(
+    repo: ImageRepository,
+    s3,
+    sfn,
+    bucket: str,
+    state_machine_arn: str,
+    url_expiry_seconds: int,
+    at: datetime | None = None,
+) -> Report:
+    at = at or datetime.now(UTC)
+    report = Report()
+    for item in _older_than(repo, PENDING, at - timedelta(seconds=url_expiry_seconds) - GRACE):
+        key = item.get("originalKey") or keys.upload_key(item["imageId"])
+        try:
+            head = s3.head_object(Bucket=bucket, Key=key)
+        except ClientError as e:
+            if e.response["Error"]["Code"] not in ("404", "NoSuchKey", "NotFound"):
+                raise
+            head = None
+        if head is None:
+            if _transition(
+                repo,
+                item,
+                EXPIRED,
+                "UPLOAD_URL_EXPIRED",
+                "the upload URL expired before an upload",
+                expires_at=int((at + EXPIRED_RETENTION).timestamp()),
+            ):
+                report.expired.append(item["imageId"])
+        else:
+            sfn.start_execution(stateMachineArn=state_machine_arn, input=json.dumps(_object_created(bucket, key, head)))
+            report.restarted.append(item["imageId"])
+    for item in _older_than(repo, PROCESSING, at - STALE_PROCESSING):
+        status = _execution_status(sfn, item.get("executionArn"))
+        if status == "RUNNING":
+            continue
+        message = f"the execution ended ({status}) without recording the image's outcome"
+        if _transition(repo, item, FAILED, "EXECUTION_ENDED_WITHOUT_STATUS", message):
+            report.failed.append(item["imageId"])
+    return report
+
+
+def _execution_status(sfn, execution_arn: str | None) -> str:
+    if not execution_arn:
+        return "UNKNOWN"
+    try:
+        return sfn.describe_execution(executionArn=execution_arn)["status"]
+    except ClientError as e:
+        if e.response["Error"]["Code"] in ("ExecutionDoesNotExist", "InvalidArn"):
+            return "NOT_FOUND"
+        raise
+
+
+def _transition(
+    repo: ImageRepository, item: dict, to: str, code: str, message: str, expires_at: int | None = None
+) -> bool:
+    """Conditional: only if the record is still exactly what we looked at."""
+    update = "SET #s = :to, #e = :err, updatedAt = :now"
+    values: dict[str, Any] = {
+        ":to": to,
+        ":err": {"code": code, "message": message},
+        ":now": now(),
+        ":seen": item["updatedAt"],
+        ":from": item["status"],
+    }
+    if expires_at is not None:
+        update += ", expiresAt = :ttl"
+        values[":ttl"] = expires_at
+    try:
+        repo.table.update_item(
+            Key={"imageId": item["imageId"]},
+            UpdateExpression=update,
+            ConditionExpression="#s = :from AND updatedAt = :seen",
+            ExpressionAttributeNames={"#s": "status", "#e": "error"},
+            ExpressionAttributeValues=values,
+        )
+        return True
+    except ClientError as e:
+        if e.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            return False  # it moved on meanwhile: nothing to repair
+        raise
+
+
+def _object_created(bucket: str, key: str, head: dict) -> dict[str, Any]:
+    """The S3 "Object Created" event the workflow would have received."""
+    return {
+        "version": "0",
+        "id": f"reconciler-{int(time.time() * 1000)}",
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "time": now(),
+        "resources": [f"arn:aws:s3:::{bucket}"],
+        "detail": {
+            "version": "0",
+            "bucket": {"name": bucket},
+            "object": {"key": key, "size": head["ContentLength"], "etag": head["ETag"].strip('"')},
+            "reason": "Reconciler",
+        },
+    }

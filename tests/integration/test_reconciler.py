@@ -1,0 +1,40 @@
+"""The scheduled reconciler, deployed: an upload URL that expired unused ends EXPIRED, then disappears."""
+
+from __future__ import annotations
+
+import json
+
+from .conftest import ROOT
+
+
+def test_expired_upload_is_reported_then_gone(client, aws, stack):
+    # GIVEN an upload URL issued 30 minutes ago (we age the record) and never used
+    image_id = client.request_upload(contentType="image/jpeg").json()["imageId"]
+    table = aws("dynamodb")
+    old = "2000-01-01T00:00:00.000Z"
+    table.update_item(
+        TableName=stack.table,
+        Key={"imageId": {"S": image_id}},
+        UpdateExpression="SET updatedAt = :t, uploadTimestamp = :t",
+        ExpressionAttributeValues={":t": {"S": old}},
+    )
+    reconciler = json.loads((ROOT / ".localcloud" / "stack-image-pipeline.json").read_text())["ReconcilerFunctionName"]
+
+    # WHEN the reconciler runs (it is scheduled every 5 minutes; we invoke it now)
+    resp = aws("lambda").invoke(FunctionName=reconciler, Payload=b"{}")
+    report = json.loads(resp["Payload"].read())
+
+    # THEN the API reports EXPIRED, download says why, and after its TTL the record is gone for the app
+    assert "FunctionError" not in resp, report
+    assert image_id in report["expired"]
+    body = client.image(image_id).json()
+    assert body["status"] == "EXPIRED" and body["error"]["code"] == "UPLOAD_URL_EXPIRED"
+    download = client.download(image_id)
+    assert download.status_code == 422 and download.json()["status"] == "EXPIRED"
+    table.update_item(
+        TableName=stack.table,
+        Key={"imageId": {"S": image_id}},
+        UpdateExpression="SET expiresAt = :past",
+        ExpressionAttributeValues={":past": {"N": "1"}},
+    )
+    assert client.image(image_id).status_code == 404

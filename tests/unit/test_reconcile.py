@@ -1,0 +1,133 @@
+"""The reconciler: expired uploads, lost S3 events, executions that ended without an outcome (moto)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import boto3
+import pytest
+from image_pipeline import reconcile
+from image_pipeline.records import ImageRepository
+
+ARN_SM = None
+
+
+@pytest.fixture
+def world(aws_env):
+    ddb = boto3.client("dynamodb")
+    ddb.update_table(
+        TableName="images-test",
+        AttributeDefinitions=[
+            {"AttributeName": "status", "AttributeType": "S"},
+            {"AttributeName": "updatedAt", "AttributeType": "S"},
+        ],
+        GlobalSecondaryIndexUpdates=[
+            {
+                "Create": {
+                    "IndexName": "byStatus",
+                    "Projection": {"ProjectionType": "ALL"},
+                    "KeySchema": [
+                        {"AttributeName": "status", "KeyType": "HASH"},
+                        {"AttributeName": "updatedAt", "KeyType": "RANGE"},
+                    ],
+                }
+            }
+        ],
+    )
+    sfn = boto3.client("stepfunctions")
+    sm = sfn.create_state_machine(
+        name="sm",
+        roleArn="arn:aws:iam::123456789012:role/x",
+        definition=json.dumps({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}}),
+    )
+    return {"repo": ImageRepository(aws_env["table"]), "s3": aws_env["s3"], "sfn": sfn, "sm": sm["stateMachineArn"]}
+
+
+def put(repo, image_id: str, status: str, age: timedelta, **extra):
+    stamp = (datetime.now(UTC) - age).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    repo.table.put_item(
+        Item={
+            "imageId": image_id,
+            "status": status,
+            "updatedAt": stamp,
+            "uploadTimestamp": stamp,
+            "originalKey": f"uploads/{image_id}",
+            **extra,
+        }
+    )
+
+
+def run(world):
+    return reconcile.run(world["repo"], world["s3"], world["sfn"], "original-test", world["sm"], url_expiry_seconds=300)
+
+
+def test_unused_expired_upload_becomes_expired_and_disappears_after_its_ttl(world):
+    repo = world["repo"]
+    put(repo, "old-pending", "PENDING", timedelta(minutes=30))
+    put(repo, "fresh-pending", "PENDING", timedelta(seconds=30))
+
+    report = run(world)
+
+    assert report.expired == ["old-pending"]
+    record = repo.get("old-pending")
+    assert record["status"] == "EXPIRED" and record["error"]["code"] == "UPLOAD_URL_EXPIRED"
+    assert int(record["expiresAt"]) > datetime.now(UTC).timestamp()
+    assert repo.get("fresh-pending")["status"] == "PENDING"
+    repo.table.update_item(
+        Key={"imageId": "old-pending"}, UpdateExpression="SET expiresAt = :past", ExpressionAttributeValues={":past": 1}
+    )
+    assert repo.get("old-pending") is None  # past its TTL: gone for the app, whatever DynamoDB does
+
+
+def test_uploaded_object_whose_event_was_lost_is_restarted(world):
+    put(world["repo"], "lost-event", "PENDING", timedelta(minutes=30))
+    world["s3"].put_object(Bucket="original-test", Key="uploads/lost-event", Body=b"\xff\xd8\xff")
+
+    report = run(world)
+
+    assert report.restarted == ["lost-event"] and report.expired == []
+    executions = world["sfn"].list_executions(stateMachineArn=world["sm"])["executions"]
+    started = json.loads(world["sfn"].describe_execution(executionArn=executions[0]["executionArn"])["input"])
+    assert started["detail"]["object"]["key"] == "uploads/lost-event"
+    assert world["repo"].get("lost-event")["status"] == "PENDING"  # the workflow claims it, not the reconciler
+
+
+def test_processing_image_whose_execution_is_gone_becomes_failed(world):
+    repo = world["repo"]
+    put(
+        repo,
+        "orphan",
+        "PROCESSING",
+        timedelta(hours=1),
+        executionArn=world["sm"].replace(":stateMachine:", ":execution:") + ":gone",
+    )
+    running = world["sfn"].start_execution(stateMachineArn=world["sm"])["executionArn"]
+    put(repo, "recent", "PROCESSING", timedelta(minutes=1), executionArn=running)
+
+    report = run(world)
+
+    assert report.failed == ["orphan"]
+    record = repo.get("orphan")
+    assert record["status"] == "FAILED" and record["error"]["code"] == "EXECUTION_ENDED_WITHOUT_STATUS"
+    assert repo.get("recent")["status"] == "PROCESSING"
+
+
+def test_a_record_that_moved_on_meanwhile_is_left_alone(world, monkeypatch):
+    repo = world["repo"]
+    put(repo, "racing", "PENDING", timedelta(minutes=30))
+    real = reconcile._older_than
+
+    def stale_view(r, status, cutoff):
+        items = real(r, status, cutoff)
+        repo.table.update_item(
+            Key={"imageId": "racing"},
+            UpdateExpression="SET #s = :p, updatedAt = :t",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":p": "PROCESSING", ":t": "2999-01-01T00:00:00.000Z"},
+        )
+        return items
+
+    monkeypatch.setattr(reconcile, "_older_than", stale_view)
+    assert run(world).expired == []
+    assert repo.get("racing")["status"] == "PROCESSING"
