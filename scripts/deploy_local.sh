@@ -18,7 +18,11 @@ log "sam deploy ($STACK)"
 SAM_CLI_TELEMETRY=0 sam deploy --stack-name "$STACK" --s3-bucket "$artifacts" --s3-prefix "$STACK" \
   --capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND --no-confirm-changeset --no-fail-on-empty-changeset \
   --region "$AWS_DEFAULT_REGION" >"$STATE_DIR/sam-deploy.log" 2>&1 \
-  || { tail -40 "$STATE_DIR/sam-deploy.log" >&2; die "sam deploy failed (log: .localcloud/sam-deploy.log)"; }
+  || { tail -40 "$STATE_DIR/sam-deploy.log" >&2
+       if grep -q "CreateStage operation: Stage already exists" "$STATE_DIR/sam-deploy.log"; then
+         die "LocalStack cannot update a stack whose API definition changed (it creates the new stage before deleting the old one). Start fresh: make down && make deploy"
+       fi
+       die "sam deploy failed (log: .localcloud/sam-deploy.log)"; }
 
 outputs="$(aws cloudformation describe-stacks --stack-name "$STACK" --query 'Stacks[0].Outputs' --output json)"
 python3 - "$outputs" "$ENDPOINT" "$STATE_DIR/stack-$STACK.json" <<'PY'

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -21,7 +22,7 @@ s3 = boto3.client("s3", config=Config(signature_version="s3v4"))
 repo = ImageRepository(boto3.resource("dynamodb").Table(settings.table_name))
 logger = Logger()
 metrics = Metrics()
-app = APIGatewayRestResolver()
+app = APIGatewayRestResolver(cors=CORSConfig(allow_origin=os.environ.get("CORS_ALLOW_ORIGIN", "*"), max_age=600))
 
 
 def error_response(http_status: int, code: str, message: str, **extra) -> Response:

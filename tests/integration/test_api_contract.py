@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -51,3 +52,27 @@ def test_signed_headers_are_enforced_by_s3(client):
     # THEN S3 refuses each, and nothing was stored
     assert wrong_type.status_code == 403 and wrong_size.status_code in (400, 403) and tampered.status_code == 403
     assert client.image(grant["imageId"]).json()["status"] == "PENDING"
+
+
+def test_expired_presigned_url_is_refused_by_s3(aws, stack):
+    url = aws("s3").generate_presigned_url(
+        "put_object", Params={"Bucket": stack.original_bucket, "Key": "uploads/expired-url-test"}, ExpiresIn=1
+    )
+    time.sleep(2)
+    assert requests.put(url, data=b"x").status_code == 403
+
+
+def test_cors_for_browser_uploads(client):
+    preflight = client.http.options(
+        f"{client.stack.api}/upload",
+        headers={"Origin": "https://example.com", "Access-Control-Request-Method": "POST"},
+    )
+    assert preflight.status_code in (200, 204)
+    assert preflight.headers.get("Access-Control-Allow-Origin") in ("*", "https://example.com")
+    resp = client.http.post(f"{client.stack.api}/upload", json={}, headers={"Origin": "https://example.com"})
+    assert resp.headers.get("Access-Control-Allow-Origin") in ("*", "https://example.com")
+
+
+def test_errors_never_leak_stack_traces(client):
+    resp = client.http.post(f"{client.stack.api}/upload", data="[" * 5000, headers={"Content-Type": "application/json"})
+    assert resp.status_code == 400 and "Traceback" not in resp.text and resp.json()["error"]["code"]

@@ -62,3 +62,15 @@ def test_every_function_has_a_log_group_with_retention():
 def test_buckets_block_public_access_and_encrypt():
     assert TEMPLATE.count("BlockPublicPolicy: true") == 2
     assert TEMPLATE.count("SSEAlgorithm: AES256") == 2
+
+
+def test_buckets_deny_insecure_transport():
+    assert TEMPLATE.count('aws:SecureTransport: "false"') == 2
+    assert TEMPLATE.count("Sid: DenyInsecureTransport") == 2
+
+
+def test_no_broad_managed_policies_and_star_resources_only_where_aws_requires_them():
+    assert "FullAccess" not in TEMPLATE and "AdministratorAccess" not in TEMPLATE
+    stars = [m.start() for m in re.finditer(r'Resource: "\*"', TEMPLATE)]
+    assert len(stars) == 1  # Step Functions log delivery: those actions have no resource-level permissions
+    assert "logs:CreateLogDelivery" in TEMPLATE[max(0, stars[0] - 600) : stars[0]]
