@@ -119,40 +119,39 @@ class ImageRepository:
 
     def mark_failed(self, image_id: str, execution_arn: str, status: str, code: str, message: str) -> dict:
         """PENDING/PROCESSING (owned by this execution, or unclaimed) -> REJECTED/FAILED with the error."""
-        stamp = now()
-        condition = Attr("status").eq(PENDING) | (
-            Attr("status").eq(PROCESSING) & Attr("executionArn").eq(execution_arn)
+        unclaimed_or_owned = (
+            Attr("imageId").not_exists()
+            | Attr("status").eq(PENDING)
+            | (Attr("status").eq(PROCESSING) & Attr("executionArn").eq(execution_arn))
         )
-        try:
-            with transient_errors():
-                return self.table.update_item(
-                    Key={"imageId": image_id},
-                    UpdateExpression="SET #s = :to, #e = :err, updatedAt = :now, executionArn = :arn,"
-                    " uploadTimestamp = if_not_exists(uploadTimestamp, :now)",
-                    ConditionExpression=condition | Attr("imageId").not_exists(),
-                    ExpressionAttributeNames={"#s": "status", "#e": "error"},
-                    ExpressionAttributeValues={
-                        ":to": status,
-                        ":err": {"code": code, "message": message[:1000]},
-                        ":now": stamp,
-                        ":arn": execution_arn,
-                    },
-                    ReturnValues="ALL_NEW",
-                )["Attributes"]
-        except ClientError as e:
-            if _conditional_failed(e):
-                raise ImageNotOwnedError(f"image {image_id} is not owned by {execution_arn}") from e
-            raise
+        return self._owned_update(
+            image_id,
+            execution_arn,
+            "SET #s = :to, #e = :err, updatedAt = :now, executionArn = :arn,"
+            " uploadTimestamp = if_not_exists(uploadTimestamp, :now)",
+            {":to": status, ":err": {"code": code, "message": message[:1000]}, ":arn": execution_arn},
+            {"#s": "status", "#e": "error"},
+            condition=unclaimed_or_owned,
+        )
 
     def _owned_update(
-        self, image_id: str, execution_arn: str, expression: str, values: dict[str, Any], names: dict[str, str]
+        self,
+        image_id: str,
+        execution_arn: str,
+        expression: str,
+        values: dict[str, Any],
+        names: dict[str, str],
+        condition=None,
     ) -> dict:
+        """A conditional update while this execution owns the image (or ``condition``); else ImageNotOwnedError."""
+        if condition is None:
+            condition = Attr("status").eq(PROCESSING) & Attr("executionArn").eq(execution_arn)
         try:
             with transient_errors():
                 return self.table.update_item(
                     Key={"imageId": image_id},
                     UpdateExpression=expression,
-                    ConditionExpression=Attr("status").eq(PROCESSING) & Attr("executionArn").eq(execution_arn),
+                    ConditionExpression=condition,
                     ExpressionAttributeNames=names,
                     ExpressionAttributeValues={**values, ":now": now()},
                     ReturnValues="ALL_NEW",
