@@ -17,6 +17,7 @@ fi
 
 bash "$ROOT/scripts/setup.sh"
 mkdir -p "$STATE_DIR/fs" "$STATE_DIR/tmp"
+[ -s "$STATE_DIR/localstack.log" ] && mv "$STATE_DIR/localstack.log" "$STATE_DIR/localstack.previous.log"
 : > "$STATE_DIR/localstack.log"
 # Run from the state folder: a folder named like a plugin package in the cwd would shadow it on import.
 (

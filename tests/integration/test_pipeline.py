@@ -201,4 +201,4 @@ def test_twenty_concurrent_uploads_all_end_processed(client):
     with ThreadPoolExecutor(max_workers=20) as pool:
         ids = list(pool.map(lambda _: client.upload(data, "image/jpeg"), range(20)))
         records = list(pool.map(lambda i: client.wait(i, timeout=180), ids))
-    assert [r["status"] for r in records] == ["PROCESSED"] * 20
+    assert [r["status"] for r in records] == ["PROCESSED"] * 20, [r for r in records if r["status"] != "PROCESSED"]

@@ -42,8 +42,14 @@ def test_every_task_retries_transient_errors_with_jitter_and_is_caught():
 def test_failures_are_recorded_before_the_execution_fails():
     for name in ("Validate image", "Resize image", "Store rendition", "Mark processed"):
         assert ASL["States"][name]["Catch"][0]["Next"] == "Record failure"
-    assert ASL["States"]["Record failure"]["Next"] == "Pipeline failed"
-    assert ASL["States"]["Pipeline failed"]["Type"] == "Fail"
+    assert ASL["States"]["Record failure"]["Next"] == "Which failure?"
+    assert {c["Next"] for c in ASL["States"]["Which failure?"]["Choices"]} | {
+        ASL["States"]["Which failure?"]["Default"]
+    } == {"Pipeline failed", "Pipeline failed in Step Functions"}
+    assert (
+        ASL["States"]["Pipeline failed"]["Type"] == "Fail" == ASL["States"]["Pipeline failed in Step Functions"]["Type"]
+    )
+    assert not ASL["States"]["Pipeline failed in Step Functions"]["Error"].startswith("States.")
 
 
 def test_every_substitution_in_the_definition_is_provided_by_the_template():

@@ -24,6 +24,33 @@ LOG = logging.getLogger(__name__)
 SESSION_REUSE_S = 600
 
 
+def _close_after_response(request, **kwargs) -> None:
+    request.headers["Connection"] = "close"
+
+
+class FreshConnections:
+    """A client factory whose clients open a new connection per request.
+
+    Reused clients would otherwise keep pooled keep-alive connections that the gateway closes when idle;
+    LocalStack configures these clients with no retries, so a connection closed as it is reused would fail
+    the task (States.Runtime). A loopback connection costs ~0.3 ms; a client costs ~50 ms.
+    """
+
+    def __init__(self, factory) -> None:
+        self._factory = factory
+        self._prepared: set[int] = set()
+
+    def get_client(self, *args, **kwargs):
+        client = self._factory.get_client(*args, **kwargs)
+        if id(client) not in self._prepared:
+            client.meta.events.register("request-created", _close_after_response)
+            self._prepared.add(id(client))
+        return client
+
+    def __getattr__(self, name: str):
+        return getattr(self._factory, name)
+
+
 class CachedAssumedRoles:
     """Proxy of localstack.aws.connect.connect_to whose with_assumed_role() reuses recent sessions."""
 
@@ -39,8 +66,10 @@ class CachedAssumedRoles:
             hit = self._cache.get(key)
         if hit is not None and hit[1] > now:
             return hit[0]
-        factory = self._factory.with_assumed_role(
-            role_arn=role_arn, service_principal=service_principal, region_name=region_name, config=config, **kwargs
+        factory = FreshConnections(
+            self._factory.with_assumed_role(
+                role_arn=role_arn, service_principal=service_principal, region_name=region_name, config=config, **kwargs
+            )
         )
         with self._lock:
             self._cache[key] = (factory, now + SESSION_REUSE_S)
