@@ -1,5 +1,5 @@
 # Verbs of the project; each is a small script under scripts/.
-.PHONY: help setup up down logs deploy demo test lint clean bench-localcloud bench-resize bench-load
+.PHONY: help setup up down logs deploy demo test lint clean bench-localcloud bench-resize bench-load scan
 
 help:
 	@echo "make setup  - create the environments under .venv/ (done by every verb that needs them)"
@@ -10,6 +10,7 @@ help:
 	@echo "make logs   - show the local cloud's log"
 	@echo "make test   - run the whole test suite (starts and stops what it needs)"
 	@echo "make lint   - ruff"
+	@echo "make scan   - checkov policy scan of template.yaml (report only; see README)"
 	@echo "make bench-resize [IMAGES=dir] [JSON=out.json] - image engine vs libvips vs naive Pillow"
 	@echo "make bench-load [N=300] - N uploads in a burst: throughput, upload-to-PROCESSED latency"
 	@echo "make bench-localcloud - Lambda/Step Functions latency benchmark (starts the local cloud)"
@@ -49,3 +50,6 @@ bench-resize: setup
 
 bench-load: deploy
 	@bash -c 'source scripts/lib.sh && export_client_env && .venv/dev/bin/python bench/load.py --uploads $(or $(N),300) --json bench/out/load.json'
+
+scan:
+	@bash scripts/scan.sh
