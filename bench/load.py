@@ -21,6 +21,7 @@ from pathlib import Path
 import boto3
 import requests
 from PIL import Image, ImageDraw
+from stats import pct  # bench/ is on the path: these run as scripts
 
 ROOT = Path(__file__).resolve().parents[1]
 TERMINAL = {"PROCESSED", "REJECTED", "FAILED"}
@@ -51,11 +52,6 @@ def upload(api: str, data: bytes) -> tuple[str, float]:
     put = retrying(lambda: requests.put(body["uploadUrl"], data=data, headers=body["headers"]))
     put.raise_for_status()
     return body["imageId"], time.time()
-
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ import zipfile
 from pathlib import Path
 
 import boto3
+from stats import pct  # bench/ is on the path: these run as scripts
 
 HERE = Path(__file__).resolve().parent
 TRUST = {
@@ -28,11 +29,6 @@ TRUST = {
         }
     ],
 }
-
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
 def summary(values: list[float]) -> dict:

@@ -11,8 +11,9 @@ import requests
 from PIL import Image
 
 from tests import images
+from tests.conftest import load_event
 
-from .conftest import ROOT, executions_for, wait_executions_done
+from .conftest import executions_for, wait_executions_done
 
 
 def fetch_rendition(client, image_id: str) -> tuple[requests.Response, Image.Image]:
@@ -144,7 +145,7 @@ def test_concurrent_duplicate_deliveries_process_once(client, aws, stack):
     s3, sfn = aws("s3"), aws("stepfunctions")
     image_id = client.upload(images.jpeg(1600, 1200), "image/jpeg")
     head = s3.head_object(Bucket=stack.original_bucket, Key=f"uploads/{image_id}")
-    event = json.loads((ROOT / "events" / "image_pipeline_s3_object_created.json").read_text())
+    event = load_event("image_pipeline_s3_object_created")
     event["detail"]["bucket"]["name"] = stack.original_bucket
     event["detail"]["object"].update(key=f"uploads/{image_id}", etag=head["ETag"].strip('"'))
     for _ in range(4):
@@ -184,7 +185,7 @@ def test_manual_start_execution_reprocesses_an_image(client, aws, stack):
     first = client.wait(image_id)
     assert first["status"] == "PROCESSED"
     wait_executions_done(sfn, stack.state_machine)
-    event = json.loads((ROOT / "events" / "image_pipeline_reprocess.json").read_text())
+    event = load_event("image_pipeline_reprocess")
     event["detail"]["object"]["etag"] = put["ETag"].strip('"')
 
     arn = sfn.start_execution(stateMachineArn=stack.state_machine, input=json.dumps(event))["executionArn"]

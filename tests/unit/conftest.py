@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import sys
 from pathlib import Path
@@ -74,8 +73,6 @@ def load_handler(function: str):
     return module
 
 
-def load_event(name: str) -> dict:
-    return json.loads((ROOT / "events" / f"{name}.json").read_text())
-
+from tests.conftest import load_event  # noqa: E402,F401  (re-exported for the unit tests)
 
 os.environ.setdefault("POWERTOOLS_DEV", "false")

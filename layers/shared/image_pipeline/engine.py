@@ -122,10 +122,10 @@ def fit(width: int, height: int, max_dimension: int) -> tuple[int, int]:
 def render(data: bytes, max_dimension: int, max_pixels: int, backend: str | None = None) -> Rendition:
     """Decode, orient, convert to 8-bit sRGB, fit within max_dimension, encode without metadata."""
     info = probe(data, max_pixels)
-    if _use_vips(info, max_dimension, backend or BACKEND):
+    backend = backend or BACKEND
+    if _use_vips(info, max_dimension, backend):
         return _render_vips(data, info, max_dimension)
     Image.MAX_IMAGE_PIXELS = max_pixels  # backstop: Pillow refuses beyond twice this
-    backend = backend or BACKEND
     try:
         with Image.open(io.BytesIO(data), formats=[info.format]) as im:
             im = _decode(im, info, max_dimension)

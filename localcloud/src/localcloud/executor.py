@@ -31,6 +31,8 @@ from localstack.services.lambda_.invocation.executor_endpoint import ExecutorEnd
 from localstack.services.lambda_.invocation.lambda_models import FunctionVersion, InvocationResult
 from localstack.services.lambda_.invocation.runtime_executor import LambdaRuntimeException, RuntimeExecutor
 
+from localcloud.faults import crash_requested
+
 LOG = logging.getLogger(__name__)
 
 STARTUP_LINE_TIMEOUT_S = 30
@@ -223,8 +225,6 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
         return f"http://127.0.0.1:{port}{self.executor_endpoint.get_endpoint_prefix()}"
 
     def invoke(self, payload: dict[str, str]):
-        from localcloud.faults import crash_requested
-
         if crash_requested(self.function_version.id.function_name):
             payload = {**payload, "localcloud-crash": True}  # the supervisor kills the runtime mid-invocation
         return self.executor_endpoint.invoke(payload)
