@@ -13,6 +13,9 @@ ensure_venv "$VENV_DIR/localstack" "$ls_python" "$ROOT/constraints/localstack.tx
 # Developer tools: tests, sam, awslocal, linters.
 ensure_venv "$VENV_DIR/dev" "$ls_python" "$ROOT/requirements/dev.txt" -- -r "$ROOT/requirements/dev.txt"
 
+# Policy scanner (its own environment: checkov pins much of what the dev tools use).
+ensure_venv "$VENV_DIR/scan" "$ls_python" "$ROOT/requirements/scan.txt" -- -r "$ROOT/requirements/scan.txt"
+
 # Lambda runtimes: what AWS's python runtimes provide (boto3, awslambdaric), one venv per version.
 mkdir -p "$VENV_DIR/runtimes" "$VENV_DIR/pybin"
 for v in $LAMBDA_RUNTIMES; do
