@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Usage: scripts/deploy_local.sh [stack-name] — sam build + sam deploy to the local cloud (an update when it exists).
-# Prints the stack's outputs and the API base URL that works from this machine.
+# Usage: scripts/deploy_local.sh [stack-name [Param=Value ...]] — sam build + sam deploy to the local cloud
+# (an update when it exists), e.g. scripts/deploy_local.sh keyed ApiKeyRequired=true ImageTableName=keyed-images.
+# Prints the stack's outputs and the API base URL that works from this machine (and the API key, if any).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 STACK="${1:-${STACK_NAME:-image-pipeline}}"
+shift || true
+overrides=()
+[ $# -gt 0 ] && overrides=(--parameter-overrides "$@")
 export_client_env
 cd "$ROOT"
 
@@ -17,7 +21,7 @@ SAM_CLI_TELEMETRY=0 sam build --cached --parallel >"$STATE_DIR/sam-build.log" 2>
 log "sam deploy ($STACK)"
 SAM_CLI_TELEMETRY=0 sam deploy --stack-name "$STACK" --s3-bucket "$artifacts" --s3-prefix "$STACK" \
   --capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND --no-confirm-changeset --no-fail-on-empty-changeset \
-  --region "$AWS_DEFAULT_REGION" >"$STATE_DIR/sam-deploy.log" 2>&1 \
+  --region "$AWS_DEFAULT_REGION" "${overrides[@]}" >"$STATE_DIR/sam-deploy.log" 2>&1 \
   || { tail -40 "$STATE_DIR/sam-deploy.log" >&2
        if grep -q "CreateStage operation: Stage already exists" "$STATE_DIR/sam-deploy.log"; then
          die "LocalStack cannot update a stack whose API definition changed (it creates the new stage before deleting the old one). Start fresh: make down && make deploy"
@@ -25,11 +29,17 @@ SAM_CLI_TELEMETRY=0 sam deploy --stack-name "$STACK" --s3-bucket "$artifacts" --
        die "sam deploy failed (log: .localcloud/sam-deploy.log)"; }
 
 outputs="$(aws cloudformation describe-stacks --stack-name "$STACK" --query 'Stacks[0].Outputs' --output json)"
-python3 - "$outputs" "$ENDPOINT" "$STATE_DIR/stack-$STACK.json" <<'PY'
+key_id="$(python3 -c 'import json,sys; print(next((o["OutputValue"] for o in json.loads(sys.argv[1]) if o["OutputKey"] == "ApiKeyId"), ""))' "$outputs")"
+api_key=""
+[ -n "$key_id" ] && api_key="$(aws apigateway get-api-key --api-key "$key_id" --include-value --query value --output text)"
+python3 - "$outputs" "$ENDPOINT" "$STATE_DIR/stack-$STACK.json" "$api_key" <<'PY'
 import json, sys
 outputs = {o["OutputKey"]: o["OutputValue"] for o in json.loads(sys.argv[1])}
 outputs["LocalApiUrl"] = f"{sys.argv[2]}/restapis/{outputs['RestApiId']}/prod/_user_request_"
+if sys.argv[4]:
+    outputs["ApiKey"] = sys.argv[4]  # send it as header x-api-key
 json.dump(outputs, open(sys.argv[3], "w"), indent=2)
-for key in ("LocalApiUrl", "ApiUrl", "OriginalBucketName", "ProcessedBucketName", "ImageTableName", "ImagePipelineStateMachineArn", "ReconcilerFunctionName"):
-    print(f"{key:30} {outputs[key]}")
+for key in ("LocalApiUrl", "ApiUrl", "OriginalBucketName", "ProcessedBucketName", "ImageTableName", "ImagePipelineStateMachineArn", "ReconcilerFunctionName", "ApiKey"):
+    if key in outputs:
+        print(f"{key:30} {outputs[key]}")
 PY

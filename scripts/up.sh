@@ -16,7 +16,10 @@ if (exec 3<>"/dev/tcp/127.0.0.1/${LOCALCLOUD_PORT}") 2>/dev/null; then
 fi
 
 bash "$ROOT/scripts/setup.sh"
-mkdir -p "$STATE_DIR/fs" "$STATE_DIR/tmp"
+# plux (LocalStack's plugin loader) caches the entry-point index under $XDG_CACHE_HOME; its key (file mtimes)
+# can miss a changed editable install, so a stale index would hide a new localcloud hook. A fresh one per start.
+rm -rf "$STATE_DIR/cache"
+mkdir -p "$STATE_DIR/fs" "$STATE_DIR/tmp" "$STATE_DIR/cache"
 [ -s "$STATE_DIR/localstack.log" ] && mv "$STATE_DIR/localstack.log" "$STATE_DIR/localstack.previous.log"
 : > "$STATE_DIR/localstack.log"
 # Run from the state folder: a folder named like a plugin package in the cwd would shadow it on import.
@@ -25,7 +28,7 @@ mkdir -p "$STATE_DIR/fs" "$STATE_DIR/tmp"
   exec env -u PYTHONPATH \
     GATEWAY_LISTEN="127.0.0.1:${LOCALCLOUD_PORT}" \
     LOCALSTACK_HOST="localhost:${LOCALCLOUD_PORT}" \
-    OVERRIDE_IN_DOCKER=0 FILESYSTEM_ROOT="$STATE_DIR/fs" TMPDIR="$STATE_DIR/tmp" \
+    OVERRIDE_IN_DOCKER=0 FILESYSTEM_ROOT="$STATE_DIR/fs" TMPDIR="$STATE_DIR/tmp" XDG_CACHE_HOME="$STATE_DIR/cache" \
     DNS_ADDRESS=0 SKIP_SSL_CERT_DOWNLOAD=1 DISABLE_EVENTS=1 \
     LAMBDA_RUNTIME_EXECUTOR=process LOCALCLOUD_RUNTIMES_DIR="$VENV_DIR/runtimes" \
     LAMBDA_LIMITS_CONCURRENT_EXECUTIONS="${LOCALCLOUD_LAMBDA_CONCURRENCY:-64}" \

@@ -24,19 +24,28 @@ class Stack:
     processed_bucket: str
     table: str
     state_machine: str
+    api_key: str | None = None
 
 
-@pytest.fixture(scope="session")
-def stack(localcloud) -> Stack:
-    subprocess.run(["bash", str(ROOT / "scripts" / "deploy_local.sh")], check=True, stdout=subprocess.DEVNULL)
-    out = json.loads((ROOT / ".localcloud" / "stack-image-pipeline.json").read_text())
+def deploy(name: str, *overrides: str) -> Stack:
+    """sam build + deploy of template.yaml as stack ``name`` (with Param=Value overrides) on the local cloud."""
+    subprocess.run(
+        ["bash", str(ROOT / "scripts" / "deploy_local.sh"), name, *overrides], check=True, stdout=subprocess.DEVNULL
+    )
+    out = json.loads((ROOT / ".localcloud" / f"stack-{name}.json").read_text())
     return Stack(
         out["LocalApiUrl"],
         out["OriginalBucketName"],
         out["ProcessedBucketName"],
         out["ImageTableName"],
         out["ImagePipelineStateMachineArn"],
+        out.get("ApiKey"),
     )
+
+
+@pytest.fixture(scope="session")
+def stack(localcloud) -> Stack:
+    return deploy("image-pipeline")
 
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
@@ -52,6 +61,8 @@ class Client:
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
         self.http = requests.Session()
+        if stack.api_key:
+            self.http.headers["x-api-key"] = stack.api_key
 
     def _retrying(self, send) -> requests.Response:
         for attempt in range(8):

@@ -76,3 +76,11 @@ def test_cors_for_browser_uploads(client):
 def test_errors_never_leak_stack_traces(client):
     resp = client.http.post(f"{client.stack.api}/upload", data="[" * 5000, headers={"Content-Type": "application/json"})
     assert resp.status_code == 400 and "Traceback" not in resp.text and resp.json()["error"]["code"]
+
+
+@pytest.mark.parametrize(("method", "path"), [("GET", "/no-such-route"), ("DELETE", "/upload")])
+def test_errors_of_api_gateway_itself_are_json_with_a_code(client, method, path):
+    # The template's GatewayResponses (DEFAULT_4XX/5XX) shape errors that never reach a function.
+    resp = client.http.request(method, client.stack.api + path)
+    assert resp.status_code == 403
+    assert resp.json()["error"] == {"code": "MISSING_AUTHENTICATION_TOKEN", "message": "Missing Authentication Token"}

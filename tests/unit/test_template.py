@@ -214,3 +214,24 @@ def test_no_broad_managed_policies_and_star_resources_only_where_aws_requires_th
     stars = [m.start() for m in re.finditer(r'Resource: "\*"', TEMPLATE)]
     assert len(stars) == 1  # Step Functions log delivery: those actions have no resource-level permissions
     assert "logs:CreateLogDelivery" in TEMPLATE[max(0, stars[0] - 600) : stars[0]]
+
+
+def test_api_key_is_a_deploy_time_choice_for_every_route():
+    api = RESOURCES["ImageApi"]["Properties"]
+    declared = {(path, method) for path, ops in api["DefinitionBody"]["paths"].items() for method in ops}
+    routed = {
+        (e["Properties"]["Path"], e["Properties"]["Method"])
+        for r in RESOURCES.values()
+        if r["Type"] == "AWS::Serverless::Function"
+        for e in r["Properties"].get("Events", {}).values()
+        if e["Type"] == "Api"
+    }
+    assert declared == routed  # a new route cannot skip the key requirement
+    for path, method in declared:
+        security = api["DefinitionBody"]["paths"][path][method]["security"]
+        assert security == {"!If": ["WithApiKey", [{"api_key": []}], {"!Ref": "AWS::NoValue"}]}, path
+    plan = RESOURCES["ApiUsagePlan"]
+    assert plan["Condition"] == "WithApiKey" and plan["DependsOn"] == f"ImageApi{api['StageName']}Stage"
+    assert plan["Properties"]["ApiStages"] == [{"ApiId": {"!Ref": "ImageApi"}, "Stage": api["StageName"]}]
+    assert plan["Properties"]["Throttle"] and plan["Properties"]["Quota"]
+    assert RESOURCES["ApiClientKeyInUsagePlan"]["Properties"]["UsagePlanId"] == {"!Ref": "ApiUsagePlan"}
