@@ -3,11 +3,14 @@ none processed twice."""
 
 from __future__ import annotations
 
+import io
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 from botocore.config import Config
+from PIL import Image
 
 from tests import images
 
@@ -42,6 +45,8 @@ def retried_errors(sfn, stack, image_id: str) -> list[str]:
         for event in sfn.get_execution_history(executionArn=ex["executionArn"], maxResults=1000)["events"]:
             if event["type"] == "TaskFailed":
                 errors.append(event["taskFailedEventDetails"]["error"])
+            elif event["type"] == "TaskTimedOut":
+                errors.append(event["taskTimedOutEventDetails"]["error"])
     return errors
 
 
@@ -127,3 +132,30 @@ def test_killed_worker_is_retried_and_the_image_processed(client, aws, stack, fa
     assert record["status"] == "PROCESSED", record
     assert "Runtime.ExitError" in retried_errors(aws("stepfunctions"), stack, image_id)
     assert renditions_of(aws("s3"), stack, image_id) == 1
+
+
+def test_task_timeout_is_retried_and_the_late_invocation_changes_nothing(client, aws, stack, faults):
+    # GIVEN the next Store invocation hangs longer than its task's TimeoutSeconds (30 s): Step Functions gives
+    # up on it with States.Timeout, while the late invocation still runs afterwards, as it would on AWS.
+    rule = faults(service="lambda", operation="Invoke", resource="StoreFunction", latency_ms=36_000, count=1)
+
+    image_id = client.upload(images.jpeg(1600, 1200), "image/jpeg")
+    record = client.wait(image_id, timeout=120)
+
+    # THEN the retry stores the rendition and the image ends PROCESSED
+    assert faults.fired()[rule["id"]] == 1
+    assert record["status"] == "PROCESSED", record
+    assert "States.Timeout" in retried_errors(aws("stepfunctions"), stack, image_id)
+    s3 = aws("s3")
+    head = s3.head_object(Bucket=stack.processed_bucket, Key=record["processed"]["key"])
+
+    # AND once the late invocation has run too, there is still exactly one intact rendition and the record stands
+    time.sleep(10)
+    assert renditions_of(s3, stack, image_id) == 1
+    assert s3.head_object(Bucket=stack.processed_bucket, Key=record["processed"]["key"])["ETag"] == head["ETag"]
+    assert client.wait(image_id)["status"] == "PROCESSED"
+    rendition = requests.get(client.download(image_id).json()["downloadUrl"])
+    assert Image.open(io.BytesIO(rendition.content)).size == (
+        record["processed"]["width"],
+        record["processed"]["height"],
+    )

@@ -235,3 +235,14 @@ def test_api_key_is_a_deploy_time_choice_for_every_route():
     assert plan["Properties"]["ApiStages"] == [{"ApiId": {"!Ref": "ImageApi"}, "Stage": api["StageName"]}]
     assert plan["Properties"]["Throttle"] and plan["Properties"]["Quota"]
     assert RESOURCES["ApiClientKeyInUsagePlan"]["Properties"]["UsagePlanId"] == {"!Ref": "ApiUsagePlan"}
+
+
+def test_every_task_outlives_its_function_so_a_task_timeout_means_a_lost_invocation():
+    default = _load_template()["Globals"]["Function"]["Timeout"]
+    for name, state in ASL["States"].items():
+        if state["Type"] != "Task":
+            continue
+        function = re.fullmatch(r"\$\{(\w+)Arn\}", state["Parameters"]["FunctionName"])[1]
+        timeout = RESOURCES[function]["Properties"].get("Timeout", default)
+        assert timeout < state["TimeoutSeconds"] <= timeout + 30, name
+        assert "States.Timeout" in {e for r in state["Retry"] for e in r["ErrorEquals"]}, name
