@@ -10,7 +10,7 @@ help:
 	@echo "make logs   - show the local cloud's log"
 	@echo "make test   - run the whole test suite (starts and stops what it needs)"
 	@echo "make lint   - ruff"
-	@echo "make scan   - checkov policy scan of template.yaml (report only; see README)"
+	@echo "make scan   - checkov policy scan of template.yaml (fails on any finding; make test runs it too)"
 	@echo "make bench-resize [IMAGES=dir] [JSON=out.json] - image engine vs libvips vs naive Pillow"
 	@echo "make bench-load [N=300] - N uploads in a burst: throughput, upload-to-PROCESSED latency"
 	@echo "make bench-localcloud - Lambda/Step Functions latency benchmark (starts the local cloud)"
