@@ -79,3 +79,23 @@ def test_to_api_shape(repo):
     body = to_api(repo.get("id-9"))
     assert set(body) == {"imageId", "status", "uploadTimestamp", "updatedAt", "original", "processed", "error"}
     assert body["status"] == "PENDING" and body["original"] is None and body["error"] is None
+
+
+def test_a_late_first_step_cannot_reopen_a_finished_image(repo):
+    # validate's task timed out and was retried; the execution finished; then the first, late run claims
+    repo.claim("id-8", "k", "e", ARN_A)
+    repo.mark_processed("id-8", ARN_A, {"key": "renditions/id-8.jpg"})
+    before = repo.get("id-8")
+    late = repo.claim("id-8", "k", "e", ARN_A)
+    assert not late.claimed and late.status == "PROCESSED"
+    late_reprocess = repo.claim("id-8", "k", "e", ARN_A, reprocess=True)
+    assert not late_reprocess.claimed
+    assert repo.get("id-8") == before
+
+
+def test_mark_processed_is_idempotent_for_its_execution_only(repo):
+    repo.claim("id-9", "k", "e", ARN_A)
+    repo.mark_processed("id-9", ARN_A, {"key": "renditions/id-9.jpg"})
+    assert repo.mark_processed("id-9", ARN_A, {"key": "renditions/id-9.jpg"})["status"] == "PROCESSED"
+    with pytest.raises(ImageNotOwnedError):
+        repo.mark_processed("id-9", ARN_B, {"key": "renditions/id-9.jpg"})

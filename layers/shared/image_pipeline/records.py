@@ -76,9 +76,13 @@ class ImageRepository:
         With ``reprocess`` a terminal image may be processed again. Anything else is a duplicate: nothing is written.
         """
         stamp = now()
-        allowed = Attr("imageId").not_exists() | Attr("status").eq(PENDING) | Attr("executionArn").eq(execution_arn)
+        # Re-entry only while this execution is still processing: a late invocation of this execution's first
+        # step (its task timed out and was retried) must not pull a finished image back to PROCESSING.
+        mine = Attr("executionArn").eq(execution_arn)
+        allowed = Attr("imageId").not_exists() | Attr("status").eq(PENDING) | (Attr("status").eq(PROCESSING) & mine)
         if reprocess:
-            allowed = allowed | Attr("status").is_in(list(TERMINAL))
+            not_mine = Attr("executionArn").not_exists() | Attr("executionArn").ne(execution_arn)
+            allowed = allowed | (Attr("status").is_in(list(TERMINAL)) & not_mine)
         try:
             with transient_errors():
                 record = self.table.update_item(
@@ -109,12 +113,15 @@ class ImageRepository:
         )
 
     def mark_processed(self, image_id: str, execution_arn: str, processed: dict[str, Any]) -> dict:
+        """PROCESSING (owned) -> PROCESSED; again for the same execution (a retried step whose first run landed)."""
+        owned = Attr("status").is_in([PROCESSING, PROCESSED]) & Attr("executionArn").eq(execution_arn)
         return self._owned_update(
             image_id,
             execution_arn,
             "SET #s = :to, #p = :v, updatedAt = :now",
             {":v": processed, ":to": PROCESSED},
             {"#s": "status", "#p": "processed"},
+            condition=owned,
         )
 
     def mark_failed(self, image_id: str, execution_arn: str, status: str, code: str, message: str) -> dict:

@@ -11,6 +11,8 @@ import hashlib
 import json
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from image_pipeline import engine, keys
 from image_pipeline.aws import transient_errors
 from image_pipeline.config import Settings
@@ -22,6 +24,11 @@ CACHE_CONTROL = "public, max-age=31536000, immutable"
 
 class RenditionIntegrityError(TransientAWSError):
     """The stored rendition does not match what was encoded (retried: the copy is redone)."""
+
+
+class RenditionLostError(Exception):
+    """The staged rendition is gone and the final key does not hold it: this execution cannot finish (FAILED;
+    reprocess the image)."""
 
 
 def object_from_event(event: dict[str, Any]) -> tuple[str, str, str]:
@@ -92,22 +99,33 @@ def resize(s3, settings: Settings, image: dict[str, Any], execution_name: str) -
 
 
 def store(s3, settings: Settings, image: dict[str, Any], rendition: dict[str, Any]) -> dict[str, Any]:
+    """Promote the staged rendition to its final key, verified by checksum; idempotent.
+
+    A retry may find the staging object gone because an earlier attempt finished after Step Functions had
+    given up on it (task timeout, lost response): then the final object, if it is this rendition, is the result.
+    """
     bucket = settings.processed_bucket
     final = keys.rendition_key(image["imageId"], rendition["extension"])
-    with transient_errors():
-        s3.copy_object(
-            Bucket=bucket,
-            Key=final,
-            CopySource={"Bucket": bucket, "Key": rendition["stagingKey"]},
-            MetadataDirective="REPLACE",
-            ContentType=rendition["contentType"],
-            CacheControl=CACHE_CONTROL,
-            Metadata={"image-id": image["imageId"]},
-            ChecksumAlgorithm="SHA256",
-        )
-        head = s3.head_object(Bucket=bucket, Key=final, ChecksumMode="ENABLED")
-    if head.get("ChecksumSHA256") != rendition["sha256"] or head["ContentLength"] != rendition["bytes"]:
-        raise RenditionIntegrityError(f"stored {final} does not match the encoded rendition")
+    try:
+        with transient_errors():
+            s3.copy_object(
+                Bucket=bucket,
+                Key=final,
+                CopySource={"Bucket": bucket, "Key": rendition["stagingKey"]},
+                MetadataDirective="REPLACE",
+                ContentType=rendition["contentType"],
+                CacheControl=CACHE_CONTROL,
+                Metadata={"image-id": image["imageId"]},
+                ChecksumAlgorithm="SHA256",
+            )
+    except ClientError as e:
+        if e.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
+            raise
+        if not _is_stored(s3, bucket, final, rendition):
+            raise RenditionLostError(f"staged {rendition['stagingKey']} is gone and {final} is not it") from e
+    else:
+        if not _is_stored(s3, bucket, final, rendition):
+            raise RenditionIntegrityError(f"stored {final} does not match the encoded rendition")
     with transient_errors():
         s3.delete_object(Bucket=bucket, Key=rendition["stagingKey"])
     return {
@@ -117,6 +135,18 @@ def store(s3, settings: Settings, image: dict[str, Any], rendition: dict[str, An
         "width": rendition["width"],
         "height": rendition["height"],
     }
+
+
+def _is_stored(s3, bucket: str, key: str, rendition: dict[str, Any]) -> bool:
+    """Whether ``key`` holds exactly this rendition (S3's SHA-256 checksum and size)."""
+    try:
+        with transient_errors():
+            head = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+    except ClientError as e:
+        if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise
+    return head.get("ChecksumSHA256") == rendition["sha256"] and head["ContentLength"] == rendition["bytes"]
 
 
 def mark_processed(repo: ImageRepository, image: dict[str, Any], processed: dict[str, Any], execution_arn: str) -> dict:

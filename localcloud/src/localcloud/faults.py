@@ -13,6 +13,8 @@ in the request). It fires with a ``probability`` (default 1) and/or at most ``co
 - ``error``: the request fails with that AWS error, serialised by the service's own protocol (the status
   code is the real one for known codes, or ``status``);
 - ``latency_ms``: the request is delayed, then served;
+- ``latency_after_ms``: the request is served at once, then its answer is held back: the work is done
+  but the caller may give up first (a Step Functions task timing out on a Lambda that completed);
 - ``action: "crash"`` (service ``lambda``, operation ``Invoke``): the process executor kills the
   function's runtime (kill -9) in the middle of the invocation.
 Every rule counts the requests it matched and the times it fired.
@@ -63,6 +65,7 @@ class FaultRule:
     status: int | None = None
     message: str | None = None
     latency_ms: int = 0
+    latency_after_ms: int = 0
     action: str | None = None
     probability: float = 1.0
     count: int | None = None
@@ -80,6 +83,7 @@ class FaultRule:
             "status",
             "message",
             "latency_ms",
+            "latency_after_ms",
             "action",
             "probability",
             "count",
@@ -88,8 +92,10 @@ class FaultRule:
         if unknown or not body.get("service"):
             raise ValueError(f"a rule needs 'service'; unknown fields: {sorted(unknown)}")
         rule = cls(**{k: v for k, v in body.items() if k in allowed})
-        if not (rule.error or rule.latency_ms or rule.action == "crash"):
-            raise ValueError("a rule needs 'error', 'latency_ms' or 'action': 'crash'")
+        if not (rule.error or rule.latency_ms or rule.latency_after_ms or rule.action == "crash"):
+            raise ValueError("a rule needs 'error', 'latency_ms', 'latency_after_ms' or 'action': 'crash'")
+        if rule.error and rule.latency_after_ms:
+            raise ValueError("'latency_after_ms' holds back a served answer; it does not go with 'error'")
         if rule.action not in (None, "crash"):
             raise ValueError("the only action is 'crash'")
         if not 0 <= float(rule.probability) <= 1:
@@ -151,6 +157,8 @@ def inject_faults(chain: HandlerChain, context: RequestContext, response: Respon
         return
     if rule.latency_ms:
         time.sleep(rule.latency_ms / 1000)
+    if rule.latency_after_ms:
+        context.localcloud_latency_after_ms = rule.latency_after_ms
     if rule.error:
         LOG.info(
             "localcloud: injecting %s into %s.%s", rule.error, context.service.service_name, context.operation.name
@@ -161,6 +169,13 @@ def inject_faults(chain: HandlerChain, context: RequestContext, response: Respon
             status_code=rule.status or STATUS.get(rule.error, 500),
             sender_fault=False,
         )
+
+
+def delay_responses(chain: HandlerChain, context: RequestContext, response: Response) -> None:
+    """Response handler: hold back the answer of a request a ``latency_after_ms`` rule fired on."""
+    delay_ms = getattr(context, "localcloud_latency_after_ms", 0)
+    if delay_ms:
+        time.sleep(delay_ms / 1000)
 
 
 def crash_requested(function_name: str) -> bool:
@@ -204,5 +219,6 @@ def install_fault_injection() -> None:
     from localstack.services.edge import ROUTER
 
     handlers.serve_custom_service_request_handlers.append(inject_faults)
+    handlers.run_custom_response_handlers.append(delay_responses)
     ROUTER.add(FaultRoutes())
     LOG.info("localcloud: fault injection at /_localcloud/faults")

@@ -1,0 +1,64 @@
+"""The store step against S3 (moto): verified promotion, and idempotent when a retry follows a run that landed."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+import pytest
+from image_pipeline import workflow
+from image_pipeline.config import Settings
+
+IMAGE = {"imageId": "3f1c7f5e-3b8e-4c3e-9a51-6d0d2b8f4a10"}
+
+
+@pytest.fixture
+def staged(aws_env):
+    s3, settings = aws_env["s3"], Settings.from_env()
+    data = b"\xff\xd8\xff rendition bytes"
+    digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
+    key = f"staging/{IMAGE['imageId']}/exec-1.jpg"
+    s3.put_object(Bucket=settings.processed_bucket, Key=key, Body=data, ChecksumSHA256=digest)
+    rendition = {
+        "stagingKey": key,
+        "format": "JPEG",
+        "contentType": "image/jpeg",
+        "extension": "jpg",
+        "width": 10,
+        "height": 10,
+        "bytes": len(data),
+        "sha256": digest,
+    }
+    return s3, settings, rendition
+
+
+def test_store_promotes_the_staged_rendition_and_removes_it(staged):
+    s3, settings, rendition = staged
+    stored = workflow.store(s3, settings, IMAGE, rendition)
+    assert stored["key"] == f"renditions/{IMAGE['imageId']}.jpg"
+    head = s3.head_object(Bucket=settings.processed_bucket, Key=stored["key"], ChecksumMode="ENABLED")
+    assert head["ChecksumSHA256"] == rendition["sha256"] and head["ContentType"] == "image/jpeg"
+    assert s3.list_objects_v2(Bucket=settings.processed_bucket, Prefix="staging/")["KeyCount"] == 0
+
+
+def test_a_retry_after_a_run_that_landed_succeeds_without_writing(staged):
+    s3, settings, rendition = staged
+    first = workflow.store(s3, settings, IMAGE, rendition)  # the run Step Functions gave up on
+    etag = s3.head_object(Bucket=settings.processed_bucket, Key=first["key"])["ETag"]
+    assert workflow.store(s3, settings, IMAGE, rendition) == first  # the retry: staging is gone
+    assert s3.head_object(Bucket=settings.processed_bucket, Key=first["key"])["ETag"] == etag
+
+
+def test_a_lost_staging_object_without_the_rendition_is_a_named_failure(staged):
+    s3, settings, rendition = staged
+    s3.delete_object(Bucket=settings.processed_bucket, Key=rendition["stagingKey"])
+    with pytest.raises(workflow.RenditionLostError):
+        workflow.store(s3, settings, IMAGE, rendition)
+
+
+def test_a_different_object_at_the_final_key_is_not_taken_for_the_rendition(staged):
+    s3, settings, rendition = staged
+    s3.put_object(Bucket=settings.processed_bucket, Key=f"renditions/{IMAGE['imageId']}.jpg", Body=b"other")
+    s3.delete_object(Bucket=settings.processed_bucket, Key=rendition["stagingKey"])
+    with pytest.raises(workflow.RenditionLostError):
+        workflow.store(s3, settings, IMAGE, rendition)
