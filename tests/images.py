@@ -103,3 +103,17 @@ TEXT_AS_JPEG = b"Hello, this is a text file renamed to photo.jpg\n" * 20
 HTML = b"<!doctype html><html><body><img src=x onerror=alert(1)></body></html>"
 SVG = b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"></svg>'
 PDF = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
+
+
+def p3_red(width: int = 64, height: int = 64, fmt: str = "jpeg") -> bytes:
+    """sRGB pure red, stored as Display P3 pixels (~231, 49, 35) with the P3 profile embedded.
+
+    An engine that ignores the profile renders a dull orange-red; one that converts to sRGB renders ~(255, 0, 0).
+    """
+    import pyvips
+
+    red = pyvips.Image.black(width, height, bands=3).new_from_image([255, 0, 0]).cast("uchar")
+    p3 = red.copy(interpretation="srgb").icc_export(output_profile="p3")
+    if fmt == "png":
+        return p3.pngsave_buffer(profile="p3")
+    return p3.jpegsave_buffer(Q=95, profile="p3")

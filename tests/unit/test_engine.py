@@ -157,3 +157,17 @@ def test_animation_limit_counts_every_frame():
     with pytest.raises(InvalidImageError) as err:
         engine.probe(data, 100 * 100 * 5)
     assert err.value.code == "TOO_MANY_PIXELS"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [images.p3_red(1600, 1200), images.p3_red(64, 64), images.p3_red(300, 200, "png")],
+    ids=["large JPEG", "small JPEG", "PNG"],
+)
+def test_colour_profile_is_converted_to_srgb(data):
+    assert Image.open(io.BytesIO(data)).getpixel((5, 5))[1] > 40  # the stored pixels are P3's, not sRGB's
+    out, im = render(data, 100)
+    r, g, b = im.convert("RGB").getpixel((im.width // 2, im.height // 2))[:3]
+    assert r >= 250 and g <= 8 and b <= 8, (r, g, b)  # sRGB red, not the P3 numbers read as sRGB
+    profile = im.info.get("icc_profile")
+    assert not profile or b"sRGB" in profile or b"srgb" in profile.lower()
