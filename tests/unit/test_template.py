@@ -251,3 +251,10 @@ def test_every_task_outlives_its_function_so_a_task_timeout_means_a_lost_invocat
         timeout = RESOURCES[function]["Properties"].get("Timeout", default)
         assert timeout < state["TimeoutSeconds"] <= timeout + 30, name
         assert "States.Timeout" in {e for r in state["Retry"] for e in r["ErrorEquals"]}, name
+
+
+def test_the_api_stage_has_a_throttling_ceiling_for_every_route():
+    (setting,) = RESOURCES["ImageApi"]["Properties"]["MethodSettings"]
+    assert setting["ResourcePath"] == "/*" and setting["HttpMethod"] == "*"
+    assert setting["ThrottlingRateLimit"] == {"!Ref": "ApiThrottleRate"}
+    assert setting["ThrottlingBurstLimit"] == {"!Ref": "ApiThrottleBurst"}
