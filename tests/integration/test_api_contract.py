@@ -8,6 +8,8 @@ import uuid
 import pytest
 import requests
 
+from tests import images
+
 
 @pytest.mark.parametrize(
     ("body", "code"),
@@ -71,6 +73,29 @@ def test_cors_for_browser_uploads(client):
     assert preflight.headers.get("Access-Control-Allow-Origin") in ("*", "https://example.com")
     resp = client.http.post(f"{client.stack.api}/upload", json={}, headers={"Origin": "https://example.com"})
     assert resp.headers.get("Access-Control-Allow-Origin") in ("*", "https://example.com")
+
+
+def test_cors_for_the_browser_upload_and_download_themselves(client):
+    # The browser PUTs the bytes straight to S3 and may fetch() the rendition: S3 answers those preflights.
+    origin = {"Origin": "https://example.com"}
+    data = images.jpeg(400, 300)
+    resp = client.request_upload(contentType="image/jpeg", size=len(data))
+    grant = resp.json()
+    preflight = requests.options(
+        grant["uploadUrl"],
+        headers={**origin, "Access-Control-Request-Method": "PUT", "Access-Control-Request-Headers": "content-type"},
+    )
+    assert preflight.status_code == 200, preflight.text
+    assert preflight.headers["Access-Control-Allow-Origin"] in ("*", "https://example.com")
+    assert "PUT" in preflight.headers["Access-Control-Allow-Methods"]
+    refused = requests.options(grant["uploadUrl"], headers={**origin, "Access-Control-Request-Method": "DELETE"})
+    assert refused.status_code == 403
+    put = requests.put(grant["uploadUrl"], data=data, headers={**grant["headers"], **origin})
+    assert put.status_code == 200 and put.headers["Access-Control-Allow-Origin"] in ("*", "https://example.com")
+    assert client.wait(grant["imageId"])["status"] == "PROCESSED"
+    url = client.download(grant["imageId"]).json()["downloadUrl"]
+    get = requests.get(url, headers=origin)
+    assert get.status_code == 200 and get.headers["Access-Control-Allow-Origin"] in ("*", "https://example.com")
 
 
 def test_errors_never_leak_stack_traces(client):
