@@ -41,11 +41,17 @@ def test_claim_creates_the_record_of_a_direct_put(repo):
     assert claim.claimed and repo.get("id-4")["uploadTimestamp"]
 
 
-def test_duplicate_of_a_processed_image_writes_nothing(repo):
+@pytest.mark.parametrize(
+    ("claimant", "reprocess"),
+    [(ARN_B, False), (ARN_A, False), (ARN_A, True)],
+    ids=["duplicate delivery", "late first step of the same execution", "late step of a reprocess execution"],
+)
+def test_a_processed_image_is_not_claimed_again(repo, claimant, reprocess):
+    # a late step: its task timed out and was retried, the execution finished, then the first run arrives
     repo.claim("id-5", "k", "e", ARN_A)
     repo.mark_processed("id-5", ARN_A, {"key": "renditions/id-5.jpg"})
     before = repo.get("id-5")
-    claim = repo.claim("id-5", "k", "e", ARN_B)
+    claim = repo.claim("id-5", "k", "e", claimant, reprocess=reprocess)
     assert not claim.claimed and claim.status == "PROCESSED"
     assert repo.get("id-5") == before
 
@@ -79,18 +85,6 @@ def test_to_api_shape(repo):
     body = to_api(repo.get("id-9"))
     assert set(body) == {"imageId", "status", "uploadTimestamp", "updatedAt", "original", "processed", "error"}
     assert body["status"] == "PENDING" and body["original"] is None and body["error"] is None
-
-
-def test_a_late_first_step_cannot_reopen_a_finished_image(repo):
-    # validate's task timed out and was retried; the execution finished; then the first, late run claims
-    repo.claim("id-8", "k", "e", ARN_A)
-    repo.mark_processed("id-8", ARN_A, {"key": "renditions/id-8.jpg"})
-    before = repo.get("id-8")
-    late = repo.claim("id-8", "k", "e", ARN_A)
-    assert not late.claimed and late.status == "PROCESSED"
-    late_reprocess = repo.claim("id-8", "k", "e", ARN_A, reprocess=True)
-    assert not late_reprocess.claimed
-    assert repo.get("id-8") == before
 
 
 def test_mark_processed_is_idempotent_for_its_execution_only(repo):
