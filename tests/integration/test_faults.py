@@ -174,3 +174,22 @@ def test_a_late_first_step_does_not_reopen_a_finished_image(client, aws, stack, 
     after = client.wait(image_id)
     assert after == record
     _assert_one_intact_rendition(client, aws("s3"), stack, image_id, record)
+
+
+def test_original_replaced_while_processing_fails_with_a_named_error(client, aws, stack, faults):
+    # GIVEN resize is held back 3 s, and the same upload URL is used again once validate has run
+    faults(service="lambda", operation="Invoke", resource="ResizeFunction", latency_ms=3_000, count=1)
+    grant = client.request_upload().json()
+    assert requests.put(grant["uploadUrl"], data=images.jpeg(1200, 800)).status_code == 200
+    deadline = time.monotonic() + 30
+    while not client.image(grant["imageId"]).json().get("original"):  # validated: resize is being held back
+        assert time.monotonic() < deadline, "validate did not run"
+        time.sleep(0.05)
+    assert requests.put(grant["uploadUrl"], data=images.jpeg(800, 800)).status_code == 200
+
+    # THEN what was validated is no longer there: FAILED with a clear code, nothing written, download refused
+    record = client.wait(grant["imageId"], timeout=60)
+    assert record["status"] == "FAILED", record
+    assert record["error"]["code"] == "OriginalReplacedError" and "new URL" in record["error"]["message"]
+    assert renditions_of(aws("s3"), stack, grant["imageId"]) == 0
+    assert client.download(grant["imageId"]).json()["error"]["code"] == "OriginalReplacedError"

@@ -26,6 +26,11 @@ class RenditionIntegrityError(TransientAWSError):
     """The stored rendition does not match what was encoded (retried: the copy is redone)."""
 
 
+class OriginalReplacedError(Exception):
+    """The original changed between validate and resize (a second PUT to the same upload URL): FAILED, not retried;
+    what was validated is no longer what is there."""
+
+
 class RenditionLostError(Exception):
     """The staged rendition is gone and the final key does not hold it: this execution cannot finish (FAILED;
     reprocess the image)."""
@@ -70,8 +75,15 @@ def validate(s3, repo: ImageRepository, settings: Settings, event: dict, executi
 
 
 def resize(s3, settings: Settings, image: dict[str, Any], execution_name: str) -> dict[str, Any]:
-    with transient_errors():
-        obj = s3.get_object(Bucket=image["bucket"], Key=image["key"], IfMatch=f'"{image["etag"]}"')
+    try:
+        with transient_errors():
+            obj = s3.get_object(Bucket=image["bucket"], Key=image["key"], IfMatch=f'"{image["etag"]}"')
+    except ClientError as e:
+        if e.response.get("Error", {}).get("Code") not in ("PreconditionFailed", "412"):
+            raise
+        raise OriginalReplacedError(
+            f"{image['key']} was replaced by another upload after it was validated; upload again with a new URL"
+        ) from e
     if obj["ContentLength"] > settings.max_upload_bytes:
         raise InvalidImageError("TOO_LARGE", f"{obj['ContentLength']} bytes is over the limit")
     rendition = engine.render(obj["Body"].read(), settings.max_dimension, settings.max_pixels)

@@ -1,4 +1,4 @@
-"""The store step against S3 (moto): verified promotion, and idempotent when a retry follows a run that landed."""
+"""The S3 side of the workflow's steps (moto): store's verified, idempotent promotion; resize of a replaced original."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import hashlib
 import pytest
 from image_pipeline import workflow
 from image_pipeline.config import Settings
+
+from tests import images
 
 IMAGE = {"imageId": "3f1c7f5e-3b8e-4c3e-9a51-6d0d2b8f4a10"}
 
@@ -62,3 +64,13 @@ def test_a_different_object_at_the_final_key_is_not_taken_for_the_rendition(stag
     s3.delete_object(Bucket=settings.processed_bucket, Key=rendition["stagingKey"])
     with pytest.raises(workflow.RenditionLostError):
         workflow.store(s3, settings, IMAGE, rendition)
+
+
+def test_resize_of_a_replaced_original_is_a_named_failure(aws_env):
+    s3, settings = aws_env["s3"], Settings.from_env()
+    key = f"uploads/{IMAGE['imageId']}"
+    first = s3.put_object(Bucket=settings.original_bucket, Key=key, Body=images.jpeg(64, 48))
+    s3.put_object(Bucket=settings.original_bucket, Key=key, Body=images.jpeg(48, 64))  # the same URL, used again
+    image = {**IMAGE, "bucket": settings.original_bucket, "key": key, "etag": first["ETag"].strip('"')}
+    with pytest.raises(workflow.OriginalReplacedError, match="replaced by another upload"):
+        workflow.resize(s3, settings, image, "exec-1")
