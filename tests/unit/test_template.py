@@ -137,7 +137,8 @@ def _load_template() -> dict:
     return yaml.load(TEMPLATE, Loader=Loader)  # noqa: S506 - a SafeLoader subclass
 
 
-RESOURCES = _load_template()["Resources"]
+DOC = _load_template()
+RESOURCES = DOC["Resources"]
 STAGING, RENDITIONS, UPLOADS = keys.STAGING_PREFIX, keys.RENDITION_PREFIX, keys.UPLOAD_PREFIX
 # What each function's code calls (image_pipeline/*.py), and on what. HeadObject needs s3:GetObject; ListBucket
 # lets S3 answer 404 rather than 403 for a missing key.
@@ -243,7 +244,7 @@ def test_api_key_is_a_deploy_time_choice_for_every_route():
 
 
 def test_every_task_outlives_its_function_so_a_task_timeout_means_a_lost_invocation():
-    default = _load_template()["Globals"]["Function"]["Timeout"]
+    default = DOC["Globals"]["Function"]["Timeout"]
     for name, state in ASL["States"].items():
         if state["Type"] != "Task":
             continue

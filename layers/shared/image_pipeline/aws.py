@@ -1,4 +1,5 @@
-"""AWS error classification: transient failures become TransientAWSError, which the workflow retries."""
+"""AWS error classification: transient failures become TransientAWSError, which the workflow retries; the
+codes the steps tell apart (missing object, failed condition) are named once here."""
 
 from __future__ import annotations
 
@@ -24,10 +25,26 @@ TRANSIENT_CODES = {
     "LimitExceededException",
 }
 
+NOT_FOUND_CODES = {"404", "NoSuchKey", "NotFound"}
+PRECONDITION_FAILED_CODES = {"412", "PreconditionFailed"}
+
+
+def error_code(error: ClientError) -> str | None:
+    return error.response.get("Error", {}).get("Code")
+
+
+def is_not_found(error: ClientError) -> bool:
+    """S3's answer for a missing key (HeadObject says "404", GetObject/CopyObject "NoSuchKey")."""
+    return error_code(error) in NOT_FOUND_CODES
+
+
+def is_conditional_check_failed(error: ClientError) -> bool:
+    return error_code(error) == "ConditionalCheckFailedException"
+
 
 def is_transient(error: ClientError) -> bool:
     status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-    return error.response.get("Error", {}).get("Code") in TRANSIENT_CODES or status >= 500
+    return error_code(error) in TRANSIENT_CODES or status >= 500
 
 
 @contextmanager
@@ -37,7 +54,7 @@ def transient_errors() -> Iterator[None]:
         yield
     except ClientError as e:
         if is_transient(e):
-            raise TransientAWSError(f"{e.operation_name}: {e.response.get('Error', {}).get('Code')}: {e}") from e
+            raise TransientAWSError(f"{e.operation_name}: {error_code(e)}: {e}") from e
         raise
     except (ConnectionError, ReadTimeoutError) as e:
         raise TransientAWSError(str(e)) from e

@@ -19,6 +19,7 @@ from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from image_pipeline import keys
+from image_pipeline.aws import error_code, is_conditional_check_failed, is_not_found
 from image_pipeline.records import EXPIRED, FAILED, PENDING, PROCESSING, ImageRepository, now
 
 GRACE = timedelta(seconds=60)
@@ -70,7 +71,7 @@ def run(
         try:
             head = s3.head_object(Bucket=bucket, Key=key)
         except ClientError as e:
-            if e.response["Error"]["Code"] not in ("404", "NoSuchKey", "NotFound"):
+            if not is_not_found(e):
                 raise
             head = None
         if head is None:
@@ -102,7 +103,7 @@ def _execution_status(sfn, execution_arn: str | None) -> str:
     try:
         return sfn.describe_execution(executionArn=execution_arn)["status"]
     except ClientError as e:
-        if e.response["Error"]["Code"] in ("ExecutionDoesNotExist", "InvalidArn"):
+        if error_code(e) in ("ExecutionDoesNotExist", "InvalidArn"):
             return "NOT_FOUND"
         raise
 
@@ -132,7 +133,7 @@ def _transition(
         )
         return True
     except ClientError as e:
-        if e.response["Error"]["Code"] == "ConditionalCheckFailedException":
+        if is_conditional_check_failed(e):
             return False  # it moved on meanwhile: nothing to repair
         raise
 

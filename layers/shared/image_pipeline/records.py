@@ -16,7 +16,7 @@ from typing import Any
 from boto3.dynamodb.conditions import Attr
 from botocore.exceptions import ClientError
 
-from image_pipeline.aws import transient_errors
+from image_pipeline.aws import is_conditional_check_failed, transient_errors
 from image_pipeline.errors import ImageNotOwnedError
 
 PENDING, PROCESSING, PROCESSED, REJECTED, FAILED = "PENDING", "PROCESSING", "PROCESSED", "REJECTED", "FAILED"
@@ -35,10 +35,6 @@ class Claim:
     claimed: bool
     status: str
     record: dict[str, Any]
-
-
-def _conditional_failed(error: ClientError) -> bool:
-    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
 class ImageRepository:
@@ -102,7 +98,7 @@ class ImageRepository:
                 )["Attributes"]
             return Claim(True, PROCESSING, record)
         except ClientError as e:
-            if not _conditional_failed(e):
+            if not is_conditional_check_failed(e):
                 raise
         current = self.get(image_id) or {}
         return Claim(False, current.get("status", "UNKNOWN"), current)
@@ -164,7 +160,7 @@ class ImageRepository:
                     ReturnValues="ALL_NEW",
                 )["Attributes"]
         except ClientError as e:
-            if _conditional_failed(e):
+            if is_conditional_check_failed(e):
                 raise ImageNotOwnedError(f"image {image_id} is not owned by {execution_arn}") from e
             raise
 

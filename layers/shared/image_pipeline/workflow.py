@@ -14,7 +14,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from image_pipeline import engine, keys
-from image_pipeline.aws import transient_errors
+from image_pipeline.aws import PRECONDITION_FAILED_CODES, error_code, is_not_found, transient_errors
 from image_pipeline.config import Settings
 from image_pipeline.errors import InvalidImageError, TransientAWSError
 from image_pipeline.records import FAILED, REJECTED, ImageRepository
@@ -79,7 +79,7 @@ def resize(s3, settings: Settings, image: dict[str, Any], execution_name: str) -
         with transient_errors():
             obj = s3.get_object(Bucket=image["bucket"], Key=image["key"], IfMatch=f'"{image["etag"]}"')
     except ClientError as e:
-        if e.response.get("Error", {}).get("Code") not in ("PreconditionFailed", "412"):
+        if error_code(e) not in PRECONDITION_FAILED_CODES:
             raise
         raise OriginalReplacedError(
             f"{image['key']} was replaced by another upload after it was validated; upload again with a new URL"
@@ -131,7 +131,7 @@ def store(s3, settings: Settings, image: dict[str, Any], rendition: dict[str, An
                 ChecksumAlgorithm="SHA256",
             )
     except ClientError as e:
-        if e.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
+        if not is_not_found(e):
             raise
         if not _is_stored(s3, bucket, final, rendition):
             raise RenditionLostError(f"staged {rendition['stagingKey']} is gone and {final} is not it") from e
@@ -155,7 +155,7 @@ def _is_stored(s3, bucket: str, key: str, rendition: dict[str, Any]) -> bool:
         with transient_errors():
             head = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
     except ClientError as e:
-        if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+        if is_not_found(e):
             return False
         raise
     return head.get("ChecksumSHA256") == rendition["sha256"] and head["ContentLength"] == rendition["bytes"]

@@ -24,8 +24,8 @@ GATEWAY_RESPONSES = "x-amazon-apigateway-gateway-responses"
 DEFAULT_TEMPLATE = '{"message":$context.error.messageString}'
 
 
-def apply_gateway_responses(rest_api_container, spec: dict) -> int:
-    """The gateway responses of an OpenAPI/Swagger document, stored on the imported API. Returns how many."""
+def apply_gateway_responses(rest_api_container, spec: dict) -> None:
+    """The gateway responses of an OpenAPI/Swagger document, stored on the imported API."""
     from localstack.services.apigateway.next_gen.execute_api.gateway_response import build_gateway_response
 
     responses = spec.get(GATEWAY_RESPONSES) or {}
@@ -38,7 +38,6 @@ def apply_gateway_responses(rest_api_container, spec: dict) -> int:
             response_templates=response.get("responseTemplates"),
             default_response=False,
         )
-    return len(responses)
 
 
 @hooks.on_infra_start()
