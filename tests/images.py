@@ -117,3 +117,93 @@ def p3_red(width: int = 64, height: int = 64, fmt: str = "jpeg") -> bytes:
     if fmt == "png":
         return p3.pngsave_buffer(profile="p3")
     return p3.jpegsave_buffer(Q=95, profile="p3")
+
+
+# ---- what phones, cameras and editors write (issue: real-world inputs) ----
+
+
+def noisy_photo(width: int, height: int) -> Image.Image:
+    """A photo-like image with sensor-like noise, so it compresses like a real photo (not like a gradient)."""
+    noise = Image.effect_noise((width, height), 40).convert("RGB")
+    return Image.blend(photo(width, height), noise, 0.25)
+
+
+def webp_photo(width: int = 2000, height: int = 1500) -> bytes:
+    """A WebP photo of a few hundred KiB or more, as phones and web exports write them."""
+    return encode(noisy_photo(width, height), "WEBP", quality=90)
+
+
+def icc_with_padding(extra_bytes: int) -> bytes:
+    """A valid sRGB ICC profile grown by a private tag to the size of a press/print profile (~0.5 MB)."""
+    from PIL import ImageCms
+
+    icc = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    count = struct.unpack(">I", icc[128:132])[0]
+    table_end = 132 + 12 * count
+    tags, data = icc[132:table_end], icc[table_end:]
+    # shift every tag's offset by the new 12-byte entry, then append the private tag ('zzzz', type 'data')
+    shifted = b"".join(
+        tags[i : i + 4] + struct.pack(">I", struct.unpack(">I", tags[i + 4 : i + 8])[0] + 12) + tags[i + 8 : i + 12]
+        for i in range(0, len(tags), 12)
+    )
+    body = b"data" + b"\0" * 8 + bytes(extra_bytes)
+    offset = table_end + 12 + len(data)
+    offset += (-offset) % 4
+    new = icc[:128] + struct.pack(">I", count + 1) + shifted + b"zzzz" + struct.pack(">II", offset, len(body)) + data
+    new += b"\0" * (offset - len(new)) + body
+    new[0:4] = struct.pack(">I", len(new))
+    return bytes(new)
+
+
+def jpeg_with_large_icc(width: int = 1200, height: int = 800, icc_bytes: int = 600_000) -> bytes:
+    """A JPEG whose ICC profile (split over ~10 APP2 segments) puts the frame header ~0.6 MB into the file."""
+    return encode(photo(width, height), "JPEG", quality=90, icc_profile=icc_with_padding(icc_bytes))
+
+
+def jpeg_with_large_xmp(width: int = 1200, height: int = 800, segments: int = 10) -> bytes:
+    """A JPEG with an editor's extended XMP: many 64 KB APP1 segments before the frame header."""
+    base = encode(photo(width, height), "JPEG", quality=90)
+    header = b"http://ns.adobe.com/xmp/extension/\0" + b"0" * 32 + struct.pack(">II", 65000 * segments, 0)
+    app1 = b"".join(
+        b"\xff\xe1" + struct.pack(">H", 2 + len(header) + 65000) + header + b"<x>" + b" " * 64994 + b"</x>"
+        for _ in range(segments)
+    )
+    return base[:2] + app1 + base[2:]  # right after SOI
+
+
+def png_with_large_text(width: int = 600, height: int = 400, text_bytes: int = 600_000) -> bytes:
+    """A PNG whose iTXt chunk (an editor's history, XMP) sits before IDAT and is larger than the first read."""
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt("XML:com.adobe.xmp", "<x:xmpmeta>" + "history " * (text_bytes // 8) + "</x:xmpmeta>")
+    return encode(photo(width, height), "PNG", pnginfo=info)
+
+
+def png_trns(mode: str, width: int = 200, height: int = 100) -> bytes:
+    """A PNG with one transparent colour (tRNS, no alpha channel): the left half is that colour, the right opaque."""
+    values = {"1": (0, 1), "L": (7, 200), "I;16": (1000, 50000), "RGB": ((1, 2, 3), (200, 30, 40))}
+    if mode == "P":
+        im = Image.new("P", (width, height), 0)
+        im.putpalette([1, 2, 3, 200, 30, 40] + [0] * 762)
+        im.paste(1, (width // 2, 0, width, height))
+        return encode(im, "PNG", transparency=0)
+    clear, opaque = values[mode]
+    im = Image.new(mode, (width, height), clear)
+    im.paste(Image.new(mode, (width - width // 2, height), opaque), (width // 2, 0))
+    return encode(im, "PNG", transparency=clear)
+
+
+def jpeg_with_mpf_previews(width: int = 6000, height: int = 4000, previews: int = 2) -> bytes:
+    """A camera JPEG: the main image plus small MPF preview images (Pillow writes it as MPO)."""
+    main = noisy_photo(width, height)
+    small = [main.resize((width // d, height // d)) for d in (4, 8, 16)[:previews]]
+    return encode(main, "MPO", save_all=True, append_images=small, quality=85)
+
+
+def heic(width: int = 1200, height: int = 800, **kwargs) -> bytes:
+    """A HEIC written by libheif's HEVC encoder (x265), as phones write them (kwargs: exif, icc_profile, ...)."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    return encode(kwargs.pop("image", None) or photo(width, height), "HEIF", quality=80, **kwargs)

@@ -6,8 +6,15 @@
 - ``render`` decodes, applies EXIF orientation, converts to 8-bit sRGB (alpha kept), fits within
   ``max_dimension`` (never upscales) and encodes the rendition with no metadata.
 
-Animated GIF/WebP: the rendition is the first frame (a still image), which keeps the output small and
-valid in every viewer; the limits still count every frame. GIF renditions are PNG (lossless, alpha).
+Animated GIF/WebP/AVIF: the rendition is the first frame (a still image), which keeps the output small and
+valid in every viewer; the limits still count every frame. GIF renditions are PNG (lossless, alpha). Camera
+JPEGs with MPF preview images and HEIF collections count (and decode) only their main/primary image.
+HEIC/HEIF (pillow-heif: libheif + libde265) and AVIF (Pillow's own plugin: libavif) renditions are JPEG, or
+PNG when the image has alpha; their irot/imir transforms are applied and 10-bit data is scaled to 8-bit.
+
+``probe`` works on a prefix of the file too (``complete=False``): when the header does not fit in it (large
+ICC/XMP/APPn segments, PNG text chunks before IDAT, a WebP that Pillow reads whole) it raises
+``HeaderIncompleteError`` and the caller reads more; only a complete file that cannot be read is CORRUPT_IMAGE.
 
 Two backends, chosen per input on measured speed (docs/benchmarks.md): Pillow decodes JPEGs that shrink
 by 2x or more (its reduced-scale DCT decode beats libvips there) and every unusual input (GIF, animation,
@@ -20,26 +27,48 @@ from __future__ import annotations
 import io
 import os
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 
-from PIL import Image, ImageCms, ImageFile, ImageOps
+from PIL import Image, ImageChops, ImageCms, ImageFile, ImageOps
 
-from image_pipeline.errors import InvalidImageError
+from image_pipeline.errors import HeaderIncompleteError, InvalidImageError
 
 try:  # the layer ships pyvips + pyvips-binary (libvips); without them everything goes through Pillow
     import pyvips
 except (ImportError, OSError):
     pyvips = None
 
+try:  # HEIC/HEIF decoding (libheif with its HEVC decoder, in pillow-heif's wheels)
+    import pillow_heif
+
+    # only the primary image is ever decoded: skip parsing thumbnails, depth maps and auxiliary images
+    pillow_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
+except ImportError:
+    pillow_heif = None
+
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # truncated data is an error, never grey-filled
 BACKEND = os.environ.get("IMAGE_ENGINE_BACKEND", "auto")
 VIPS_MODES = ("RGB", "RGBA", "L", "LA")
 
-JPEG, PNG, WEBP, GIF = "JPEG", "PNG", "WEBP", "GIF"
-CONTENT_TYPES = {JPEG: "image/jpeg", PNG: "image/png", WEBP: "image/webp", GIF: "image/gif"}
+JPEG, PNG, WEBP, GIF, HEIF, AVIF = "JPEG", "PNG", "WEBP", "GIF", "HEIF", "AVIF"
+ALL_FORMATS = frozenset((JPEG, PNG, WEBP, GIF, HEIF, AVIF))
+CONTENT_TYPES = {
+    JPEG: "image/jpeg",
+    PNG: "image/png",
+    WEBP: "image/webp",
+    GIF: "image/gif",
+    HEIF: "image/heic",
+    AVIF: "image/avif",
+}
 EXTENSIONS = {JPEG: "jpg", PNG: "png", WEBP: "webp"}
-OUTPUT_FORMAT = {JPEG: JPEG, PNG: PNG, WEBP: WEBP, GIF: PNG}
-HEADER_BYTES = 256 * 1024  # enough for the header of any accepted format (JPEG APPn segments included)
+# The rendition's format family; HEIF and AVIF become PNG instead when the image has alpha (see _output_format).
+OUTPUT_FORMAT = {JPEG: JPEG, PNG: PNG, WEBP: WEBP, GIF: PNG, HEIF: JPEG, AVIF: JPEG}
+HEADER_BYTES = 256 * 1024  # the first read: the whole header of almost every file; probe says when it needs more
+SNIFF_BYTES = 64  # enough for an ISO-BMFF ftyp box with its compatible brands
+# ISO-BMFF brands (ftyp): AVIF images/sequences; HEVC-coded HEIF (Apple, Samsung, cameras); generic HEIF
+_AVIF_BRANDS = {b"avif", b"avis"}
+_HEIC_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1", b"mif2"}
 _SRGB = ImageCms.createProfile("sRGB")
 
 
@@ -51,6 +80,7 @@ class Probe:
     frames: int
     mode: str = "RGB"
     icc: bool = False
+    transparency: bool = False  # a tRNS colour (PNG) or palette transparency
 
     @property
     def content_type(self) -> str:
@@ -74,34 +104,87 @@ class Rendition:
         return EXTENSIONS[self.format]
 
 
-def sniff(head: bytes) -> str:
-    """The format named by the first bytes, or InvalidImageError (EMPTY_FILE, UNSUPPORTED_FORMAT)."""
+def sniff(head: bytes, formats: frozenset[str] = ALL_FORMATS) -> str:
+    """The format named by the first bytes (``SNIFF_BYTES`` suffice), or InvalidImageError (EMPTY_FILE,
+    UNSUPPORTED_FORMAT); ``formats`` are the ones this deployment accepts."""
     if not head:
         raise InvalidImageError("EMPTY_FILE", "the object is empty")
+    fmt = None
     if head.startswith(b"\xff\xd8\xff"):
-        return JPEG
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return PNG
-    if head[:6] in (b"GIF87a", b"GIF89a"):
-        return GIF
-    if len(head) >= 12 and head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return WEBP
-    raise InvalidImageError("UNSUPPORTED_FORMAT", "not a JPEG, PNG, WebP or GIF image")
+        fmt = JPEG
+    elif head.startswith(b"\x89PNG\r\n\x1a\n"):
+        fmt = PNG
+    elif head[:6] in (b"GIF87a", b"GIF89a"):
+        fmt = GIF
+    elif len(head) >= 12 and head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        fmt = WEBP
+    elif len(head) >= 12 and head[4:8] == b"ftyp":
+        fmt = _bmff_format(head)
+    if fmt is None:
+        raise InvalidImageError("UNSUPPORTED_FORMAT", "not a JPEG, PNG, WebP, GIF, HEIC/HEIF or AVIF image")
+    if fmt not in formats:
+        raise InvalidImageError("UNSUPPORTED_FORMAT", f"{fmt} input is turned off on this deployment")
+    return fmt
 
 
-def probe(data: bytes, max_pixels: int) -> Probe:
-    """Format, size and frame count from the header; rejects images over ``max_pixels`` (per frame and in total)."""
-    fmt = sniff(data[:16])
+def _bmff_format(head: bytes) -> str | None:
+    """AVIF or HEIF from an ISO-BMFF ftyp box's major and compatible brands (an MP4 video is neither)."""
+    size = struct.unpack(">I", head[:4])[0]
+    end = min(len(head), size if size >= 16 else 16)
+    brands = {head[8:12]} | {head[i : i + 4] for i in range(16, end - 3, 4)}
+    if brands & _AVIF_BRANDS:
+        return AVIF
+    if brands & _HEIC_BRANDS:
+        return HEIF
+    return None
+
+
+def probe(data: bytes, max_pixels: int, complete: bool = True, formats: frozenset[str] = ALL_FORMATS) -> Probe:
+    """Format, size and frame count from the header; rejects images over ``max_pixels`` (per frame and in total).
+
+    ``data`` may be the start of the file (``complete=False``): if its header does not fit, HeaderIncompleteError
+    says to read more. Frames are what is decoded or counted: every frame of an animation, but only the main image
+    of a JPEG with MPF previews (Pillow's MPO) and the primary image of a HEIF file.
+    """
+    fmt = sniff(data[:SNIFF_BYTES], formats)
+    ispe = None
+    if fmt in (HEIF, AVIF):  # the container says the primary image's size (ispe) before any codec is involved
+        ispe = _heif_primary_size(data)
+        if ispe is None and not complete:
+            raise HeaderIncompleteError(f"the {fmt} meta box goes on past the first {len(data)} bytes")
+        if ispe is not None:
+            _check_pixels(*ispe, 1, max_pixels)
+        if complete and _bmff_end(data) > len(data):
+            # libheif fills the tiles it cannot read (it decodes non-strictly): a cut-off file must not get that far
+            raise InvalidImageError("CORRUPT_IMAGE", f"the {fmt} file is truncated")
     Image.MAX_IMAGE_PIXELS = None  # reading a header allocates no pixels: our limit below is the mechanism
     try:
-        with Image.open(io.BytesIO(data), formats=[fmt]) as im:
+        with Image.open(io.BytesIO(data), formats=[_pillow_format(fmt)]) as im:
             width, height = im.size
-            frames = _count_gif_frames(data) if fmt == GIF else getattr(im, "n_frames", 1)
+            if fmt == GIF:
+                frames, whole = _count_gif_frames(data)
+                if not whole and not complete:  # every frame counts: read on to the trailer
+                    raise HeaderIncompleteError(f"GIF frames go on past the first {len(data)} bytes")
+            elif fmt in (WEBP, AVIF):
+                frames = getattr(im, "n_frames", 1)
+            else:
+                frames = 1  # JPEG (MPF previews are never decoded), PNG (APNG: the default image), HEIF (primary)
             mode, icc = im.mode, bool(im.info.get("icc_profile"))
+            transparency = im.info.get("transparency") is not None
     except InvalidImageError:
         raise
-    except (OSError, SyntaxError, ValueError, struct.error, EOFError) as e:
-        raise InvalidImageError("CORRUPT_IMAGE", f"cannot read the {fmt} header: {e}") from e
+    except (OSError, SyntaxError, ValueError, struct.error, EOFError, RuntimeError) as e:
+        if complete:
+            raise InvalidImageError("CORRUPT_IMAGE", f"cannot read the {fmt} header: {_short(e)}") from e
+        if ispe is None or (fmt == AVIF and _is_sequence(data)):
+            raise HeaderIncompleteError(f"the {fmt} header does not fit in the first {len(data)} bytes") from e
+        # libheif/libavif check item extents against the file's length: a prefix is enough for the meta box
+        (width, height), frames, mode, icc, transparency = ispe, 1, "RGB", False, False
+    _check_pixels(width, height, frames, max_pixels)
+    return Probe(fmt, width, height, frames, mode, icc, transparency)
+
+
+def _check_pixels(width: int, height: int, frames: int, max_pixels: int) -> None:
     if width <= 0 or height <= 0:
         raise InvalidImageError("CORRUPT_IMAGE", f"invalid dimensions {width}x{height}")
     if width * height > max_pixels:
@@ -110,7 +193,109 @@ def probe(data: bytes, max_pixels: int) -> Probe:
         raise InvalidImageError(
             "TOO_MANY_PIXELS", f"{frames} frames of {width}x{height} are over the limit of {max_pixels} pixels"
         )
-    return Probe(fmt, width, height, frames, mode, icc)
+
+
+def _bmff_boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
+    """(type, payload start, payload end) of each ISO-BMFF box in data[start:end]; stops at one cut off by ``end``."""
+    pos = start
+    while pos + 8 <= end:
+        size, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        header = 8
+        if size == 1:
+            if pos + 16 > end:
+                return
+            size, header = struct.unpack(">Q", data[pos + 8 : pos + 16])[0], 16
+        elif size == 0:
+            size = end - pos
+        if size < header or pos + size > end:
+            return
+        yield kind, pos + header, pos + size
+        pos += size
+
+
+def _bmff_end(data: bytes) -> int:
+    """Where the file's last top-level box says it ends (past len(data) when the file was cut off)."""
+    pos = 0
+    while pos + 8 <= len(data):
+        size = struct.unpack_from(">I", data, pos)[0]
+        if size == 1 and pos + 16 <= len(data):
+            size = struct.unpack_from(">Q", data, pos + 8)[0]
+        if size == 0:
+            return len(data)
+        if size < 8:
+            raise InvalidImageError("CORRUPT_IMAGE", "a box of the file has an impossible size")
+        pos += size
+    return pos
+
+
+def _heif_primary_size(data: bytes) -> tuple[int, int] | None:
+    """Upright (width, height) of a HEIF/AVIF file's primary item: its ispe property, turned by irot.
+    None while the meta box is not complete in ``data``."""
+    meta = next(((a, b) for kind, a, b in _bmff_boxes(data, 0, len(data)) if kind == b"meta"), None)
+    if meta is None:
+        return None
+    primary, properties, associations = None, [], {}
+    try:
+        for kind, a, b in _bmff_boxes(data, meta[0] + 4, meta[1]):  # meta is a full box
+            if kind == b"pitm":
+                primary = struct.unpack_from(">H" if data[a] == 0 else ">I", data, a + 4)[0]
+            elif kind == b"iprp":
+                for inner, c, d in _bmff_boxes(data, a, b):
+                    if inner == b"ipco":
+                        properties = list(_bmff_boxes(data, c, d))
+                    elif inner == b"ipma":
+                        associations.update(_ipma(data, c, d))
+    except (struct.error, IndexError) as e:
+        raise InvalidImageError("CORRUPT_IMAGE", "the HEIF meta box is malformed") from e
+    size, turns = None, 0
+    for index in associations.get(primary, []) if primary is not None else []:
+        if not 0 < index <= len(properties):
+            continue
+        kind, a, b = properties[index - 1]
+        if kind == b"ispe" and b - a >= 12:
+            size = struct.unpack_from(">II", data, a + 4)
+        elif kind == b"irot" and b - a >= 1:
+            turns = data[a] & 3
+    if size is None:
+        raise InvalidImageError("CORRUPT_IMAGE", "the HEIF file names no primary image with a size (pitm, ispe)")
+    return (size[1], size[0]) if turns % 2 else (size[0], size[1])
+
+
+def _ipma(data: bytes, start: int, end: int) -> dict[int, list[int]]:
+    """Item id -> 1-based property indices, from an ipma box."""
+    version, flags = data[start], int.from_bytes(data[start + 1 : start + 4], "big")
+    count, pos = struct.unpack_from(">I", data, start + 4)[0], start + 8
+    found: dict[int, list[int]] = {}
+    for _ in range(count):
+        item, pos = struct.unpack_from(">H" if version < 1 else ">I", data, pos)[0], pos + (2 if version < 1 else 4)
+        n, pos = data[pos], pos + 1
+        for _ in range(n):
+            if flags & 1:
+                found.setdefault(item, []).append(struct.unpack_from(">H", data, pos)[0] & 0x7FFF)
+                pos += 2
+            else:
+                found.setdefault(item, []).append(data[pos] & 0x7F)
+                pos += 1
+        if pos > end:
+            raise InvalidImageError("CORRUPT_IMAGE", "the HEIF ipma box is cut short")
+    return found
+
+
+def _is_sequence(data: bytes) -> bool:
+    """An AVIF image sequence (brand avis): its frames are counted from the whole file."""
+    size = struct.unpack_from(">I", data)[0]
+    return b"avis" in {data[i : i + 4] for i in range(8, min(size, len(data)) - 3, 4)}
+
+
+def _pillow_format(fmt: str) -> str:
+    """The Pillow plugin for a format (its JPEG plugin opens camera JPEGs with MPF previews as MPO itself)."""
+    if fmt == HEIF and pillow_heif is None:
+        raise InvalidImageError("UNSUPPORTED_FORMAT", "HEIF decoding is not installed")
+    return fmt
+
+
+def _short(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
 
 
 def fit(width: int, height: int, max_dimension: int) -> tuple[int, int]:
@@ -119,29 +304,42 @@ def fit(width: int, height: int, max_dimension: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def render(data: bytes, max_dimension: int, max_pixels: int, backend: str | None = None) -> Rendition:
+def render(
+    data: bytes,
+    max_dimension: int,
+    max_pixels: int,
+    backend: str | None = None,
+    formats: frozenset[str] = ALL_FORMATS,
+) -> Rendition:
     """Decode, orient, convert to 8-bit sRGB, fit within max_dimension, encode without metadata."""
-    info = probe(data, max_pixels)
+    info = probe(data, max_pixels, formats=formats)
     backend = backend or BACKEND
     if _use_vips(info, max_dimension, backend):
         return _render_vips(data, info, max_dimension)
     Image.MAX_IMAGE_PIXELS = max_pixels  # backstop: Pillow refuses beyond twice this
     try:
-        with Image.open(io.BytesIO(data), formats=[info.format]) as im:
+        with Image.open(io.BytesIO(data), formats=[_pillow_format(info.format)]) as im:
             im = _decode(im, info, max_dimension)
     except InvalidImageError:
         raise
     except Image.DecompressionBombError as e:
         raise InvalidImageError("TOO_MANY_PIXELS", str(e)) from e
-    except (OSError, SyntaxError, ValueError, struct.error, EOFError) as e:
-        raise InvalidImageError("CORRUPT_IMAGE", f"cannot decode the {info.format} data: {e}") from e
+    except (OSError, SyntaxError, ValueError, struct.error, EOFError, RuntimeError) as e:
+        raise InvalidImageError("CORRUPT_IMAGE", f"cannot decode the {info.format} data: {_short(e)}") from e
     size = fit(im.width, im.height, max_dimension)
     resampled_by_vips = False
     if size != im.size:
         im, resampled_by_vips = _resize(im, size, use_vips=backend != "pillow")
-    out_format = OUTPUT_FORMAT[info.format]
+    out_format = _output_format(info.format, im)
     used = "pillow+vips-resample" if resampled_by_vips else "pillow"
     return Rendition(_encode(im, out_format), out_format, im.width, im.height, used)
+
+
+def _output_format(fmt: str, im: Image.Image) -> str:
+    """The rendition's format: the input's family; HEIF/AVIF as JPEG, or PNG when the image has alpha."""
+    if fmt in (HEIF, AVIF) and im.mode in ("RGBA", "LA"):
+        return PNG
+    return OUTPUT_FORMAT[fmt]
 
 
 def _resize(im: Image.Image, size: tuple[int, int], use_vips: bool) -> tuple[Image.Image, bool]:
@@ -158,8 +356,8 @@ def _resize(im: Image.Image, size: tuple[int, int], use_vips: bool) -> tuple[Ima
 def _use_vips(info: Probe, max_dimension: int, backend: str) -> bool:
     if backend == "pillow" or pyvips is None:
         return False
-    if info.format == GIF or info.frames > 1 or info.mode not in VIPS_MODES:
-        return False  # Pillow handles animation, palettes, 16-bit and CMYK
+    if info.format in (GIF, HEIF, AVIF) or info.frames > 1 or info.mode not in VIPS_MODES or info.transparency:
+        return False  # Pillow handles animation, palettes, tRNS colours, 16-bit, CMYK, HEIF and AVIF
     if backend == "vips":
         return True
     # auto: Pillow's reduced-scale DCT decode wins on JPEGs that shrink by 2x or more
@@ -194,10 +392,11 @@ def _decode(im: Image.Image, info: Probe, max_dimension: int) -> Image.Image:
             w, h = fit(info.height, info.width, max_dimension)
             w, h = h, w
         im.draft(im.mode if im.mode in ("RGB", "L", "CMYK") else None, (w, h))
-    im.seek(0)
+    if info.format != HEIF:  # a HEIF file opens at its primary image, which need not be the first
+        im.seek(0)
     im.load()
     icc = im.info.get("icc_profile")
-    im = ImageOps.exif_transpose(im) if orientation != 1 else im
+    im = ImageOps.exif_transpose(im) if orientation != 1 else im  # HEIF: pillow-heif applied irot/imir already
     im = _to_8bit(im)
     if icc and im.mode in ("RGB", "RGBA", "CMYK"):
         im = _to_srgb(im, icc)
@@ -208,7 +407,9 @@ def _decode(im: Image.Image, info: Probe, max_dimension: int) -> Image.Image:
 
 
 def _to_8bit(im: Image.Image) -> Image.Image:
-    """8-bit modes only; 16-bit data is scaled (v / 257), never clipped."""
+    """8-bit modes only; 16-bit data is scaled (v / 257), never clipped; a tRNS colour becomes alpha."""
+    if im.info.get("transparency") is not None and im.mode in ("1", "L", "RGB", "I", "I;16", "I;16B", "I;16L"):
+        return _trns_to_alpha(im)
     if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         top = 65535 if im.mode.startswith("I;16") or (im.getextrema()[1] or 0) > 255 else 255
         im = im.convert("I").point(lambda v: v * (255 / top)).convert("L")
@@ -227,6 +428,23 @@ def _to_8bit(im: Image.Image) -> Image.Image:
     elif im.mode == "RGBa":
         im = im.convert("RGBA")
     return im
+
+
+def _trns_to_alpha(im: Image.Image) -> Image.Image:
+    """A PNG whose tRNS chunk names one transparent colour (grey or RGB, 1 to 16 bits): that colour gets alpha 0."""
+    trns = im.info.pop("transparency")
+    if im.mode in ("1", "L", "RGB"):
+        im.info["transparency"] = trns
+        return im.convert("RGBA")  # Pillow applies the tRNS colour itself for 8-bit modes
+    # 16-bit grey: compare both bytes of each sample with the tRNS value, then scale the grey to 8 bits
+    wide = im if im.mode == "I;16" else im.convert("I;16")
+    raw = wide.tobytes("raw", "I;16")
+    low, high = (Image.frombytes("L", wide.size, raw[i::2]) for i in (0, 1))
+    opaque_low = low.point(lambda v: 0 if v == (int(trns) & 0xFF) else 255)
+    opaque_high = high.point(lambda v: 0 if v == (int(trns) >> 8 & 0xFF) else 255)
+    alpha = ImageChops.lighter(opaque_low, opaque_high)
+    grey = _to_8bit(wide)
+    return Image.merge("RGBA", (grey, grey, grey, alpha))
 
 
 def _to_srgb(im: Image.Image, icc: bytes) -> Image.Image:
@@ -254,8 +472,9 @@ def _encode(im: Image.Image, fmt: str) -> bytes:
     return buf.getvalue()
 
 
-def _count_gif_frames(data: bytes) -> int:
-    """Count GIF image descriptors by walking the block structure (no LZW decoding)."""
+def _count_gif_frames(data: bytes) -> tuple[int, bool]:
+    """Count GIF image descriptors by walking the block structure (no LZW decoding); and whether the walk
+    reached the trailer (else the data ended first, or the stream is broken)."""
     if len(data) < 13:
         raise InvalidImageError("CORRUPT_IMAGE", "GIF header is truncated")
     pos = 13
@@ -265,7 +484,7 @@ def _count_gif_frames(data: bytes) -> int:
     while pos < len(data):
         block = data[pos]
         if block == 0x3B:  # trailer
-            return max(frames, 1)
+            return max(frames, 1), True
         if block == 0x21:  # extension: label, then sub-blocks
             pos = _skip_sub_blocks(data, pos + 2)
         elif block == 0x2C:  # image descriptor
@@ -277,7 +496,7 @@ def _count_gif_frames(data: bytes) -> int:
             pos = _skip_sub_blocks(data, pos + 1)  # LZW minimum code size, then data sub-blocks
         else:
             break
-    return max(frames, 1)  # a truncated stream: what was seen (decoding will reject it)
+    return max(frames, 1), False  # a truncated stream: what was seen (decoding will reject it)
 
 
 def _skip_sub_blocks(data: bytes, pos: int) -> int:

@@ -22,3 +22,7 @@ class TransientAWSError(Exception):
 
 class ImageNotOwnedError(Exception):
     """Another execution owns this image (or it moved on): this execution must not write its status."""
+
+
+class HeaderIncompleteError(Exception):
+    """The bytes read so far end before the image's header does: read more of the object (never a verdict)."""
