@@ -60,7 +60,7 @@ def upload() -> Response:
     raw = app.current_event.decoded_body
     try:
         body = json.loads(raw) if raw and raw.strip() else None
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: a deeply nested body
         logger.info(
             "body is not JSON", extra={"body_start": (raw or "")[:80], "base64": app.current_event.is_base64_encoded}
         )
@@ -75,6 +75,8 @@ def upload() -> Response:
 
 @app.get("/images/<image_id>")
 def get_image(image_id: str) -> dict:
+    # API Gateway's own path parameter, not the router's match (its "$" lets a trailing newline through)
+    image_id = (app.current_event.path_parameters or {}).get("imageId", image_id)
     logger.append_keys(image_id=image_id)
     return api.get_image(repo, image_id)
 

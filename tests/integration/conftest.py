@@ -75,12 +75,10 @@ class Client:
     def request_upload(self, **body) -> requests.Response:
         return self.http.post(f"{self.stack.api}/upload", json=body or None)
 
-    def upload(self, data: bytes, content_type: str | None = None, declare_size: bool = True) -> str:
-        body = {"filename": "upload.bin"}
+    def upload(self, data: bytes, content_type: str | None = None) -> str:
+        body: dict = {"filename": "upload.bin", "size": len(data)}
         if content_type:
             body["contentType"] = content_type
-        if declare_size and data:
-            body["size"] = len(data)
         resp = self._retrying(lambda: self.request_upload(**body))
         assert resp.status_code == 201, resp.text
         grant = resp.json()

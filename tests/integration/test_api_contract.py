@@ -18,7 +18,11 @@ from tests import images
         ('{"contentType": "text/html"}', "UNSUPPORTED_CONTENT_TYPE"),
         ('{"size": 999999999999}', "TOO_LARGE"),
         ('{"size": 0}', "INVALID_REQUEST"),
+        ('{"contentType": "image/jpeg"}', "MISSING_SIZE"),
+        ("", "MISSING_SIZE"),
+        ("[" * 100_000 + "]" * 100_000, "INVALID_JSON"),
     ],
+    ids=["not-json", "html", "too-large", "zero", "no-size", "no-body", "deeply-nested"],
 )
 def test_upload_refuses_bad_requests(client, body, code):
     resp = client.http.post(f"{client.stack.api}/upload", data=body, headers={"Content-Type": "application/json"})
@@ -28,15 +32,16 @@ def test_upload_refuses_bad_requests(client, body, code):
 
 def test_unknown_and_malformed_ids(client):
     assert client.image(str(uuid.uuid4())).status_code == 404
-    bad = client.image("not-a-uuid")
-    assert bad.status_code == 400 and bad.json()["error"]["code"] == "INVALID_IMAGE_ID"
+    for bad_id in ("not-a-uuid", f"{uuid.uuid4()}%0A"):  # a trailing newline is not part of an id
+        bad = client.image(bad_id)
+        assert bad.status_code == 400 and bad.json()["error"]["code"] == "INVALID_IMAGE_ID", bad_id
     assert client.download(str(uuid.uuid4())).status_code == 404
     missing = client.http.get(f"{client.stack.api}/download")
     assert missing.status_code == 400 and missing.json()["error"]["code"] == "MISSING_IMAGE_ID"
 
 
 def test_download_before_upload_is_409_pending(client):
-    image_id = client.request_upload(contentType="image/png").json()["imageId"]
+    image_id = client.request_upload(contentType="image/png", size=100).json()["imageId"]
     resp = client.download(image_id)
     assert resp.status_code == 409 and resp.json()["status"] == "PENDING"
     assert client.image(image_id).json()["status"] == "PENDING"
@@ -56,6 +61,16 @@ def test_signed_headers_are_enforced_by_s3(client):
     assert client.image(grant["imageId"]).json()["status"] == "PENDING"
 
 
+def test_no_upload_url_admits_more_than_it_was_granted_for(client):
+    # GIVEN a grant for 1000 bytes, with no content type declared (the plain curl -T flow)
+    grant = client.request_upload(size=1000).json()
+    assert grant["headers"] == {"Content-Length": "1000"}
+    # WHEN a client sends more (or less) THEN S3 refuses: the length is part of the signature
+    for body in (b"x" * 1001, b"x" * 10_000_000, b"x" * 999):
+        assert requests.put(grant["uploadUrl"], data=body).status_code in (400, 403)
+    assert requests.put(grant["uploadUrl"], data=b"x" * 1000).status_code == 200
+
+
 def test_expired_presigned_url_is_refused_by_s3(aws, stack):
     url = aws("s3").generate_presigned_url(
         "put_object", Params={"Bucket": stack.original_bucket, "Key": "uploads/expired-url-test"}, ExpiresIn=1
@@ -71,7 +86,7 @@ def test_cors_for_browser_uploads(client):
     )
     assert preflight.status_code in (200, 204)
     assert preflight.headers.get("Access-Control-Allow-Origin") in ("*", "https://example.com")
-    resp = client.http.post(f"{client.stack.api}/upload", json={}, headers={"Origin": "https://example.com"})
+    resp = client.http.post(f"{client.stack.api}/upload", json={"size": 10}, headers={"Origin": "https://example.com"})
     assert resp.headers.get("Access-Control-Allow-Origin") in ("*", "https://example.com")
 
 

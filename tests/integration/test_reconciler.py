@@ -9,7 +9,7 @@ from .conftest import ROOT
 
 def test_expired_upload_is_reported_then_gone(client, aws, stack):
     # GIVEN an upload URL issued 30 minutes ago (we age the record) and never used
-    image_id = client.request_upload(contentType="image/jpeg").json()["imageId"]
+    image_id = client.request_upload(contentType="image/jpeg", size=1000).json()["imageId"]
     table = aws("dynamodb")
     old = "2000-01-01T00:00:00.000Z"
     table.update_item(

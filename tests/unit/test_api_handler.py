@@ -39,22 +39,41 @@ def test_upload_issues_a_presigned_put_and_a_pending_record(api, aws_env, lambda
     assert aws_env["table"].get_item(Key={"imageId": body["imageId"]})["Item"]["status"] == "PENDING"
 
 
-def test_upload_without_body_is_accepted(api, lambda_context):
-    status, body = call(api, upload_event(None), lambda_context)
-    assert status == 201 and body["headers"] == {}
+def test_upload_with_only_a_size_signs_the_length(api, lambda_context):
+    status, body = call(api, upload_event({"size": 1234}), lambda_context)
+    assert status == 201 and body["headers"] == {"Content-Length": "1234"}
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(body["uploadUrl"]).query)
+    assert "content-length" in query["X-Amz-SignedHeaders"][0].split(";")
+
+
+@pytest.mark.parametrize("content_type", ["image/heic", "image/heif", "image/avif", "IMAGE/HEIC"])
+def test_upload_accepts_phone_formats(api, lambda_context, content_type):
+    status, body = call(api, upload_event({"size": 10, "contentType": content_type}), lambda_context)
+    assert status == 201 and body["headers"]["Content-Type"] == content_type.lower()
+
+
+def test_heic_can_be_turned_off(aws_env, monkeypatch, lambda_context):
+    monkeypatch.setenv("ACCEPT_HEIC", "false")
+    api = load_handler("api")
+    status, body = call(api, upload_event({"size": 10, "contentType": "image/heic"}), lambda_context)
+    assert status == 400 and body["error"]["code"] == "UNSUPPORTED_CONTENT_TYPE"
+    assert call(api, upload_event({"size": 10, "contentType": "image/avif"}), lambda_context)[0] == 201
 
 
 @pytest.mark.parametrize(
     ("body", "code"),
     [
         ("{not json", "INVALID_JSON"),
+        ("[" * 50_000 + "]" * 50_000, "INVALID_JSON"),  # deeply nested: json.loads raises RecursionError
         ([1, 2], "INVALID_REQUEST"),
-        ({"contentType": "text/html"}, "UNSUPPORTED_CONTENT_TYPE"),
-        ({"contentType": "image/svg+xml"}, "UNSUPPORTED_CONTENT_TYPE"),
+        (None, "MISSING_SIZE"),
+        ({"contentType": "image/jpeg"}, "MISSING_SIZE"),
+        ({"contentType": "text/html", "size": 10}, "UNSUPPORTED_CONTENT_TYPE"),
+        ({"contentType": "image/svg+xml", "size": 10}, "UNSUPPORTED_CONTENT_TYPE"),
         ({"size": 10**9}, "TOO_LARGE"),
         ({"size": -1}, "INVALID_REQUEST"),
         ({"size": "12"}, "INVALID_REQUEST"),
-        ({"filename": "x" * 300}, "INVALID_REQUEST"),
+        ({"filename": "x" * 300, "size": 10}, "INVALID_REQUEST"),
     ],
 )
 def test_upload_refuses_bad_requests_with_a_code(api, aws_env, lambda_context, body, code):
@@ -74,7 +93,11 @@ def test_get_image_reports_status(api, lambda_context):
 
 @pytest.mark.parametrize(
     ("image_id", "status", "code"),
-    [("not-a-uuid", 400, "INVALID_IMAGE_ID"), ("2a321b24-8f83-49ed-ad4b-626e2ec02201", 404, "NOT_FOUND")],
+    [
+        ("not-a-uuid", 400, "INVALID_IMAGE_ID"),
+        ("2a321b24-8f83-49ed-ad4b-626e2ec02201\n", 400, "INVALID_IMAGE_ID"),
+        ("2a321b24-8f83-49ed-ad4b-626e2ec02201", 404, "NOT_FOUND"),
+    ],
 )
 def test_get_image_errors(api, lambda_context, image_id, status, code):
     event = load_event("api_get_image")

@@ -8,8 +8,9 @@ import hashlib
 import pytest
 from image_pipeline import workflow
 from image_pipeline.config import Settings
+from image_pipeline.errors import InvalidImageError
 
-from tests import images
+from tests import corpus, images
 
 IMAGE = {"imageId": "3f1c7f5e-3b8e-4c3e-9a51-6d0d2b8f4a10"}
 
@@ -74,3 +75,54 @@ def test_resize_of_a_replaced_original_is_a_named_failure(aws_env):
     image = {**IMAGE, "bucket": settings.original_bucket, "key": key, "etag": first["ETag"].strip('"')}
     with pytest.raises(workflow.OriginalReplacedError, match="replaced by another upload"):
         workflow.resize(s3, settings, image, "exec-1")
+
+
+class CountingS3:
+    """The S3 client, counting the ranges validate asks for."""
+
+    def __init__(self, s3) -> None:
+        self.s3, self.ranges = s3, []
+
+    def get_object(self, **kwargs):
+        self.ranges.append(kwargs.get("Range"))
+        return self.s3.get_object(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("make", "gets"),
+    [
+        (lambda: images.jpeg(4000, 3000), 1),  # a normal photo: one small ranged GET
+        (images.jpeg_with_large_icc, 2),  # 0.6 MB of ICC before the frame header
+        (lambda: images.webp_photo(1600, 1200), 2),  # ~0.7 MB: Pillow reads a WebP whole
+        (lambda: corpus.read("xiaomi.heic"), 1),  # the size is in the meta box at the start (ispe)
+    ],
+    ids=["jpeg", "jpeg-large-icc", "webp-1MB", "xiaomi-heic"],
+)
+def test_validate_reads_on_while_the_header_is_incomplete(aws_env, make, gets):
+    s3, settings = CountingS3(aws_env["s3"]), Settings.from_env()
+    data = make()
+    aws_env["s3"].put_object(Bucket=settings.original_bucket, Key="uploads/x", Body=data)
+    info = workflow.probe_object(s3, settings.original_bucket, "uploads/x", len(data), settings)
+    assert info.width > 0 and len(s3.ranges) == gets, s3.ranges
+    assert s3.ranges[0] == "bytes=0-262143"
+    ends = [int(r.rsplit("-", 1)[1]) for r in s3.ranges]
+    assert all(b > a for a, b in zip(ends, ends[1:], strict=False))  # each read continues the last one
+
+
+def test_validate_finds_a_heif_meta_box_at_the_end_and_refuses_200_megapixels(aws_env):
+    s3, settings = CountingS3(aws_env["s3"]), Settings.from_env()
+    data = corpus.read("200mp.heic")  # mdat first: the meta box is in the last 46 KB of 2.4 MB
+    aws_env["s3"].put_object(Bucket=settings.original_bucket, Key="uploads/big", Body=data)
+    with pytest.raises(InvalidImageError) as err:
+        workflow.probe_object(s3, settings.original_bucket, "uploads/big", len(data), settings)
+    assert err.value.code == "TOO_MANY_PIXELS" and len(s3.ranges) == 3  # 256 KiB, 1 MiB, the rest
+
+
+def test_validate_refuses_heic_when_it_is_turned_off(aws_env, monkeypatch):
+    monkeypatch.setenv("ACCEPT_HEIC", "false")
+    s3, settings = aws_env["s3"], Settings.from_env()
+    data = corpus.read("xiaomi.heic")
+    s3.put_object(Bucket=settings.original_bucket, Key="uploads/h", Body=data)
+    with pytest.raises(InvalidImageError) as err:
+        workflow.probe_object(s3, settings.original_bucket, "uploads/h", len(data), settings)
+    assert err.value.code == "UNSUPPORTED_FORMAT"

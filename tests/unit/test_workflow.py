@@ -24,7 +24,17 @@ def test_direct_put_ids_are_stable_per_object_and_change_with_content():
     assert keys.is_image_id(a)
 
 
-@pytest.mark.parametrize("value", ["", "x", "2a321b24-8f83-49ed-ad4b-626e2ec0220", "../../etc/passwd", None])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "x",
+        "2a321b24-8f83-49ed-ad4b-626e2ec0220",
+        "../../etc/passwd",
+        None,
+        "2a321b24-8f83-49ed-ad4b-626e2ec02201\n",
+    ],
+)
 def test_malformed_ids_are_refused(value):
     assert not keys.is_image_id(value)
 

@@ -9,7 +9,16 @@ from image_pipeline import keys
 from image_pipeline.config import Settings
 from image_pipeline.records import EXPIRED, FAILED, PROCESSED, REJECTED, ImageRepository, to_api
 
-ACCEPTED_CONTENT_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif")
+ACCEPTED_CONTENT_TYPES = (
+    "image/jpeg",
+    "image/png",
+    "image/webp",
+    "image/gif",
+    "image/heic",
+    "image/heif",
+    "image/avif",
+)
+HEIC_CONTENT_TYPES = ("image/heic", "image/heif")
 
 
 class ApiError(Exception):
@@ -20,44 +29,49 @@ class ApiError(Exception):
 
 @dataclass(frozen=True)
 class UploadRequest:
-    filename: str | None = None
-    content_type: str | None = None
-    size: int | None = None
+    filename: str | None
+    content_type: str | None
+    size: int
 
     @classmethod
     def parse(cls, body: Any, settings: Settings) -> UploadRequest:
+        """The request of POST /upload. ``size`` is required: it is signed into the URL as Content-Length, so S3
+        itself refuses any other number of bytes and no URL admits more than MaxUploadBytes."""
         if body is None:
-            return cls()
+            body = {}
         if not isinstance(body, dict):
             raise ApiError(400, "INVALID_REQUEST", "the body must be a JSON object")
         filename, content_type, size = body.get("filename"), body.get("contentType"), body.get("size")
         if filename is not None and (not isinstance(filename, str) or len(filename) > 255):
             raise ApiError(400, "INVALID_REQUEST", "filename must be a string of at most 255 characters")
-        if content_type is not None and (
-            not isinstance(content_type, str) or content_type.lower() not in ACCEPTED_CONTENT_TYPES
-        ):
+        accepted = accepted_content_types(settings)
+        if content_type is not None and (not isinstance(content_type, str) or content_type.lower() not in accepted):
+            raise ApiError(400, "UNSUPPORTED_CONTENT_TYPE", f"contentType must be one of {', '.join(accepted)}")
+        if size is None:
             raise ApiError(
-                400, "UNSUPPORTED_CONTENT_TYPE", f"contentType must be one of {', '.join(ACCEPTED_CONTENT_TYPES)}"
+                400, "MISSING_SIZE", "size (the file's length in bytes) is required: the URL is signed for it"
             )
-        if size is not None:
-            if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
-                raise ApiError(400, "INVALID_REQUEST", "size must be a positive integer (bytes)")
-            if size > settings.max_upload_bytes:
-                raise ApiError(400, "TOO_LARGE", f"size {size} is over the limit of {settings.max_upload_bytes} bytes")
+        if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+            raise ApiError(400, "INVALID_REQUEST", "size must be a positive integer (bytes)")
+        if size > settings.max_upload_bytes:
+            raise ApiError(400, "TOO_LARGE", f"size {size} is over the limit of {settings.max_upload_bytes} bytes")
         return cls(filename, content_type.lower() if content_type else None, size)
+
+
+def accepted_content_types(settings: Settings) -> tuple[str, ...]:
+    if settings.accept_heic:
+        return ACCEPTED_CONTENT_TYPES
+    return tuple(t for t in ACCEPTED_CONTENT_TYPES if t not in HEIC_CONTENT_TYPES)
 
 
 def create_upload(s3, repo: ImageRepository, settings: Settings, request: UploadRequest) -> dict[str, Any]:
     image_id = keys.new_image_id()
     key = keys.upload_key(image_id)
     repo.create_pending(image_id, key, request.filename, request.content_type)
-    params: dict[str, Any] = {"Bucket": settings.original_bucket, "Key": key}
-    headers: dict[str, str] = {}
+    params: dict[str, Any] = {"Bucket": settings.original_bucket, "Key": key, "ContentLength": request.size}
+    headers: dict[str, str] = {"Content-Length": str(request.size)}
     if request.content_type:
         params["ContentType"] = headers["Content-Type"] = request.content_type
-    if request.size:
-        params["ContentLength"] = request.size
-        headers["Content-Length"] = str(request.size)
     url = s3.generate_presigned_url("put_object", Params=params, ExpiresIn=settings.url_expiry_seconds)
     return {
         "imageId": image_id,

@@ -15,6 +15,14 @@ class Settings:
     max_upload_bytes: int
     max_pixels: int
     url_expiry_seconds: int
+    accept_heic: bool = True  # HEIC/HEIF input (HEVC decoding); the AcceptHeic template parameter
+
+    @property
+    def input_formats(self) -> frozenset[str]:
+        """The image formats this deployment accepts (the engine's names)."""
+        from image_pipeline import engine
+
+        return engine.ALL_FORMATS if self.accept_heic else engine.ALL_FORMATS - {engine.HEIF}
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -27,4 +35,5 @@ class Settings:
             max_upload_bytes=int(env.get("MAX_UPLOAD_BYTES", str(25 * 1024 * 1024))),
             max_pixels=int(env.get("MAX_PIXELS", "50000000")),
             url_expiry_seconds=int(env.get("URL_EXPIRY_SECONDS", "300")),
+            accept_heic=env.get("ACCEPT_HEIC", "true").lower() == "true",
         )

@@ -11,7 +11,7 @@ STAGING_PREFIX = "staging/"
 # Objects put straight into the bucket (not through POST /upload) get an id derived from what they are,
 # so a duplicate event for the same object maps to the same image.
 _DIRECT_NAMESPACE = uuid.UUID("6f1c7f5e-3b8e-4c3e-9a51-6d0d2b8f4a10")
-_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def new_image_id() -> str:
@@ -19,7 +19,7 @@ def new_image_id() -> str:
 
 
 def is_image_id(value: str | None) -> bool:
-    return bool(value) and bool(_ID.match(value))
+    return bool(value) and bool(_ID.fullmatch(value))  # the whole string: "…\n" is not an id
 
 
 def upload_key(image_id: str) -> str:

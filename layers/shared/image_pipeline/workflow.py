@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 from image_pipeline import engine, keys
 from image_pipeline.aws import PRECONDITION_FAILED_CODES, error_code, is_not_found, transient_errors
 from image_pipeline.config import Settings
-from image_pipeline.errors import InvalidImageError, TransientAWSError
+from image_pipeline.errors import HeaderIncompleteError, InvalidImageError, TransientAWSError
 from image_pipeline.records import FAILED, REJECTED, ImageRepository
 
 CACHE_CONTROL = "public, max-age=31536000, immutable"
@@ -59,9 +59,7 @@ def validate(s3, repo: ImageRepository, settings: Settings, event: dict, executi
         raise InvalidImageError("EMPTY_FILE", "the object is empty")
     if size > settings.max_upload_bytes:
         raise InvalidImageError("TOO_LARGE", f"{size} bytes is over the limit of {settings.max_upload_bytes} bytes")
-    with transient_errors():
-        header = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{engine.HEADER_BYTES - 1}")["Body"].read()
-    info = engine.probe(header, settings.max_pixels)
+    info = probe_object(s3, bucket, key, size, settings)
     original = {"key": key, "bytes": size, "format": info.format, "width": info.width, "height": info.height}
     repo.record_original(image_id, execution_arn, original)
     return {
@@ -72,6 +70,23 @@ def validate(s3, repo: ImageRepository, settings: Settings, event: dict, executi
         "etag": head["ETag"].strip('"'),
         **{k: v for k, v in original.items() if k != "key"},
     }
+
+
+def probe_object(s3, bucket: str, key: str, size: int, settings: Settings) -> engine.Probe:
+    """Probe the object from its first bytes: one ranged GET of ``engine.HEADER_BYTES`` for almost every file; while
+    the header goes on past what was read (large ICC/XMP, a WebP, a HEIF whose meta box follows mdat), read on in
+    growing steps (x4) up to the whole object, which is bounded by MaxUploadBytes."""
+    data, window = b"", engine.HEADER_BYTES
+    while True:
+        end = min(size, window)
+        with transient_errors():
+            data += s3.get_object(Bucket=bucket, Key=key, Range=f"bytes={len(data)}-{end - 1}")["Body"].read()
+        try:
+            return engine.probe(data, settings.max_pixels, complete=len(data) >= size, formats=settings.input_formats)
+        except HeaderIncompleteError:
+            if len(data) < end:  # the object is shorter than its HEAD said (replaced meanwhile): judge what is there
+                return engine.probe(data, settings.max_pixels, formats=settings.input_formats)
+            window *= 4
 
 
 def resize(s3, settings: Settings, image: dict[str, Any], execution_name: str) -> dict[str, Any]:
@@ -86,7 +101,9 @@ def resize(s3, settings: Settings, image: dict[str, Any], execution_name: str) -
         ) from e
     if obj["ContentLength"] > settings.max_upload_bytes:
         raise InvalidImageError("TOO_LARGE", f"{obj['ContentLength']} bytes is over the limit")
-    rendition = engine.render(obj["Body"].read(), settings.max_dimension, settings.max_pixels)
+    rendition = engine.render(
+        obj["Body"].read(), settings.max_dimension, settings.max_pixels, formats=settings.input_formats
+    )
     digest = base64.b64encode(hashlib.sha256(rendition.data).digest()).decode()
     staging = keys.staging_key(image["imageId"], execution_name, rendition.extension)
     with transient_errors():
