@@ -1,4 +1,4 @@
-"""Catch handler: record REJECTED (bad input) or FAILED (after retries) with the error."""
+"""Catch handler: record REJECTED (bad input; the original is tagged to expire) or FAILED (after retries)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from image_pipeline.errors import ImageNotOwnedError
 from image_pipeline.records import ImageRepository
 
 settings = Settings.from_env()
+s3 = boto3.client("s3")
 repo = ImageRepository(boto3.resource("dynamodb").Table(settings.table_name))
 logger = Logger()
 metrics = Metrics()
@@ -20,8 +21,10 @@ metrics = Metrics()
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    # the full error (SDK and Step Functions text) goes to this log only; the image shows a public-safe one
+    logger.warning("execution failed", extra={"error": event["state"].get("error")})
     try:
-        result = workflow.record_failure(repo, event["state"], event["executionArn"])
+        result = workflow.record_failure(s3, repo, event["state"], event["executionArn"])
     except ImageNotOwnedError as e:
         logger.warning("not recorded: another execution owns the image", extra={"reason": str(e)})
         return {"recorded": False, "reason": str(e)}

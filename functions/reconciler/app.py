@@ -24,8 +24,16 @@ metrics = Metrics()
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    report = reconcile.run(repo, s3, sfn, settings.original_bucket, STATE_MACHINE_ARN, settings.url_expiry_seconds)
-    for name, ids in report.as_dict().items():
-        metrics.add_metric(name=f"Reconciled{name.title()}", unit=MetricUnit.Count, value=len(ids))
+    report = reconcile.run(
+        repo,
+        s3,
+        sfn,
+        settings.original_bucket,
+        STATE_MACHINE_ARN,
+        settings.url_expiry_seconds,
+        time_left=lambda: context.get_remaining_time_in_millis() / 1000,
+    )
+    for name in ("expired", "restarted", "failed", "errors"):
+        metrics.add_metric(name=f"Reconciled{name.title()}", unit=MetricUnit.Count, value=len(getattr(report, name)))
     logger.info("reconciled", extra=report.as_dict())
     return report.as_dict()

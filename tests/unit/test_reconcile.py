@@ -119,15 +119,66 @@ def test_a_record_that_moved_on_meanwhile_is_left_alone(world, monkeypatch):
     real = reconcile._older_than
 
     def stale_view(r, status, cutoff):
-        items = real(r, status, cutoff)
+        items = list(real(r, status, cutoff))
         repo.table.update_item(
             Key={"imageId": "racing"},
             UpdateExpression="SET #s = :p, updatedAt = :t",
             ExpressionAttributeNames={"#s": "status"},
             ExpressionAttributeValues={":p": "PROCESSING", ":t": "2999-01-01T00:00:00.000Z"},
         )
-        return items
+        return iter(items)
 
     monkeypatch.setattr(reconcile, "_older_than", stale_view)
     assert run(world).expired == []
     assert repo.get("racing")["status"] == "PROCESSING"
+
+
+def test_processing_is_repaired_first_and_the_time_budget_is_kept(world):
+    repo = world["repo"]
+    for i in range(3):
+        put(repo, f"stuck-{i}", "PROCESSING", timedelta(hours=2), executionArn=f"{world['sm']}:gone-{i}")
+        put(repo, f"unused-{i}", "PENDING", timedelta(hours=2))
+    budget = iter([60.0, 60.0, 5.0])  # seconds left before each item: the third finds too little
+
+    report = reconcile.run(
+        repo, world["s3"], world["sfn"], "original-test", world["sm"], 300, time_left=lambda: next(budget)
+    )
+
+    assert len(report.failed) == 2 and report.expired == [] and not report.complete
+    assert sum(repo.get(f"stuck-{i}")["status"] == "FAILED" for i in range(3)) == 2
+    assert all(repo.get(f"unused-{i}")["status"] == "PENDING" for i in range(3))  # the next run goes on
+
+
+def test_one_item_that_fails_does_not_stop_the_others(world, monkeypatch):
+    repo = world["repo"]
+    for i in range(3):
+        put(repo, f"pending-{i}", "PENDING", timedelta(hours=1))
+    real_head = world["s3"].head_object
+
+    def head(**kwargs):
+        if kwargs["Key"] == "uploads/pending-1":
+            raise RuntimeError("S3 is unreachable for this one")
+        return real_head(**kwargs)
+
+    monkeypatch.setattr(world["s3"], "head_object", head)
+    report = run(world)
+    assert sorted(report.expired) == ["pending-0", "pending-2"] and report.complete
+    assert report.errors == [{"imageId": "pending-1", "status": "PENDING", "error": "RuntimeError"}]
+
+
+def test_the_index_is_read_page_by_page(world, monkeypatch):
+    repo = world["repo"]
+    for i in range(150):
+        put(repo, f"p-{i:03}", "PENDING", timedelta(hours=1))
+    pages = []
+    real_query = repo.table.query
+
+    def query(**kwargs):
+        page = real_query(**kwargs)
+        pages.append(len(page["Items"]))
+        return page
+
+    monkeypatch.setattr(repo.table, "query", query)
+    items = reconcile._older_than(repo, "PENDING", datetime.now(UTC))
+    assert next(items)["imageId"] and pages == [100]  # one page read for the first item, not the whole index
+    assert len(list(items)) == 149 and pages == [100, 50]

@@ -93,3 +93,35 @@ def test_mark_processed_is_idempotent_for_its_execution_only(repo):
     assert repo.mark_processed("id-9", ARN_A, {"key": "renditions/id-9.jpg"})["status"] == "PROCESSED"
     with pytest.raises(ImageNotOwnedError):
         repo.mark_processed("id-9", ARN_B, {"key": "renditions/id-9.jpg"})
+
+
+def test_a_late_upload_claims_its_expired_record_and_clears_the_ttl(repo):
+    # GIVEN an upload URL the reconciler declared EXPIRED (with a TTL), whose slow PUT then lands
+    repo.create_pending("id-10", "uploads/id-10", None, None)
+    repo.table.update_item(
+        Key={"imageId": "id-10"},
+        UpdateExpression="SET #s = :e, expiresAt = :ttl",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":e": "EXPIRED", ":ttl": 2_000_000_000},
+    )
+    # WHEN its S3 event's execution claims it THEN it is processed like any upload, and no longer expires
+    claim = repo.claim("id-10", "uploads/id-10", "e", ARN_A)
+    assert claim.claimed and claim.record["status"] == "PROCESSING" and "expiresAt" not in claim.record
+    assert repo.mark_processed("id-10", ARN_A, {"key": "renditions/id-10.jpg"})["status"] == "PROCESSED"
+
+
+@pytest.mark.parametrize("status", ["PENDING", None], ids=["pending upload", "direct put, no record yet"])
+def test_an_execution_that_never_claimed_the_image_writes_no_failure(repo, status):
+    # e.g. a duplicate event's execution that was throttled out before its claim, while the image waits
+    if status:
+        repo.create_pending("id-11", "uploads/id-11", None, None)
+    with pytest.raises(ImageNotOwnedError):
+        repo.mark_failed("id-11", ARN_B, "FAILED", "PROCESSING_FAILED", "gave up")
+    assert (repo.get("id-11") or {}).get("status") == status
+    assert repo.claim("id-11", "uploads/id-11", "e", ARN_A).claimed  # the image's own execution still can
+
+
+def test_mark_failed_is_idempotent_for_its_execution(repo):
+    repo.claim("id-12", "k", "e", ARN_A)
+    repo.mark_failed("id-12", ARN_A, "REJECTED", "CORRUPT_IMAGE", "broken")
+    assert repo.mark_failed("id-12", ARN_A, "REJECTED", "CORRUPT_IMAGE", "broken")["status"] == "REJECTED"

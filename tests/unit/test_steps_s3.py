@@ -8,7 +8,7 @@ import hashlib
 import pytest
 from image_pipeline import workflow
 from image_pipeline.config import Settings
-from image_pipeline.errors import InvalidImageError
+from image_pipeline.errors import ImageNotOwnedError, InvalidImageError
 
 from tests import corpus, images
 
@@ -126,3 +126,42 @@ def test_validate_refuses_heic_when_it_is_turned_off(aws_env, monkeypatch):
     with pytest.raises(InvalidImageError) as err:
         workflow.probe_object(s3, settings.original_bucket, "uploads/h", len(data), settings)
     assert err.value.code == "UNSUPPORTED_FORMAT"
+
+
+@pytest.fixture
+def failing(aws_env):
+    from image_pipeline.records import ImageRepository
+
+    s3, settings, repo = aws_env["s3"], Settings.from_env(), ImageRepository(aws_env["table"])
+    s3.put_object(Bucket=settings.original_bucket, Key="uploads/bad", Body=b"not an image")
+    event = {"detail": {"bucket": {"name": settings.original_bucket}, "object": {"key": "uploads/bad", "etag": "e"}}}
+    image_id = workflow.keys.image_id_for(settings.original_bucket, "uploads/bad", "e")
+    return s3, settings, repo, event, image_id
+
+
+def tags(s3, settings) -> list[dict]:
+    return s3.get_object_tagging(Bucket=settings.original_bucket, Key="uploads/bad")["TagSet"]
+
+
+def test_a_rejected_original_is_tagged_to_expire_and_a_failed_one_is_kept(failing):
+    s3, settings, repo, event, image_id = failing
+    repo.claim(image_id, "uploads/bad", "e", "arn:x")
+    rejected = {**event, "error": {"Error": "InvalidImageError", "Cause": '{"errorMessage": "UNSUPPORTED_FORMAT: no"}'}}
+    assert workflow.record_failure(s3, repo, rejected, "arn:x")["status"] == "REJECTED"
+    assert tags(s3, settings) == [workflow.REJECTED_TAG]
+
+    s3.delete_object_tagging(Bucket=settings.original_bucket, Key="uploads/bad")
+    repo.claim(image_id, "uploads/bad", "e", "arn:y", reprocess=True)
+    failed = {"image": {"imageId": image_id, "bucket": settings.original_bucket, "key": "uploads/bad"}}
+    failed["error"] = {"Error": "States.Timeout", "Cause": "took too long"}
+    assert workflow.record_failure(s3, repo, failed, "arn:y")["status"] == "FAILED"
+    assert tags(s3, settings) == []  # kept for reprocessing
+
+
+def test_an_execution_that_does_not_own_the_image_tags_nothing(failing):
+    s3, settings, repo, event, image_id = failing
+    repo.create_pending(image_id, "uploads/bad", None, None)
+    rejected = {**event, "error": {"Error": "InvalidImageError", "Cause": '{"errorMessage": "CORRUPT_IMAGE: x"}'}}
+    with pytest.raises(ImageNotOwnedError):
+        workflow.record_failure(s3, repo, rejected, "arn:not-the-owner")
+    assert tags(s3, settings) == [] and repo.get(image_id)["status"] == "PENDING"

@@ -61,14 +61,34 @@ def test_invalid_image_errors_classify_as_rejected_with_their_code():
     )
 
 
+LEAKY_CAUSE = json.dumps(
+    {
+        "errorMessage": "An error occurred (AccessDenied) when calling the GetObject operation: User: "
+        "arn:aws:sts::123456789012:assumed-role/x is not authorized on arn:aws:s3:::image-pipeline-original-1/uploads/k",
+        "errorType": "ClientError",
+    }
+)
+
+
 @pytest.mark.parametrize(
     ("error", "code"),
     [
-        ({"Error": "TransientAWSError", "Cause": json.dumps({"errorMessage": "SlowDown"})}, "TransientAWSError"),
-        ({"Error": "States.Timeout", "Cause": "timed out"}, "States.Timeout"),
-        ({}, "States.Runtime"),
+        ({"Error": "TransientAWSError", "Cause": json.dumps({"errorMessage": "SlowDown"})}, "SERVICE_UNAVAILABLE"),
+        ({"Error": "States.Timeout", "Cause": "timed out"}, "TIMEOUT"),
+        (
+            {"Error": "OriginalReplacedError", "Cause": json.dumps({"errorMessage": "uploads/x was replaced"})},
+            "ORIGINAL_REPLACED",
+        ),
+        ({"Error": "ClientError", "Cause": LEAKY_CAUSE}, "PROCESSING_FAILED"),
+        (
+            {"Error": "States.Runtime", "Cause": "An error occurred while executing the state 'Store rendition'"},
+            "PROCESSING_FAILED",
+        ),
+        ({}, "PROCESSING_FAILED"),
     ],
 )
-def test_other_errors_classify_as_failed(error, code):
+def test_other_errors_classify_as_failed_with_a_public_safe_code_and_message(error, code):
     status, got, message = workflow.classify(error)
     assert status == "FAILED" and got == code and message
+    for secret in ("arn:", "image-pipeline-original", "uploads/", "AccessDenied", "state", "SlowDown"):
+        assert secret not in message, message

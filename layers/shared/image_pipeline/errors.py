@@ -26,3 +26,17 @@ class ImageNotOwnedError(Exception):
 
 class HeaderIncompleteError(Exception):
     """The bytes read so far end before the image's header does: read more of the object (never a verdict)."""
+
+
+class RenditionIntegrityError(TransientAWSError):
+    """The stored rendition does not match what was encoded (retried: the copy is redone)."""
+
+
+class OriginalReplacedError(Exception):
+    """The original changed between validate and resize (a second PUT to the same upload URL): FAILED, not retried;
+    what was validated is no longer what is there."""
+
+
+class RenditionLostError(Exception):
+    """The staged rendition is gone and the final key does not hold it: this execution cannot finish (FAILED;
+    reprocess the image)."""

@@ -1,5 +1,9 @@
 """Nothing left behind: the scheduled reconciler's logic.
 
+Repairs PROCESSING images first (a stuck image is worse than an unused URL), reads the index page by page as it
+goes, stops starting new items when its time budget is spent (the next run goes on), and isolates each item: one
+that fails is reported and logged, the others are still repaired.
+
 - PENDING images whose upload URL expired (plus a grace period) with no object uploaded -> EXPIRED, with a TTL
   (``expiresAt``) after which the API treats the record as gone (local DynamoDB TTL never deletes).
 - PENDING images whose object *was* uploaded but whose S3 event never started the workflow -> the workflow is
@@ -10,7 +14,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,6 +31,10 @@ from image_pipeline.records import EXPIRED, FAILED, PENDING, PROCESSING, ImageRe
 GRACE = timedelta(seconds=60)
 STALE_PROCESSING = timedelta(minutes=16)  # longer than the state machine's 15 minute timeout
 EXPIRED_RETENTION = timedelta(days=7)
+MARGIN = 10.0  # seconds of the invocation kept back: no item is started with less time left
+
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -32,26 +42,36 @@ class Report:
     expired: list[str] = field(default_factory=list)
     restarted: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    errors: list[dict[str, str]] = field(default_factory=list)  # items that could not be repaired this run
+    complete: bool = True  # False: the time budget ran out first; the next run goes on
 
     def as_dict(self) -> dict[str, Any]:
-        return {"expired": self.expired, "restarted": self.restarted, "failed": self.failed}
+        return {
+            "expired": self.expired,
+            "restarted": self.restarted,
+            "failed": self.failed,
+            "errors": self.errors,
+            "complete": self.complete,
+        }
 
 
 def _iso(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _older_than(repo: ImageRepository, status: str, cutoff: datetime) -> list[dict[str, Any]]:
-    items, kwargs = [], {}
+def _older_than(repo: ImageRepository, status: str, cutoff: datetime) -> Iterator[dict[str, Any]]:
+    """The images in ``status`` last updated before ``cutoff``, oldest first, one index page at a time."""
+    kwargs: dict[str, Any] = {}
     while True:
         page = repo.table.query(
             IndexName="byStatus",
             KeyConditionExpression=Key("status").eq(status) & Key("updatedAt").lt(_iso(cutoff)),
+            Limit=100,
             **kwargs,
         )
-        items += page["Items"]
+        yield from page["Items"]
         if "LastEvaluatedKey" not in page:
-            return items
+            return
         kwargs = {"ExclusiveStartKey": page["LastEvaluatedKey"]}
 
 
@@ -63,10 +83,21 @@ def run(
     state_machine_arn: str,
     url_expiry_seconds: int,
     at: datetime | None = None,
+    time_left: Callable[[], float] = lambda: float("inf"),
 ) -> Report:
+    """One pass; ``time_left()`` (seconds) is checked before each item and the pass stops below ``MARGIN``."""
     at = at or datetime.now(UTC)
     report = Report()
-    for item in _older_than(repo, PENDING, at - timedelta(seconds=url_expiry_seconds) - GRACE):
+
+    def repair_processing(item: dict[str, Any]) -> None:
+        status = _execution_status(sfn, item.get("executionArn"))
+        if status == "RUNNING":
+            return
+        message = f"the execution ended ({status}) without recording the image's outcome"
+        if _transition(repo, item, FAILED, "EXECUTION_ENDED_WITHOUT_STATUS", message):
+            report.failed.append(item["imageId"])
+
+    def repair_pending(item: dict[str, Any]) -> None:
         key = item.get("originalKey") or keys.upload_key(item["imageId"])
         try:
             head = s3.head_object(Bucket=bucket, Key=key)
@@ -87,13 +118,21 @@ def run(
         else:
             sfn.start_execution(stateMachineArn=state_machine_arn, input=json.dumps(_object_created(bucket, key, head)))
             report.restarted.append(item["imageId"])
-    for item in _older_than(repo, PROCESSING, at - STALE_PROCESSING):
-        status = _execution_status(sfn, item.get("executionArn"))
-        if status == "RUNNING":
-            continue
-        message = f"the execution ended ({status}) without recording the image's outcome"
-        if _transition(repo, item, FAILED, "EXECUTION_ENDED_WITHOUT_STATUS", message):
-            report.failed.append(item["imageId"])
+
+    passes = (
+        (PROCESSING, at - STALE_PROCESSING, repair_processing),
+        (PENDING, at - timedelta(seconds=url_expiry_seconds) - GRACE, repair_pending),
+    )
+    for status, cutoff, repair in passes:
+        for item in _older_than(repo, status, cutoff):
+            if time_left() < MARGIN:
+                report.complete = False
+                return report
+            try:
+                repair(item)
+            except Exception as e:  # noqa: BLE001 — one item's failure must not stop the others
+                logger.exception("could not reconcile %s", item["imageId"])
+                report.errors.append({"imageId": item["imageId"], "status": status, "error": type(e).__name__})
     return report
 
 

@@ -1,7 +1,8 @@
 """The image record in DynamoDB and its status model. Every transition is a conditional write.
 
 PENDING (upload URL issued) -> PROCESSING (claimed by one execution) -> PROCESSED | REJECTED | FAILED;
-PENDING -> EXPIRED when the upload URL expired unused (the reconciler).
+PENDING -> EXPIRED when the upload URL expired unused (the reconciler); EXPIRED -> PROCESSING when the upload
+arrives after all (S3 checks a presigned URL's expiry when the request starts, so a slow PUT can land later).
 An execution writes an image's status only while it owns it (``executionArn``); a duplicate event
 of an image that is being or has been processed claims nothing and changes nothing.
 """
@@ -67,7 +68,8 @@ class ImageRepository:
         return item
 
     def claim(self, image_id: str, key: str, etag: str, execution_arn: str, reprocess: bool = False) -> Claim:
-        """PENDING/absent -> PROCESSING for this execution; also re-entry by the same execution (a retried step).
+        """PENDING/EXPIRED/absent -> PROCESSING for this execution (EXPIRED: a late upload, its TTL is cleared);
+        also re-entry by the same execution (a retried step).
 
         With ``reprocess`` a terminal image may be processed again. Anything else is a duplicate: nothing is written.
         """
@@ -75,7 +77,11 @@ class ImageRepository:
         # Re-entry only while this execution is still processing: a late invocation of this execution's first
         # step (its task timed out and was retried) must not pull a finished image back to PROCESSING.
         mine = Attr("executionArn").eq(execution_arn)
-        allowed = Attr("imageId").not_exists() | Attr("status").eq(PENDING) | (Attr("status").eq(PROCESSING) & mine)
+        allowed = (
+            Attr("imageId").not_exists()
+            | Attr("status").is_in([PENDING, EXPIRED])
+            | (Attr("status").eq(PROCESSING) & mine)
+        )
         if reprocess:
             not_mine = Attr("executionArn").not_exists() | Attr("executionArn").ne(execution_arn)
             allowed = allowed | (Attr("status").is_in(list(TERMINAL)) & not_mine)
@@ -84,7 +90,7 @@ class ImageRepository:
                 record = self.table.update_item(
                     Key={"imageId": image_id},
                     UpdateExpression="SET #s = :processing, updatedAt = :now, executionArn = :arn, originalKey = :key,"
-                    " etag = :etag, uploadTimestamp = if_not_exists(uploadTimestamp, :now) REMOVE #e",
+                    " etag = :etag, uploadTimestamp = if_not_exists(uploadTimestamp, :now) REMOVE #e, expiresAt",
                     ConditionExpression=allowed,
                     ExpressionAttributeNames={"#s": "status", "#e": "error"},
                     ExpressionAttributeValues={
@@ -121,20 +127,18 @@ class ImageRepository:
         )
 
     def mark_failed(self, image_id: str, execution_arn: str, status: str, code: str, message: str) -> dict:
-        """PENDING/PROCESSING (owned by this execution, or unclaimed) -> REJECTED/FAILED with the error."""
-        unclaimed_or_owned = (
-            Attr("imageId").not_exists()
-            | Attr("status").eq(PENDING)
-            | (Attr("status").eq(PROCESSING) & Attr("executionArn").eq(execution_arn))
-        )
+        """PROCESSING (owned by this execution) -> REJECTED/FAILED with the error; again for the same execution
+        (a retried step). An execution that never claimed the image (a duplicate event's, one that gave up before
+        its claim) writes nothing: ImageNotOwnedError. The image's own execution, or the reconciler, decides."""
+        mine = Attr("executionArn").eq(execution_arn)
+        owned = (Attr("status").eq(PROCESSING) & mine) | (Attr("status").eq(status) & mine)
         return self._owned_update(
             image_id,
             execution_arn,
-            "SET #s = :to, #e = :err, updatedAt = :now, executionArn = :arn,"
-            " uploadTimestamp = if_not_exists(uploadTimestamp, :now)",
-            {":to": status, ":err": {"code": code, "message": message[:1000]}, ":arn": execution_arn},
+            "SET #s = :to, #e = :err, updatedAt = :now",
+            {":to": status, ":err": {"code": code, "message": message[:1000]}},
             {"#s": "status", "#e": "error"},
-            condition=unclaimed_or_owned,
+            condition=owned,
         )
 
     def _owned_update(

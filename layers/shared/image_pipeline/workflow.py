@@ -16,24 +16,35 @@ from botocore.exceptions import ClientError
 from image_pipeline import engine, keys
 from image_pipeline.aws import PRECONDITION_FAILED_CODES, error_code, is_not_found, transient_errors
 from image_pipeline.config import Settings
-from image_pipeline.errors import HeaderIncompleteError, InvalidImageError, TransientAWSError
+from image_pipeline.errors import (
+    HeaderIncompleteError,
+    InvalidImageError,
+    OriginalReplacedError,
+    RenditionIntegrityError,
+    RenditionLostError,
+    TransientAWSError,
+)
 from image_pipeline.records import FAILED, REJECTED, ImageRepository
 
 CACHE_CONTROL = "public, max-age=31536000, immutable"
 
 
-class RenditionIntegrityError(TransientAWSError):
-    """The stored rendition does not match what was encoded (retried: the copy is redone)."""
-
-
-class OriginalReplacedError(Exception):
-    """The original changed between validate and resize (a second PUT to the same upload URL): FAILED, not retried;
-    what was validated is no longer what is there."""
-
-
-class RenditionLostError(Exception):
-    """The staged rendition is gone and the final key does not hold it: this execution cannot finish (FAILED;
-    reprocess the image)."""
+# What a FAILED image shows (GET /images, /download): a fixed code and message per cause. The SDK's and Step
+# Functions' own text (bucket names, ARNs, AccessDenied messages, state input) goes to the function's log only.
+_REPROCESS = "; reprocess the image or upload it again"
+PUBLIC_FAILURES = {
+    OriginalReplacedError.__name__: (
+        "ORIGINAL_REPLACED",
+        "the original was replaced by another upload after it was validated; upload again with a new URL",
+    ),
+    RenditionLostError.__name__: ("RENDITION_LOST", "the rendition could not be stored" + _REPROCESS),
+    RenditionIntegrityError.__name__: ("RENDITION_LOST", "the rendition could not be stored" + _REPROCESS),
+    TransientAWSError.__name__: ("SERVICE_UNAVAILABLE", "a service the pipeline depends on kept failing" + _REPROCESS),
+    "States.Timeout": ("TIMEOUT", "processing took too long" + _REPROCESS),
+    "Sandbox.Timedout": ("TIMEOUT", "processing took too long" + _REPROCESS),
+    "Runtime.OutOfMemory": ("OUT_OF_MEMORY", "processing ran out of memory" + _REPROCESS),
+}
+PROCESSING_FAILED = ("PROCESSING_FAILED", "the image could not be processed" + _REPROCESS)
 
 
 def object_from_event(event: dict[str, Any]) -> tuple[str, str, str]:
@@ -184,24 +195,33 @@ def mark_processed(repo: ImageRepository, image: dict[str, Any], processed: dict
 
 
 def classify(error: dict[str, Any]) -> tuple[str, str, str]:
-    """(status, code, message) for a Step Functions error {Error, Cause}."""
+    """(status, code, message) that the image shows for a Step Functions error {Error, Cause}: REJECTED with the
+    engine's own code and words for bad input; FAILED with a fixed, public-safe code and message otherwise."""
     name = error.get("Error") or "States.Runtime"
-    cause = error.get("Cause") or ""
-    try:
-        message = json.loads(cause).get("errorMessage", cause)
-    except (ValueError, AttributeError):
-        message = cause
-    if name == "InvalidImageError":
+    if name == InvalidImageError.__name__:
+        cause = error.get("Cause") or ""
+        try:
+            message = json.loads(cause).get("errorMessage", cause)
+        except (ValueError, AttributeError):
+            message = cause
         code, _, detail = str(message).partition(": ")
         return REJECTED, code or "INVALID_IMAGE", detail or str(message)
-    return FAILED, name, str(message) or name
+    return (FAILED, *PUBLIC_FAILURES.get(name, PROCESSING_FAILED))
 
 
-def record_failure(repo: ImageRepository, state: dict[str, Any], execution_arn: str) -> dict[str, Any]:
-    """Record REJECTED (bad input) or FAILED (after retries) for the image this execution was processing."""
+REJECTED_TAG = {"Key": "image-pipeline-status", "Value": "rejected"}  # the originals bucket's lifecycle expires these
+
+
+def record_failure(s3, repo: ImageRepository, state: dict[str, Any], execution_arn: str) -> dict[str, Any]:
+    """Record REJECTED (bad input) or FAILED (after retries) for the image this execution was processing.
+
+    The original of a REJECTED image is tagged so that the bucket's lifecycle expires it (RejectedOriginalDays);
+    a FAILED image's original is kept for reprocessing.
+    """
     image = state.get("image") or {}
-    image_id = image.get("imageId")
-    if not image_id:
+    if image.get("imageId") and image.get("key"):  # validated: the state is validate's result
+        image_id, bucket, key = image["imageId"], image["bucket"], image["key"]
+    else:  # validate failed: the state is the execution's input, the S3 event
         try:
             bucket, key, etag = object_from_event(state)
         except InvalidImageError:
@@ -209,4 +229,11 @@ def record_failure(repo: ImageRepository, state: dict[str, Any], execution_arn: 
         image_id = keys.image_id_for(bucket, key, etag)
     status, code, message = classify(state.get("error") or {})
     record = repo.mark_failed(image_id, execution_arn, status, code, message)
+    if status == REJECTED:
+        try:
+            with transient_errors():
+                s3.put_object_tagging(Bucket=bucket, Key=key, Tagging={"TagSet": [REJECTED_TAG]})
+        except ClientError as e:
+            if not is_not_found(e):
+                raise
     return {"recorded": True, "imageId": image_id, "status": record["status"], "error": record["error"]}
