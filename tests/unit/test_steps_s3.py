@@ -41,6 +41,8 @@ def test_store_promotes_the_staged_rendition_and_removes_it(staged):
     assert stored["key"] == f"renditions/{IMAGE['imageId']}.jpg"
     head = s3.head_object(Bucket=settings.processed_bucket, Key=stored["key"], ChecksumMode="ENABLED")
     assert head["ChecksumSHA256"] == rendition["sha256"] and head["ContentType"] == "image/jpeg"
+    # reprocessing rewrites this key: caches must not be told it never changes
+    assert "immutable" not in head["CacheControl"] and head["CacheControl"].startswith("public")
     assert s3.list_objects_v2(Bucket=settings.processed_bucket, Prefix="staging/")["KeyCount"] == 0
 
 

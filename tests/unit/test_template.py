@@ -38,8 +38,50 @@ def test_every_task_retries_transient_errors_with_jitter_and_is_caught():
         assert TRANSIENT <= retried, name
         assert "InvalidImageError" not in retried and "States.ALL" not in retried  # bad input is never retried
         for retry in state["Retry"]:
-            assert retry["JitterStrategy"] == "FULL" and retry["BackoffRate"] > 1 and retry["MaxAttempts"] >= 6, name
+            assert retry["JitterStrategy"] == "FULL" and retry["BackoffRate"] > 1 and retry["MaxAttempts"] >= 2, name
         assert state["Catch"][0]["ErrorEquals"] == ["States.ALL"], name
+
+
+def _worst_case_seconds(task: dict) -> float:
+    """A task's longest run: every attempt (the first and each retrier's) lasting its TimeoutSeconds, plus every
+    backoff at its ceiling (full jitter waits at most the computed interval)."""
+    attempts = 1 + sum(r["MaxAttempts"] for r in task["Retry"])
+    backoff = sum(
+        min(r["IntervalSeconds"] * r["BackoffRate"] ** k, r.get("MaxDelaySeconds", float("inf")))
+        for r in task["Retry"]
+        for k in range(r["MaxAttempts"])
+    )
+    return attempts * task["TimeoutSeconds"] + backoff
+
+
+def _worst_path_seconds(name: str) -> float:
+    """The longest run from state ``name`` to the end, over every Next, Choice and Catch edge."""
+    state = ASL["States"][name]
+    successors = [state.get("Next"), state.get("Default")]
+    successors += [c["Next"] for c in state.get("Choices", []) + state.get("Catch", [])]
+    own = _worst_case_seconds(state) if state["Type"] == "Task" else 0
+    return own + max((_worst_path_seconds(s) for s in successors if s), default=0)
+
+
+def test_every_path_ends_through_catch_before_the_execution_times_out():
+    # A retry budget that outlasts the execution's timeout would end it as TIMED_OUT, skipping Record failure.
+    worst = _worst_path_seconds(ASL["StartAt"])
+    assert worst < ASL["TimeoutSeconds"], f"worst path {worst:.0f} s >= execution timeout {ASL['TimeoutSeconds']} s"
+    # the worst path really is validate -> resize -> store -> mark processed (fails) -> record failure
+    tasks = [s for s in ASL["States"].values() if s["Type"] == "Task"]
+    assert worst == sum(_worst_case_seconds(t) for t in tasks)
+
+
+def test_every_custom_error_the_state_machine_matches_is_a_named_exception():
+    from image_pipeline import errors
+
+    names = {
+        e for s in ASL["States"].values() for r in s.get("Retry", []) + s.get("Catch", []) for e in r["ErrorEquals"]
+    }
+    custom = {n for n in names if not n.startswith(("States.", "Lambda.", "Sandbox.", "Runtime."))}
+    assert custom == {"TransientAWSError", "RenditionIntegrityError"}
+    for name in custom:
+        assert isinstance(getattr(errors, name, None), type) and issubclass(getattr(errors, name), Exception), name
 
 
 def test_failures_are_recorded_before_the_execution_fails():
@@ -164,7 +206,11 @@ LEAST_PRIVILEGE = {
         ("s3:ListBucket", "ProcessedBucket"),
     },
     "MarkProcessedFunction": {("dynamodb:GetItem", "ImageTable"), ("dynamodb:UpdateItem", "ImageTable")},
-    "MarkFailedFunction": {("dynamodb:GetItem", "ImageTable"), ("dynamodb:UpdateItem", "ImageTable")},
+    "MarkFailedFunction": {
+        ("dynamodb:GetItem", "ImageTable"),
+        ("dynamodb:UpdateItem", "ImageTable"),
+        ("s3:PutObjectTagging", "OriginalBucket/*"),
+    },
     "ReconcilerFunction": {
         ("dynamodb:Query", "ImageTable"),
         ("dynamodb:Query", "ImageTable/index/byStatus"),
@@ -250,7 +296,7 @@ def test_every_task_outlives_its_function_so_a_task_timeout_means_a_lost_invocat
             continue
         function = re.fullmatch(r"\$\{(\w+)Arn\}", state["Parameters"]["FunctionName"])[1]
         timeout = RESOURCES[function]["Properties"].get("Timeout", default)
-        assert timeout < state["TimeoutSeconds"] <= timeout + 30, name
+        assert timeout < state["TimeoutSeconds"] <= timeout + 10, name
         assert "States.Timeout" in {e for r in state["Retry"] for e in r["ErrorEquals"]}, name
 
 
@@ -259,3 +305,25 @@ def test_the_api_stage_has_a_throttling_ceiling_for_every_route():
     assert setting["ResourcePath"] == "/*" and setting["HttpMethod"] == "*"
     assert setting["ThrottlingRateLimit"] == {"!Ref": "ApiThrottleRate"}
     assert setting["ThrottlingBurstLimit"] == {"!Ref": "ApiThrottleBurst"}
+
+
+def test_rejected_originals_expire_by_tag_and_failed_ones_are_kept():
+    from image_pipeline import workflow
+
+    rules = {r["Id"]: r for r in RESOURCES["OriginalBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]}
+    rule = rules["expire-rejected-originals"]
+    assert rule["TagFilters"] == [workflow.REJECTED_TAG] and rule["Status"] == "Enabled"
+    assert (
+        rule["ExpirationInDays"] == {"!Ref": "RejectedOriginalDays"}
+        and DOC["Parameters"]["RejectedOriginalDays"]["Default"] == 7
+    )
+    assert rule["NoncurrentVersionExpiration"]["NoncurrentDays"] >= 1  # the version the expiry leaves behind goes too
+    # no other rule expires current originals: FAILED (untagged) ones stay for reprocessing
+    assert [i for i, r in rules.items() if "ExpirationInDays" in r or "ExpirationDate" in r] == [
+        "expire-rejected-originals"
+    ]
+
+
+def test_heic_can_be_turned_off_at_deploy_time():
+    assert DOC["Parameters"]["AcceptHeic"]["AllowedValues"] == ["true", "false"]
+    assert DOC["Globals"]["Function"]["Environment"]["Variables"]["ACCEPT_HEIC"] == {"!Ref": "AcceptHeic"}

@@ -29,7 +29,7 @@ from image_pipeline.aws import error_code, is_conditional_check_failed, is_not_f
 from image_pipeline.records import EXPIRED, FAILED, PENDING, PROCESSING, ImageRepository, now
 
 GRACE = timedelta(seconds=60)
-STALE_PROCESSING = timedelta(minutes=16)  # longer than the state machine's 15 minute timeout
+STALE_PROCESSING = timedelta(minutes=16)  # looked at after this; skipped while its execution is RUNNING
 EXPIRED_RETENTION = timedelta(days=7)
 MARGIN = 10.0  # seconds of the invocation kept back: no item is started with less time left
 

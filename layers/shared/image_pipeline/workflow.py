@@ -26,7 +26,8 @@ from image_pipeline.errors import (
 )
 from image_pipeline.records import FAILED, REJECTED, ImageRepository
 
-CACHE_CONTROL = "public, max-age=31536000, immutable"
+# Not "immutable": reprocessing replaces a rendition under the same key, so caches must look again (within an hour).
+CACHE_CONTROL = "public, max-age=3600"
 
 
 # What a FAILED image shows (GET /images, /download): a fixed code and message per cause. The SDK's and Step
