@@ -327,3 +327,19 @@ def test_rejected_originals_expire_by_tag_and_failed_ones_are_kept():
 def test_heic_can_be_turned_off_at_deploy_time():
     assert DOC["Parameters"]["AcceptHeic"]["AllowedValues"] == ["true", "false"]
     assert DOC["Globals"]["Function"]["Environment"]["Variables"]["ACCEPT_HEIC"] == {"!Ref": "AcceptHeic"}
+
+
+def test_the_only_managed_policies_are_the_ones_the_readme_names(tmp_path):
+    """SAM attaches AWS managed policies to the roles it generates; the README's least-privilege text names them."""
+    transformed = tmp_path / "template.transformed.json"
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "sam_transform.py"), str(transformed)], check=True)
+    resources = json.loads(transformed.read_text())["Resources"]
+    managed = {
+        arn.rsplit("/", 1)[-1]
+        for r in resources.values()
+        if r["Type"] == "AWS::IAM::Role"
+        for arn in r["Properties"].get("ManagedPolicyArns", [])
+    }
+    assert managed == {"AWSLambdaBasicExecutionRole", "AWSXrayWriteOnlyAccess"}
+    readme = (ROOT / "README.md").read_text()
+    assert all(name in readme for name in managed)
