@@ -1,5 +1,5 @@
 # Verbs of the project; each is a small script under scripts/.
-.PHONY: help setup up down logs deploy demo test lint clean bench-localcloud bench-resize bench-load scan
+.PHONY: help setup up down logs deploy demo test lint clean bench-localcloud bench-resize bench-formats bench-load scan
 
 help:
 	@echo "make setup  - create the environments under .venv/ (done by every verb that needs them)"
@@ -12,6 +12,7 @@ help:
 	@echo "make lint   - ruff"
 	@echo "make scan   - checkov policy scan of template.yaml (fails on any finding; make test runs it too)"
 	@echo "make bench-resize [IMAGES=dir] [JSON=out.json] - image engine vs libvips vs naive Pillow"
+	@echo "make bench-formats - HEIC/AVIF vs JPEG of the same picture, and real phone files, through the engine"
 	@echo "make bench-load [N=300] - N uploads in a burst: throughput, upload-to-PROCESSED latency"
 	@echo "make bench-localcloud - Lambda/Step Functions latency benchmark (starts the local cloud)"
 
@@ -47,6 +48,9 @@ bench-localcloud: up
 
 bench-resize: setup
 	@.venv/dev/bin/python bench/resize_bench.py $(if $(IMAGES),--images $(IMAGES)) --json $(or $(JSON),bench/out/resize.json)
+
+bench-formats: setup
+	@.venv/dev/bin/python bench/formats_bench.py --json $(or $(JSON),bench/out/formats.json)
 
 bench-load: deploy
 	@bash -c 'source scripts/lib.sh && export_client_env && .venv/dev/bin/python bench/load.py --uploads $(or $(N),300) --json bench/out/load.json'
