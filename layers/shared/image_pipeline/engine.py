@@ -127,11 +127,16 @@ def sniff(head: bytes, formats: frozenset[str] = ALL_FORMATS) -> str:
     return fmt
 
 
+def _brands(head: bytes) -> set[bytes]:
+    """The major and compatible brands of the ISO-BMFF ftyp box at the start of ``head``."""
+    size = struct.unpack_from(">I", head)[0]
+    end = min(len(head), max(size, 16))
+    return {head[8:12]} | {head[i : i + 4] for i in range(16, end - 3, 4)}
+
+
 def _bmff_format(head: bytes) -> str | None:
-    """AVIF or HEIF from an ISO-BMFF ftyp box's major and compatible brands (an MP4 video is neither)."""
-    size = struct.unpack(">I", head[:4])[0]
-    end = min(len(head), size if size >= 16 else 16)
-    brands = {head[8:12]} | {head[i : i + 4] for i in range(16, end - 3, 4)}
+    """AVIF or HEIF from the ftyp brands (an MP4 video is neither)."""
+    brands = _brands(head)
     if brands & _AVIF_BRANDS:
         return AVIF
     if brands & _HEIC_BRANDS:
@@ -283,8 +288,7 @@ def _ipma(data: bytes, start: int, end: int) -> dict[int, list[int]]:
 
 def _is_sequence(data: bytes) -> bool:
     """An AVIF image sequence (brand avis): its frames are counted from the whole file."""
-    size = struct.unpack_from(">I", data)[0]
-    return b"avis" in {data[i : i + 4] for i in range(8, min(size, len(data)) - 3, 4)}
+    return b"avis" in _brands(data)
 
 
 def _pillow_format(fmt: str) -> str:
