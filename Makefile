@@ -9,7 +9,7 @@ help:
 	@echo "make down   - stop it and every Lambda process it started"
 	@echo "make logs   - show the local cloud's log"
 	@echo "make test   - run the whole test suite (starts and stops what it needs)"
-	@echo "make lint   - ruff"
+	@echo "make lint   - ruff and mypy (make test runs mypy too)"
 	@echo "make scan   - checkov policy scan of template.yaml (fails on any finding; make test runs it too)"
 	@echo "make bench-resize [IMAGES=dir] [JSON=out.json] - image engine vs libvips vs naive Pillow"
 	@echo "make bench-formats - HEIC/AVIF vs JPEG of the same picture, and real phone files, through the engine"
@@ -39,6 +39,7 @@ test:
 
 lint: setup
 	@.venv/dev/bin/ruff check .
+	@bash scripts/typecheck.sh
 
 clean: down
 	rm -rf .localcloud .aws-sam
@@ -47,10 +48,10 @@ bench-localcloud: up
 	@bash scripts/bench_localcloud.sh
 
 bench-resize: setup
-	@.venv/dev/bin/python bench/resize_bench.py $(if $(IMAGES),--images $(IMAGES)) --json $(or $(JSON),bench/out/resize.json)
+	@PYTHONPATH=layers/shared:. .venv/dev/bin/python bench/resize_bench.py $(if $(IMAGES),--images $(IMAGES)) --json $(or $(JSON),bench/out/resize.json)
 
 bench-formats: setup
-	@.venv/dev/bin/python bench/formats_bench.py --json $(or $(JSON),bench/out/formats.json)
+	@PYTHONPATH=layers/shared:. .venv/dev/bin/python bench/formats_bench.py --json $(or $(JSON),bench/out/formats.json)
 
 bench-load: deploy
 	@bash -c 'source scripts/lib.sh && export_client_env && .venv/dev/bin/python bench/load.py --uploads $(or $(N),300) --json bench/out/load.json'

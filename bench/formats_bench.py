@@ -3,7 +3,7 @@ picture as JPEG, HEIC and AVIF, side by side in one run (interleaved rounds, med
 from the test corpus. libvips is timed beside the engine where its build can decode the input (AVIF; the
 pyvips-binary wheels carry no HEVC decoder).
 
-Usage: python bench/formats_bench.py [--rounds N] [--json OUT]
+Usage: PYTHONPATH=layers/shared:. python bench/formats_bench.py (or make bench-formats) [--rounds N] [--json OUT]
 """
 
 from __future__ import annotations
@@ -12,23 +12,21 @@ import argparse
 import io
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "layers" / "shared"))
-sys.path.insert(0, str(ROOT))
 
 import pillow_heif  # noqa: E402
 import pyvips  # noqa: E402
 from image_pipeline import engine  # noqa: E402
+from image_pipeline.config import DEFAULT_MAX_DIMENSION  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from bench.resize_bench import _photo  # noqa: E402
 from bench.stats import pct  # noqa: E402
 
-MAX_DIMENSION, MAX_PIXELS = 800, 100_000_000
+MAX_DIMENSION, MAX_PIXELS = DEFAULT_MAX_DIMENSION, 100_000_000
 CORPUS = ROOT / ".venv" / "corpus"
 
 

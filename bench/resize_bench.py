@@ -5,7 +5,7 @@ warm-up then several rounds (medians), peak RSS of one run in a fresh process, a
 full-resolution LANCZOS reference. For baseline JPEGs also the floor: a reduced-scale DCT decode plus
 the encode, the least work any engine must do.
 
-Usage: python bench/resize_bench.py [--images DIR] [--json OUT] [--rounds N]
+Usage: PYTHONPATH=layers/shared:. python bench/resize_bench.py (or make bench-resize) [--images DIR] [--json OUT] [--rounds N]
        (no --images: generates the default set under bench/out/images)
 """
 
@@ -24,11 +24,11 @@ from pathlib import Path
 from PIL import Image, ImageChops, ImageDraw, ImageOps, ImageStat
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "layers" / "shared"))
 
 from image_pipeline import engine  # noqa: E402
+from image_pipeline.config import DEFAULT_MAX_DIMENSION  # noqa: E402
 
-MAX_DIMENSION = 800
+MAX_DIMENSION = DEFAULT_MAX_DIMENSION
 MAX_PIXELS = 100_000_000
 METHODS = ("engine", "pyvips", "naive")
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 
 import boto3
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
@@ -14,15 +12,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 from image_pipeline import api
 from image_pipeline.config import Settings
-from image_pipeline.errors import TransientAWSError
-from image_pipeline.records import ImageRepository
+from image_pipeline.errors import ApiError, TransientAWSError
+from image_pipeline.observability import logger, metrics, repository
 
 settings = Settings.from_env()
 s3 = boto3.client("s3", config=Config(signature_version="s3v4"))
-repo = ImageRepository(boto3.resource("dynamodb").Table(settings.table_name))
-logger = Logger()
-metrics = Metrics()
-app = APIGatewayRestResolver(cors=CORSConfig(allow_origin=os.environ.get("CORS_ALLOW_ORIGIN", "*"), max_age=600))
+repo = repository(settings)
+app = APIGatewayRestResolver(cors=CORSConfig(allow_origin=settings.cors_allow_origin, max_age=600))
 
 
 def error_response(http_status: int, code: str, message: str, **extra) -> Response:
@@ -30,8 +26,8 @@ def error_response(http_status: int, code: str, message: str, **extra) -> Respon
     return Response(status_code=http_status, content_type="application/json", body=json.dumps(body))
 
 
-@app.exception_handler(api.ApiError)
-def handle_api_error(e: api.ApiError) -> Response:
+@app.exception_handler(ApiError)
+def handle_api_error(e: ApiError) -> Response:
     logger.info("request refused", extra={"code": e.code, "http_status": e.http_status})
     return error_response(e.http_status, e.code, e.message, **e.extra)
 
@@ -64,7 +60,7 @@ def upload() -> Response:
         logger.info(
             "body is not JSON", extra={"body_start": (raw or "")[:80], "base64": app.current_event.is_base64_encoded}
         )
-        raise api.ApiError(
+        raise ApiError(
             400, "INVALID_JSON", "the body is not valid JSON (send Content-Type: application/json)"
         ) from None
     result = api.create_upload(s3, repo, settings, api.UploadRequest.parse(body, settings))

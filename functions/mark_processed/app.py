@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import boto3
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from image_pipeline import workflow
 from image_pipeline.config import Settings
-from image_pipeline.records import ImageRepository
+from image_pipeline.observability import logger, metrics, repository
 
 settings = Settings.from_env()
-repo = ImageRepository(boto3.resource("dynamodb").Table(settings.table_name))
-logger = Logger()
-metrics = Metrics()
+repo = repository(settings)
 
 
 @logger.inject_lambda_context

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import os
-
 import boto3
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from image_pipeline import reconcile
 from image_pipeline.config import Settings
-from image_pipeline.records import ImageRepository
+from image_pipeline.observability import logger, metrics, repository
 
 settings = Settings.from_env()
-STATE_MACHINE_ARN = os.environ["STATE_MACHINE_ARN"]
+STATE_MACHINE_ARN = settings.require_state_machine_arn()
 s3 = boto3.client("s3")
 sfn = boto3.client("stepfunctions")
-repo = ImageRepository(boto3.resource("dynamodb").Table(settings.table_name))
-logger = Logger()
-metrics = Metrics()
+repo = repository(settings)
 
 
 @logger.inject_lambda_context

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import boto3
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from image_pipeline import workflow
 from image_pipeline.config import Settings
+from image_pipeline.observability import logger
 
 settings = Settings.from_env()
 s3 = boto3.client("s3")
-logger = Logger()
 
 
 @logger.inject_lambda_context

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import sys
 from pathlib import Path
 
 import boto3
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "layers" / "shared"))
 
 ENV = {
     "AWS_ACCESS_KEY_ID": "testing",

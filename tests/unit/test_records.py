@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from image_pipeline.api import to_api
 from image_pipeline.errors import ImageNotOwnedError
-from image_pipeline.records import ImageRepository, to_api
+from image_pipeline.records import ImageRepository
 
 ARN_A = "arn:aws:states:us-east-1:0:execution:sm:a"
 ARN_B = "arn:aws:states:us-east-1:0:execution:sm:b"

@@ -7,7 +7,8 @@ from typing import Any
 
 from image_pipeline import keys
 from image_pipeline.config import Settings
-from image_pipeline.records import EXPIRED, FAILED, PROCESSED, REJECTED, ImageRepository, to_api
+from image_pipeline.errors import ApiError
+from image_pipeline.records import EXPIRED, FAILED, PROCESSED, REJECTED, ImageRepository
 
 ACCEPTED_CONTENT_TYPES = (
     "image/jpeg",
@@ -19,12 +20,6 @@ ACCEPTED_CONTENT_TYPES = (
     "image/avif",
 )
 HEIC_CONTENT_TYPES = ("image/heic", "image/heif")
-
-
-class ApiError(Exception):
-    def __init__(self, http_status: int, code: str, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.http_status, self.code, self.message, self.extra = http_status, code, message, extra
 
 
 @dataclass(frozen=True)
@@ -112,3 +107,27 @@ def download(s3, repo: ImageRepository, settings: Settings, image_id: str | None
         Params={"Bucket": settings.processed_bucket, "Key": image["processed"]["key"]},
     )
     return {"imageId": image["imageId"], "downloadUrl": url, "expiresIn": settings.url_expiry_seconds}
+
+
+def to_api(record: dict[str, Any]) -> dict[str, Any]:
+    """The public shape of GET /images/{imageId}."""
+    return {
+        "imageId": record["imageId"],
+        "status": record["status"],
+        "uploadTimestamp": record.get("uploadTimestamp"),
+        "updatedAt": record.get("updatedAt"),
+        "original": _plain(record.get("original")),
+        "processed": _plain(record.get("processed")),
+        "error": _plain(record.get("error")),
+    }
+
+
+def _plain(value: Any) -> Any:
+    """DynamoDB Decimals back to ints for JSON."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if hasattr(value, "as_integer_ratio") and not isinstance(value, (int, float)):
+        return int(value) if value == int(value) else float(value)
+    return value

@@ -19,13 +19,13 @@ ICC/XMP/APPn segments, PNG text chunks before IDAT, a WebP that Pillow reads who
 Two backends, chosen per input on measured speed (docs/benchmarks.md): Pillow decodes JPEGs that shrink
 by 2x or more (its reduced-scale DCT decode beats libvips there) and every unusual input (GIF, animation,
 16-bit, CMYK, palette); libvips (pyvips, when installed) does the rest, where its SIMD resampler is 2-3x
-faster. Both apply the same rules; the unit tests run on both. IMAGE_ENGINE_BACKEND=pillow|vips|auto.
+faster. Both apply the same rules; the unit tests run on both. ``backend`` = pillow | vips | auto (the caller's
+setting; the engine reads no environment).
 """
 
 from __future__ import annotations
 
 import io
-import os
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -45,10 +45,10 @@ try:  # HEIC/HEIF decoding (libheif with its HEVC decoder, in pillow-heif's whee
     # only the primary image is ever decoded: skip parsing thumbnails, depth maps and auxiliary images
     pillow_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
 except ImportError:
-    pillow_heif = None
+    pillow_heif = None  # type: ignore[assignment]
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # truncated data is an error, never grey-filled
-BACKEND = os.environ.get("IMAGE_ENGINE_BACKEND", "auto")
+BACKEND = "auto"  # the default of render(backend=None)
 VIPS_MODES = ("RGB", "RGBA", "L", "LA")
 
 JPEG, PNG, WEBP, GIF, HEIF, AVIF = "JPEG", "PNG", "WEBP", "GIF", "HEIF", "AVIF"
@@ -322,8 +322,8 @@ def render(
         return _render_vips(data, info, max_dimension)
     Image.MAX_IMAGE_PIXELS = max_pixels  # backstop: Pillow refuses beyond twice this
     try:
-        with Image.open(io.BytesIO(data), formats=[_pillow_format(info.format)]) as im:
-            im = _decode(im, info, max_dimension)
+        with Image.open(io.BytesIO(data), formats=[_pillow_format(info.format)]) as opened:
+            im = _decode(opened, info, max_dimension)
     except InvalidImageError:
         raise
     except Image.DecompressionBombError as e:
@@ -415,14 +415,15 @@ def _to_8bit(im: Image.Image) -> Image.Image:
     if im.info.get("transparency") is not None and im.mode in ("1", "L", "RGB", "I", "I;16", "I;16B", "I;16L"):
         return _trns_to_alpha(im)
     if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        top = 65535 if im.mode.startswith("I;16") or (im.getextrema()[1] or 0) > 255 else 255
+        top = 65535 if im.mode.startswith("I;16") or int(im.getextrema()[1] or 0) > 255 else 255  # type: ignore[arg-type]
         im = im.convert("I").point(lambda v: v * (255 / top)).convert("L")
     elif im.mode == "F":
         im = im.convert("L")
     elif im.mode == "1":
         im = im.convert("L")
     elif im.mode == "P":
-        im = im.convert("RGBA" if "transparency" in im.info or im.palette.mode == "RGBA" else "RGB")
+        alpha = "transparency" in im.info or (im.palette is not None and im.palette.mode == "RGBA")
+        im = im.convert("RGBA" if alpha else "RGB")
     elif im.mode == "PA":
         im = im.convert("RGBA")
     elif im.mode == "LA":
@@ -458,9 +459,10 @@ def _to_srgb(im: Image.Image, icc: bytes) -> Image.Image:
         return im  # an unreadable profile: keep the pixels as they are
     out_mode = "RGBA" if im.mode == "RGBA" else "RGB"
     try:
-        return ImageCms.profileToProfile(im, source, _SRGB, outputMode=out_mode)
+        converted = ImageCms.profileToProfile(im, source, _SRGB, outputMode=out_mode)
     except ImageCms.PyCMSError:
-        return im.convert(out_mode)
+        converted = None
+    return converted if converted is not None else im.convert(out_mode)
 
 
 def _encode(im: Image.Image, fmt: str) -> bytes:

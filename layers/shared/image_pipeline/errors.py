@@ -1,6 +1,9 @@
-"""Named errors. Their class names are what Step Functions Retry/Catch match on."""
+"""Every named error of the app, in one place. Their class names are what Step Functions Retry/Catch match on
+(tests/unit/test_template.py checks that every custom name in the ASL is a class here)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class InvalidImageError(Exception):
@@ -40,3 +43,15 @@ class OriginalReplacedError(Exception):
 class RenditionLostError(Exception):
     """The staged rendition is gone and the final key does not hold it: this execution cannot finish (FAILED;
     reprocess the image)."""
+
+
+class ApiError(Exception):
+    """An HTTP API refusal: status, machine-readable code, message (and extra fields of the body)."""
+
+    def __init__(self, http_status: int, code: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.http_status, self.code, self.message, self.extra = http_status, code, message, extra
+
+
+class ConfigError(Exception):
+    """A required setting is missing from the function's environment (a deployment error: fail loudly)."""

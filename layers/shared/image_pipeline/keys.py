@@ -19,7 +19,7 @@ def new_image_id() -> str:
 
 
 def is_image_id(value: str | None) -> bool:
-    return bool(value) and bool(_ID.fullmatch(value))  # the whole string: "…\n" is not an id
+    return value is not None and _ID.fullmatch(value) is not None  # the whole string: "…\n" is not an id
 
 
 def upload_key(image_id: str) -> str:

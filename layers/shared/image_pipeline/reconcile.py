@@ -21,11 +21,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from image_pipeline import keys
-from image_pipeline.aws import error_code, is_conditional_check_failed, is_not_found
+from image_pipeline.aws import error_code, is_not_found
 from image_pipeline.records import EXPIRED, FAILED, PENDING, PROCESSING, ImageRepository, now
 
 GRACE = timedelta(seconds=60)
@@ -60,19 +59,7 @@ def _iso(moment: datetime) -> str:
 
 
 def _older_than(repo: ImageRepository, status: str, cutoff: datetime) -> Iterator[dict[str, Any]]:
-    """The images in ``status`` last updated before ``cutoff``, oldest first, one index page at a time."""
-    kwargs: dict[str, Any] = {}
-    while True:
-        page = repo.table.query(
-            IndexName="byStatus",
-            KeyConditionExpression=Key("status").eq(status) & Key("updatedAt").lt(_iso(cutoff)),
-            Limit=100,
-            **kwargs,
-        )
-        yield from page["Items"]
-        if "LastEvaluatedKey" not in page:
-            return
-        kwargs = {"ExclusiveStartKey": page["LastEvaluatedKey"]}
+    return repo.older_than(status, _iso(cutoff))
 
 
 def run(
@@ -150,31 +137,8 @@ def _execution_status(sfn, execution_arn: str | None) -> str:
 def _transition(
     repo: ImageRepository, item: dict, to: str, code: str, message: str, expires_at: int | None = None
 ) -> bool:
-    """Conditional: only if the record is still exactly what we looked at."""
-    update = "SET #s = :to, #e = :err, updatedAt = :now"
-    values: dict[str, Any] = {
-        ":to": to,
-        ":err": {"code": code, "message": message},
-        ":now": now(),
-        ":seen": item["updatedAt"],
-        ":from": item["status"],
-    }
-    if expires_at is not None:
-        update += ", expiresAt = :ttl"
-        values[":ttl"] = expires_at
-    try:
-        repo.table.update_item(
-            Key={"imageId": item["imageId"]},
-            UpdateExpression=update,
-            ConditionExpression="#s = :from AND updatedAt = :seen",
-            ExpressionAttributeNames={"#s": "status", "#e": "error"},
-            ExpressionAttributeValues=values,
-        )
-        return True
-    except ClientError as e:
-        if is_conditional_check_failed(e):
-            return False  # it moved on meanwhile: nothing to repair
-        raise
+    """Conditional: only if the record is still exactly what we looked at (else it moved on: nothing to repair)."""
+    return repo.transition_if_unchanged(item, to, code, message, expires_at)
 
 
 def _object_created(bucket: str, key: str, head: dict) -> dict[str, Any]:

@@ -10,11 +10,12 @@ of an image that is being or has been processed claims nothing and changes nothi
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from boto3.dynamodb.conditions import Attr
+from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
 from image_pipeline.aws import is_conditional_check_failed, transient_errors
@@ -168,26 +169,52 @@ class ImageRepository:
                 raise ImageNotOwnedError(f"image {image_id} is not owned by {execution_arn}") from e
             raise
 
+    # ---- what the reconciler needs: find stale images, repair one only if nobody touched it meanwhile
 
-def to_api(record: dict[str, Any]) -> dict[str, Any]:
-    """The public shape of GET /images/{imageId}."""
-    return {
-        "imageId": record["imageId"],
-        "status": record["status"],
-        "uploadTimestamp": record.get("uploadTimestamp"),
-        "updatedAt": record.get("updatedAt"),
-        "original": _plain(record.get("original")),
-        "processed": _plain(record.get("processed")),
-        "error": _plain(record.get("error")),
-    }
+    def older_than(self, status: str, cutoff: str, page_size: int = 100) -> Iterator[dict[str, Any]]:
+        """The images in ``status`` last updated before ``cutoff`` (ISO time), oldest first, read from the status
+        index one page at a time as the caller goes."""
+        kwargs: dict[str, Any] = {}
+        while True:
+            with transient_errors():
+                page = self.table.query(
+                    IndexName="byStatus",
+                    KeyConditionExpression=Key("status").eq(status) & Key("updatedAt").lt(cutoff),
+                    Limit=page_size,
+                    **kwargs,
+                )
+            yield from page["Items"]
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs = {"ExclusiveStartKey": page["LastEvaluatedKey"]}
 
-
-def _plain(value: Any) -> Any:
-    """DynamoDB Decimals back to ints for JSON."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if hasattr(value, "as_integer_ratio") and not isinstance(value, (int, float)):
-        return int(value) if value == int(value) else float(value)
-    return value
+    def transition_if_unchanged(
+        self, item: dict[str, Any], to: str, code: str, message: str, expires_at: int | None = None
+    ) -> bool:
+        """``item`` (as read) -> ``to`` with the error, only if its status and updatedAt are still what was read;
+        False if it moved on meanwhile. ``expires_at``: the record's TTL (epoch seconds)."""
+        update = "SET #s = :to, #e = :err, updatedAt = :now"
+        values: dict[str, Any] = {
+            ":to": to,
+            ":err": {"code": code, "message": message},
+            ":now": now(),
+            ":seen": item["updatedAt"],
+            ":from": item["status"],
+        }
+        if expires_at is not None:
+            update += ", expiresAt = :ttl"
+            values[":ttl"] = expires_at
+        try:
+            with transient_errors():
+                self.table.update_item(
+                    Key={"imageId": item["imageId"]},
+                    UpdateExpression=update,
+                    ConditionExpression="#s = :from AND updatedAt = :seen",
+                    ExpressionAttributeNames={"#s": "status", "#e": "error"},
+                    ExpressionAttributeValues=values,
+                )
+            return True
+        except ClientError as e:
+            if is_conditional_check_failed(e):
+                return False
+            raise

@@ -114,7 +114,11 @@ def resize(s3, settings: Settings, image: dict[str, Any], execution_name: str) -
     if obj["ContentLength"] > settings.max_upload_bytes:
         raise InvalidImageError("TOO_LARGE", f"{obj['ContentLength']} bytes is over the limit")
     rendition = engine.render(
-        obj["Body"].read(), settings.max_dimension, settings.max_pixels, formats=settings.input_formats
+        obj["Body"].read(),
+        settings.max_dimension,
+        settings.max_pixels,
+        backend=settings.engine_backend,
+        formats=settings.input_formats,
     )
     digest = base64.b64encode(hashlib.sha256(rendition.data).digest()).decode()
     staging = keys.staging_key(image["imageId"], execution_name, rendition.extension)
