@@ -13,7 +13,7 @@ from botocore.config import Config
 from image_pipeline import api
 from image_pipeline.config import Settings
 from image_pipeline.errors import ApiError, TransientAWSError
-from image_pipeline.observability import logger, metrics, repository
+from image_pipeline.observability import annotate_image, logger, metrics, repository, tracer
 
 settings = Settings.from_env()
 s3 = boto3.client("s3", config=Config(signature_version="s3v4"))
@@ -64,7 +64,7 @@ def upload() -> Response:
             400, "INVALID_JSON", "the body is not valid JSON (send Content-Type: application/json)"
         ) from None
     result = api.create_upload(s3, repo, settings, api.UploadRequest.parse(body, settings))
-    logger.append_keys(image_id=result["imageId"])
+    annotate_image(result["imageId"])
     metrics.add_metric(name="UploadUrlsIssued", unit=MetricUnit.Count, value=1)
     return Response(status_code=201, content_type="application/json", body=json.dumps(result))
 
@@ -73,18 +73,19 @@ def upload() -> Response:
 def get_image(image_id: str) -> dict:
     # API Gateway's own path parameter, not the router's match (its "$" lets a trailing newline through)
     image_id = (app.current_event.path_parameters or {}).get("imageId", image_id)
-    logger.append_keys(image_id=image_id)
+    annotate_image(image_id)
     return api.get_image(repo, image_id)
 
 
 @app.get("/download")
 def download() -> dict:
     image_id = app.current_event.get_query_string_value("imageId")
-    logger.append_keys(image_id=image_id)
+    annotate_image(image_id)
     return api.download(s3, repo, settings, image_id)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler(capture_response=False)  # responses hold presigned URLs and keys
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     return app.resolve(event, context)

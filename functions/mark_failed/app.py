@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from image_pipeline import workflow
 from image_pipeline.config import Settings
 from image_pipeline.errors import ImageNotOwnedError
-from image_pipeline.observability import logger, metrics, repository
+from image_pipeline.observability import annotate_image, logger, metrics, repository, tracer
 
 settings = Settings.from_env()
 s3 = boto3.client("s3")
@@ -16,6 +16,7 @@ repo = repository(settings)
 
 
 @logger.inject_lambda_context
+@tracer.capture_lambda_handler(capture_response=False)  # responses hold presigned URLs and keys
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     # the full error (SDK and Step Functions text) goes to this log only; the image shows a public-safe one
@@ -25,7 +26,7 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
     except ImageNotOwnedError as e:
         logger.warning("not recorded: another execution owns the image", extra={"reason": str(e)})
         return {"recorded": False, "reason": str(e)}
-    logger.append_keys(image_id=result.get("imageId"))
+    annotate_image(result.get("imageId"))
     logger.info("failure recorded", extra=result)
     if result.get("recorded"):
         metrics.add_metric(name=f"Images{result['status'].title()}", unit=MetricUnit.Count, value=1)

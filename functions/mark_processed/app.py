@@ -6,16 +6,17 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from image_pipeline import workflow
 from image_pipeline.config import Settings
-from image_pipeline.observability import logger, metrics, repository
+from image_pipeline.observability import annotate_image, logger, metrics, repository, tracer
 
 settings = Settings.from_env()
 repo = repository(settings)
 
 
 @logger.inject_lambda_context
+@tracer.capture_lambda_handler(capture_response=False)  # responses hold presigned URLs and keys
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    logger.append_keys(image_id=event["image"]["imageId"])
+    annotate_image(event["image"]["imageId"])
     result = workflow.mark_processed(repo, event["image"], event["processed"], event["executionArn"])
     metrics.add_metric(name="ImagesProcessed", unit=MetricUnit.Count, value=1)
     return result

@@ -7,7 +7,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from image_pipeline import reconcile
 from image_pipeline.config import Settings
-from image_pipeline.observability import logger, metrics, repository
+from image_pipeline.observability import logger, metrics, repository, tracer
 
 settings = Settings.from_env()
 STATE_MACHINE_ARN = settings.require_state_machine_arn()
@@ -17,6 +17,7 @@ repo = repository(settings)
 
 
 @logger.inject_lambda_context
+@tracer.capture_lambda_handler(capture_response=False)  # responses hold presigned URLs and keys
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     report = reconcile.run(

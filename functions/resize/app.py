@@ -6,16 +6,17 @@ import boto3
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from image_pipeline import workflow
 from image_pipeline.config import Settings
-from image_pipeline.observability import logger
+from image_pipeline.observability import annotate_image, logger, tracer
 
 settings = Settings.from_env()
 s3 = boto3.client("s3")
 
 
 @logger.inject_lambda_context
+@tracer.capture_lambda_handler(capture_response=False)  # responses hold presigned URLs and keys
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     image = event["image"]
-    logger.append_keys(image_id=image["imageId"])
+    annotate_image(image["imageId"])
     execution_name = event["executionArn"].rsplit(":", 1)[-1]
     rendition = workflow.resize(s3, settings, image, execution_name)
     logger.info("resized", extra=rendition)

@@ -6,15 +6,16 @@ import boto3
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from image_pipeline import workflow
 from image_pipeline.config import Settings
-from image_pipeline.observability import logger
+from image_pipeline.observability import annotate_image, logger, tracer
 
 settings = Settings.from_env()
 s3 = boto3.client("s3")
 
 
 @logger.inject_lambda_context
+@tracer.capture_lambda_handler(capture_response=False)  # responses hold presigned URLs and keys
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    logger.append_keys(image_id=event["image"]["imageId"])
+    annotate_image(event["image"]["imageId"])
     processed = workflow.store(s3, settings, event["image"], event["rendition"])
     logger.info("stored", extra=processed)
     return processed

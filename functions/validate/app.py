@@ -6,7 +6,7 @@ import boto3
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from image_pipeline import workflow
 from image_pipeline.config import Settings
-from image_pipeline.observability import logger, repository
+from image_pipeline.observability import annotate_image, logger, repository, tracer
 
 settings = Settings.from_env()
 s3 = boto3.client("s3")
@@ -14,8 +14,9 @@ repo = repository(settings)
 
 
 @logger.inject_lambda_context
+@tracer.capture_lambda_handler(capture_response=False)  # responses hold presigned URLs and keys
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     result = workflow.validate(s3, repo, settings, event["event"], event["executionArn"])
-    logger.append_keys(image_id=result["imageId"])
+    annotate_image(result["imageId"])
     logger.info("validated" if not result["duplicate"] else "duplicate event ignored", extra=result)
     return result
