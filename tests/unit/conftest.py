@@ -74,3 +74,7 @@ def load_handler(function: str):
 from tests.conftest import load_event  # noqa: E402,F401  (re-exported for the unit tests)
 
 os.environ.setdefault("POWERTOOLS_DEV", "false")
+# Powertools' logger, metrics and tracer live in image_pipeline.observability and read their settings when it is
+# first imported (as at a Lambda cold start), which may be at collection time: give them the functions' settings now.
+for _name in ("POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"):
+    os.environ.setdefault(_name, ENV[_name])
