@@ -215,6 +215,18 @@ def test_heic_display_p3_is_converted_to_srgb():
     assert r >= 240 and g <= 25 and b <= 25, (r, g, b)  # P3's (~231, 49, 35) read as sRGB would be orange-red
 
 
+def test_heic_with_nclx_display_p3_is_converted_to_srgb():
+    # some phones describe colour with an nclx box (primaries 12 = Display P3) instead of an ICC profile
+    p3_pixels = Image.open(io.BytesIO(images.p3_red(128, 128, "png"))).convert("RGB")
+    p3_pixels.info = {}  # the colour is described by nclx alone
+    nclx = {"color_primaries": 12, "transfer_characteristics": 13, "matrix_coefficients": 6, "full_range_flag": 1}
+    data = images.heic(image=p3_pixels, nclx_profile=nclx)
+    assert "icc_profile" not in Image.open(io.BytesIO(data)).info
+    out, im = render(data, 64)
+    r, g, b = im.getpixel((32, 32))
+    assert r >= 240 and g <= 25 and b <= 25, (r, g, b)
+
+
 def test_avif_with_alpha_becomes_png_and_with_icc_is_converted():
     out, im = render(corpus.read("transparency.avif"))
     assert out.format == "PNG" and im.mode == "RGBA" and im.getextrema()[3][0] == 0

@@ -25,10 +25,12 @@ setting; the engine reads no environment).
 
 from __future__ import annotations
 
+import functools
 import io
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from PIL import Image, ImageChops, ImageCms, ImageFile, ImageOps
 
@@ -399,7 +401,7 @@ def _decode(im: Image.Image, info: Probe, max_dimension: int) -> Image.Image:
     if info.format != HEIF:  # a HEIF file opens at its primary image, which need not be the first
         im.seek(0)
     im.load()
-    icc = im.info.get("icc_profile")
+    icc = im.info.get("icc_profile") or _nclx_profile(im.info.get("nclx_profile"))
     im = ImageOps.exif_transpose(im) if orientation != 1 else im  # HEIF: pillow-heif applied irot/imir already
     im = _to_8bit(im)
     if icc and im.mode in ("RGB", "RGBA", "CMYK"):
@@ -450,6 +452,26 @@ def _trns_to_alpha(im: Image.Image) -> Image.Image:
     alpha = ImageChops.lighter(opaque_low, opaque_high)
     grey = _to_8bit(wide)
     return Image.merge("RGBA", (grey, grey, grey, alpha))
+
+
+DISPLAY_P3_PRIMARIES = 12  # ISO/IEC 23091-2 ColourPrimaries: SMPTE EG 432-1, i.e. Display P3 (D65)
+
+
+def _nclx_profile(nclx: dict[str, Any] | None) -> bytes | None:
+    """An ICC profile for a HEIF's nclx colour description where it is not sRGB's: Display P3 primaries (phones
+    that describe colour by nclx instead of an ICC profile). BT.709 primaries are sRGB's: nothing to convert."""
+    if nclx and nclx.get("color_primaries") == DISPLAY_P3_PRIMARIES:
+        return _display_p3_icc()
+    return None
+
+
+@functools.cache
+def _display_p3_icc() -> bytes | None:
+    """libvips' built-in Display P3 profile (the layer ships libvips; without it, no conversion)."""
+    if pyvips is None:
+        return None
+    png = pyvips.Image.black(1, 1, bands=3).copy(interpretation="srgb").pngsave_buffer(profile="p3")
+    return Image.open(io.BytesIO(png)).info.get("icc_profile")
 
 
 def _to_srgb(im: Image.Image, icc: bytes) -> Image.Image:
