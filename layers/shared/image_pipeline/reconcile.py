@@ -81,7 +81,7 @@ def run(
         if status == "RUNNING":
             return
         message = f"the execution ended ({status}) without recording the image's outcome"
-        if _transition(repo, item, FAILED, "EXECUTION_ENDED_WITHOUT_STATUS", message):
+        if repo.transition_if_unchanged(item, FAILED, "EXECUTION_ENDED_WITHOUT_STATUS", message):
             report.failed.append(item["imageId"])
 
     def repair_pending(item: dict[str, Any]) -> None:
@@ -93,8 +93,7 @@ def run(
                 raise
             head = None
         if head is None:
-            if _transition(
-                repo,
+            if repo.transition_if_unchanged(
                 item,
                 EXPIRED,
                 "UPLOAD_URL_EXPIRED",
@@ -132,13 +131,6 @@ def _execution_status(sfn, execution_arn: str | None) -> str:
         if error_code(e) in ("ExecutionDoesNotExist", "InvalidArn"):
             return "NOT_FOUND"
         raise
-
-
-def _transition(
-    repo: ImageRepository, item: dict, to: str, code: str, message: str, expires_at: int | None = None
-) -> bool:
-    """Conditional: only if the record is still exactly what we looked at (else it moved on: nothing to repair)."""
-    return repo.transition_if_unchanged(item, to, code, message, expires_at)
 
 
 def _object_created(bucket: str, key: str, head: dict) -> dict[str, Any]:
