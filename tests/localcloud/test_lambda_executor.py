@@ -170,3 +170,28 @@ assert wait_readable(reader, 1) and reader.readline() == "LOCALCLOUD_PORT 1234\\
     python = ROOT / ".venv" / "localstack" / "bin" / "python"
     result = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def test_an_invocations_output_is_in_its_logs_whatever_the_output_thread_is_doing():
+    """The handler prints, then posts its result; the line must be in that invocation's logs even if the thread
+    that collects the child's output has not run since (it once lost the line: it had read the chunk and was
+    waiting for the lock that the result's delivery held)."""
+    code = """
+import os, threading, types
+from localcloud.sandbox import Sandbox
+results_r, results_w = os.pipe()
+env = {"LOCALSTACK_RUNTIME_ID": "r", "LOCALSTACK_RUNTIME_ENDPOINT": "http://127.0.0.1:9"}
+sandbox = Sandbox({"result_fd": results_w, "memory_mb": 128, "timeout_s": 3}, env)
+out_r, out_w = os.pipe()
+os.set_blocking(out_r, False)  # as spawn() leaves the child's stdout
+sandbox.child = types.SimpleNamespace(stdout=os.fdopen(out_r, "rb"), pid=None)
+os.write(out_w, b"handler says hello\\n")  # printed by the handler; no output thread runs at all here
+with sandbox.cond:
+    logs = sandbox.take_logs()
+assert logs == "handler says hello\\n", repr(logs)
+with sandbox.cond:
+    assert sandbox.take_logs() == ""  # taken once
+"""
+    python = ROOT / ".venv" / "localstack" / "bin" / "python"
+    result = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr

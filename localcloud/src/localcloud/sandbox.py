@@ -7,15 +7,14 @@ Used by ``localcloud.init`` (the supervisor process); standard library only.
 from __future__ import annotations
 
 import base64
-import fcntl
 import http.client
 import json
 import os
 import resource
+import select
 import signal
 import subprocess
 import sys
-import termios
 import threading
 import time
 import urllib.parse
@@ -131,6 +130,7 @@ class Sandbox:
             stderr=subprocess.STDOUT,
             preexec_fn=_limit_address_space,
         )
+        os.set_blocking(self.child.stdout.fileno(), False)  # before anyone reads it: take_logs drains it, never waits
         threading.Thread(target=self.pump_output, args=(self.child, generation), daemon=True).start()
 
     def child_env(self) -> dict[str, str]:
@@ -141,20 +141,34 @@ class Sandbox:
         return env
 
     def pump_output(self, child: subprocess.Popen, generation: int) -> None:
-        fd = child.stdout.fileno()
+        """Collect the child's output as it comes. Every read happens under the lock (the pipe is non-blocking and
+        this thread only waits for it to become readable), so ``take_logs`` never misses a chunk that was read but
+        not yet stored: what is not in ``logbuf`` is still in the pipe, and ``take_logs`` drains it itself."""
+        fd = child.stdout.fileno()  # non-blocking since spawn()
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
+        eof = False
+        while not eof:
+            poller.poll()
+            with self.cond:
+                eof = self._drain(fd, generation)
+        code = child.wait()
+        self.child_exited(generation, code)
+
+    def _drain(self, fd: int, generation: int) -> bool:
+        """Read what the pipe holds into ``logbuf`` (caller holds the lock); True at end of file."""
         while True:
             try:
                 chunk = os.read(fd, 65536)
+            except BlockingIOError:
+                return False
             except OSError:
-                chunk = b""
+                return True
             if not chunk:
-                break
-            with self.cond:
-                if generation == self.generation:
-                    self.logbuf += chunk
-                    self.cond.notify_all()
-        code = child.wait()
-        self.child_exited(generation, code)
+                return True
+            if generation == self.generation:
+                self.logbuf += chunk
+                self.cond.notify_all()
 
     def child_exited(self, generation: int, code: int) -> None:
         with self.cond:
@@ -178,12 +192,11 @@ class Sandbox:
             self.post_status("error", json.dumps(error).encode(), logs)
 
     def take_logs(self) -> str:
-        """Everything the child printed so far (caller holds the lock; waits for the pipe to drain)."""
+        """Everything the child printed so far (caller holds the lock). The child writes its output before it posts
+        its result, so draining the pipe here, under the lock, yields all of it."""
         child = self.child
         if child is not None and child.stdout is not None:
-            deadline = time.monotonic() + 0.2
-            while _pending_bytes(child.stdout.fileno()) > 0 and time.monotonic() < deadline:
-                self.cond.wait(0.002)
+            self._drain(child.stdout.fileno(), self.generation)
         text = self.logbuf.decode("utf-8", "replace")
         self.logbuf.clear()
         return text
@@ -345,15 +358,6 @@ def _translate_error(body: bytes, request_id: str) -> tuple[bytes, bool]:
 
 def _timestamped(message: str) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}Z {message}\n"
-
-
-def _pending_bytes(fd: int) -> int:
-    buf = bytearray(4)
-    try:
-        fcntl.ioctl(fd, termios.FIONREAD, buf)
-    except OSError:
-        return 0
-    return int.from_bytes(buf, sys.byteorder)
 
 
 def _proc_status(pid: int | None) -> dict[str, int]:
