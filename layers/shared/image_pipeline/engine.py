@@ -202,18 +202,24 @@ def _check_pixels(width: int, height: int, frames: int, max_pixels: int) -> None
         )
 
 
+def _box_header(data: bytes, pos: int, end: int) -> tuple[bytes, int, int] | None:
+    """(type, header length, box size) of the ISO-BMFF box at ``pos`` (size 0 runs to ``end``; size 1 is 64-bit),
+    or None when ``end`` cuts the header itself off."""
+    if pos + 8 > end:
+        return None
+    size, kind = struct.unpack_from(">I4s", data, pos)
+    if size == 1:
+        if pos + 16 > end:
+            return None
+        return kind, 16, struct.unpack_from(">Q", data, pos + 8)[0]
+    return kind, 8, end - pos if size == 0 else size
+
+
 def _bmff_boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
     """(type, payload start, payload end) of each ISO-BMFF box in data[start:end]; stops at one cut off by ``end``."""
     pos = start
-    while pos + 8 <= end:
-        size, kind = struct.unpack(">I4s", data[pos : pos + 8])
-        header = 8
-        if size == 1:
-            if pos + 16 > end:
-                return
-            size, header = struct.unpack(">Q", data[pos + 8 : pos + 16])[0], 16
-        elif size == 0:
-            size = end - pos
+    while (box := _box_header(data, pos, end)) is not None:
+        kind, header, size = box
         if size < header or pos + size > end:
             return
         yield kind, pos + header, pos + size
@@ -224,12 +230,11 @@ def _bmff_end(data: bytes) -> int:
     """Where the file's last top-level box says it ends (past len(data) when the file was cut off)."""
     pos = 0
     while pos + 8 <= len(data):
-        size = struct.unpack_from(">I", data, pos)[0]
-        if size == 1 and pos + 16 <= len(data):
-            size = struct.unpack_from(">Q", data, pos + 8)[0]
-        if size == 0:
-            return len(data)
-        if size < 8:
+        box = _box_header(data, pos, len(data))
+        if box is None:  # a 64-bit size cut off
+            return len(data) + 1
+        _, header, size = box
+        if size < header:
             raise InvalidImageError("CORRUPT_IMAGE", "a box of the file has an impossible size")
         pos += size
     return pos
