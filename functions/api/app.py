@@ -1,4 +1,4 @@
-"""HTTP API: POST /upload, GET /images/{imageId}, GET /download?imageId=."""
+"""HTTP API: POST /upload, GET /images/{imageId}, GET /images/{imageId}/srcset, GET /download?imageId=[&size=&format=]."""
 
 from __future__ import annotations
 
@@ -77,11 +77,29 @@ def get_image(image_id: str) -> dict:
     return api.get_image(repo, image_id)
 
 
-@app.get("/download")
-def download() -> dict:
-    image_id = app.current_event.get_query_string_value("imageId")
+@app.get("/images/<image_id>/srcset")
+def get_srcset(image_id: str) -> dict:
+    image_id = (app.current_event.path_parameters or {}).get("imageId", image_id)
     annotate_image(image_id)
-    return api.download(s3, repo, settings, image_id)
+    return api.srcset(s3, repo, settings, image_id)
+
+
+@app.get("/download")
+def download() -> Response:
+    event = app.current_event
+    image_id = event.get_query_string_value("imageId")
+    annotate_image(image_id)
+    result = api.download(
+        s3,
+        repo,
+        settings,
+        image_id,
+        size=event.get_query_string_value("size"),
+        format=event.get_query_string_value("format"),
+        accept=(event.headers or {}).get("Accept"),  # case-insensitive in Powertools v3
+    )
+    headers = {"Vary": "Accept"}  # format=auto answers by the Accept header: caches must key on it
+    return Response(status_code=200, content_type="application/json", body=json.dumps(result), headers=headers)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

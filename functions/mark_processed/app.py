@@ -1,4 +1,4 @@
-"""Workflow step: record the rendition and PROCESSED (only while this execution owns the image)."""
+"""Workflow step: record the renditions, the placeholder and PROCESSED (only while this execution owns the image)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,6 @@ repo = repository(settings)
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     annotate_image(event["image"]["imageId"])
-    result = workflow.mark_processed(repo, event["image"], event["processed"], event["executionArn"])
+    result = workflow.mark_processed(repo, event["image"], event["stored"], event["executionArn"])
     metrics.add_metric(name="ImagesProcessed", unit=MetricUnit.Count, value=1)
     return result

@@ -6,6 +6,7 @@ import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from image_pipeline import reconcile
+from image_pipeline.events import Publisher
 from image_pipeline.config import Settings
 from image_pipeline.observability import logger, metrics, repository, tracer
 
@@ -13,6 +14,7 @@ settings = Settings.from_env()
 STATE_MACHINE_ARN = settings.require_state_machine_arn()
 s3 = boto3.client("s3")
 sfn = boto3.client("stepfunctions")
+publish = Publisher(boto3.client("events"), settings.require_event_bus_name())
 repo = repository(settings)
 
 
@@ -28,6 +30,7 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
         STATE_MACHINE_ARN,
         settings.url_expiry_seconds,
         time_left=lambda: context.get_remaining_time_in_millis() / 1000,
+        publish=publish,
     )
     for name in ("expired", "restarted", "failed", "errors"):
         metrics.add_metric(name=f"Reconciled{name.title()}", unit=MetricUnit.Count, value=len(getattr(report, name)))

@@ -1,4 +1,4 @@
-"""Workflow step: decode, orient, resize and encode the rendition to a staging object."""
+"""Workflow step: decode once, then resize and encode every rendition of the set to staging objects."""
 
 from __future__ import annotations
 
@@ -18,6 +18,6 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
     image = event["image"]
     annotate_image(image["imageId"])
     execution_name = event["executionArn"].rsplit(":", 1)[-1]
-    rendition = workflow.resize(s3, settings, image, execution_name)
-    logger.info("resized", extra=rendition)
-    return rendition
+    resized = workflow.resize(s3, settings, image, execution_name)
+    logger.info("resized", extra={"default": resized["default"], "renditions": len(resized["renditions"]), "engine": resized["engine"]})
+    return resized

@@ -1,4 +1,4 @@
-"""Workflow step: put the rendition at its final key with its headers, and verify what S3 stored."""
+"""Workflow step: put each staged rendition at its final key with its headers, and verify what S3 stored."""
 
 from __future__ import annotations
 
@@ -16,6 +16,6 @@ s3 = boto3.client("s3")
 @tracer.capture_lambda_handler(capture_response=False)  # responses hold presigned URLs and keys
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     annotate_image(event["image"]["imageId"])
-    processed = workflow.store(s3, settings, event["image"], event["rendition"])
-    logger.info("stored", extra=processed)
-    return processed
+    stored = workflow.store(s3, settings, event["image"], event["resized"])
+    logger.info("stored", extra={"processed": stored["processed"], "renditions": len(stored["renditions"])})
+    return stored

@@ -50,7 +50,7 @@ def test_claim_creates_the_record_of_a_direct_put(repo):
 def test_a_processed_image_is_not_claimed_again(repo, claimant, reprocess):
     # a late step: its task timed out and was retried, the execution finished, then the first run arrives
     repo.claim("id-5", "k", "e", ARN_A)
-    repo.mark_processed("id-5", ARN_A, {"key": "renditions/id-5.jpg"})
+    repo.mark_processed("id-5", ARN_A, {"processed": {"key": "renditions/id-5.jpg"}})
     before = repo.get("id-5")
     claim = repo.claim("id-5", "k", "e", claimant, reprocess=reprocess)
     assert not claim.claimed and claim.status == "PROCESSED"
@@ -67,7 +67,7 @@ def test_reprocess_may_claim_a_terminal_image(repo):
 def test_only_the_owner_writes_the_outcome(repo):
     repo.claim("id-7", "k", "e", ARN_A)
     with pytest.raises(ImageNotOwnedError):
-        repo.mark_processed("id-7", ARN_B, {"key": "x"})
+        repo.mark_processed("id-7", ARN_B, {"processed": {"key": "x"}})
     with pytest.raises(ImageNotOwnedError):
         repo.mark_failed("id-7", ARN_B, "FAILED", "X", "y")
     assert repo.get("id-7")["status"] == "PROCESSING"
@@ -75,7 +75,7 @@ def test_only_the_owner_writes_the_outcome(repo):
 
 def test_a_processed_image_never_regresses_to_failed(repo):
     repo.claim("id-8", "k", "e", ARN_A)
-    repo.mark_processed("id-8", ARN_A, {"key": "x"})
+    repo.mark_processed("id-8", ARN_A, {"processed": {"key": "x"}})
     with pytest.raises(ImageNotOwnedError):
         repo.mark_failed("id-8", ARN_A, "FAILED", "X", "late failure")
     assert repo.get("id-8")["status"] == "PROCESSED"
@@ -84,16 +84,19 @@ def test_a_processed_image_never_regresses_to_failed(repo):
 def test_to_api_shape(repo):
     repo.create_pending("id-9", "uploads/id-9", None, None)
     body = to_api(repo.get("id-9"))
-    assert set(body) == {"imageId", "status", "uploadTimestamp", "updatedAt", "original", "processed", "error"}
+    assert set(body) == {
+        "imageId", "status", "uploadTimestamp", "updatedAt", "original", "processed", "renditions", "placeholder", "error"
+    }
     assert body["status"] == "PENDING" and body["original"] is None and body["error"] is None
+    assert body["renditions"] == [] and body["placeholder"] is None  # until PROCESSED
 
 
 def test_mark_processed_is_idempotent_for_its_execution_only(repo):
     repo.claim("id-9", "k", "e", ARN_A)
-    repo.mark_processed("id-9", ARN_A, {"key": "renditions/id-9.jpg"})
-    assert repo.mark_processed("id-9", ARN_A, {"key": "renditions/id-9.jpg"})["status"] == "PROCESSED"
+    repo.mark_processed("id-9", ARN_A, {"processed": {"key": "renditions/id-9.jpg"}})
+    assert repo.mark_processed("id-9", ARN_A, {"processed": {"key": "renditions/id-9.jpg"}})["status"] == "PROCESSED"
     with pytest.raises(ImageNotOwnedError):
-        repo.mark_processed("id-9", ARN_B, {"key": "renditions/id-9.jpg"})
+        repo.mark_processed("id-9", ARN_B, {"processed": {"key": "renditions/id-9.jpg"}})
 
 
 def test_a_late_upload_claims_its_expired_record_and_clears_the_ttl(repo):
@@ -108,7 +111,7 @@ def test_a_late_upload_claims_its_expired_record_and_clears_the_ttl(repo):
     # WHEN its S3 event's execution claims it THEN it is processed like any upload, and no longer expires
     claim = repo.claim("id-10", "uploads/id-10", "e", ARN_A)
     assert claim.claimed and claim.record["status"] == "PROCESSING" and "expiresAt" not in claim.record
-    assert repo.mark_processed("id-10", ARN_A, {"key": "renditions/id-10.jpg"})["status"] == "PROCESSED"
+    assert repo.mark_processed("id-10", ARN_A, {"processed": {"key": "renditions/id-10.jpg"}})["status"] == "PROCESSED"
 
 
 @pytest.mark.parametrize("status", ["PENDING", None], ids=["pending upload", "direct put, no record yet"])

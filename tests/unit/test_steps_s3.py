@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-
 import pytest
 from image_pipeline import workflow
 from image_pipeline.config import Settings
@@ -17,56 +14,70 @@ IMAGE = {"imageId": "3f1c7f5e-3b8e-4c3e-9a51-6d0d2b8f4a10"}
 
 @pytest.fixture
 def staged(aws_env):
+    """A 1200x900 JPEG original, resized: its whole set staged."""
     s3, settings = aws_env["s3"], Settings.from_env()
-    data = b"\xff\xd8\xff rendition bytes"
-    digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
-    key = f"staging/{IMAGE['imageId']}/exec-1.jpg"
-    s3.put_object(Bucket=settings.processed_bucket, Key=key, Body=data, ChecksumSHA256=digest)
-    rendition = {
-        "stagingKey": key,
-        "format": "JPEG",
-        "contentType": "image/jpeg",
-        "extension": "jpg",
-        "width": 10,
-        "height": 10,
-        "bytes": len(data),
-        "sha256": digest,
-    }
-    return s3, settings, rendition
+    key = f"uploads/{IMAGE['imageId']}"
+    put = s3.put_object(Bucket=settings.original_bucket, Key=key, Body=images.jpeg(1200, 900))
+    image = {**IMAGE, "bucket": settings.original_bucket, "key": key, "etag": put["ETag"].strip('"')}
+    resized = workflow.resize(s3, settings, image, "exec-1")
+    return s3, settings, resized
 
 
-def test_store_promotes_the_staged_rendition_and_removes_it(staged):
-    s3, settings, rendition = staged
-    stored = workflow.store(s3, settings, IMAGE, rendition)
-    assert stored["key"] == f"renditions/{IMAGE['imageId']}.jpg"
-    head = s3.head_object(Bucket=settings.processed_bucket, Key=stored["key"], ChecksumMode="ENABLED")
-    assert head["ChecksumSHA256"] == rendition["sha256"] and head["ContentType"] == "image/jpeg"
-    # reprocessing rewrites this key: caches must not be told it never changes
-    assert "immutable" not in head["CacheControl"] and head["CacheControl"].startswith("public")
+def test_resize_stages_the_whole_set_under_its_execution(staged):
+    s3, settings, resized = staged
+    listed = s3.list_objects_v2(Bucket=settings.processed_bucket, Prefix="staging/")
+    staged_keys = sorted(o["Key"] for o in listed["Contents"])
+    # 200, 400 and 800 are smaller than 1200; 1600 covers it (rendered at 1200): 4 sizes x 3 formats
+    assert [(r["size"], r["format"], r["width"]) for r in resized["renditions"]] == [
+        (size, fmt, width)
+        for size, width in ((200, 200), (400, 400), (800, 800), (1600, 1200))
+        for fmt in ("avif", "webp", "jpeg")
+    ]
+    assert staged_keys == sorted(r["stagingKey"] for r in resized["renditions"])
+    assert all(k.startswith(f"staging/{IMAGE['imageId']}/exec-1/") for k in staged_keys)
+    # the default (800 px JPEG for a JPEG) is the set's 800 px JPEG: made and stored once
+    assert resized["default"]["key"] == f"renditions/{IMAGE['imageId']}/800.jpg"
+    assert resized["placeholder"]["color"].startswith("#") and resized["renditionSet"] == settings.rendition_set
+
+
+def test_store_promotes_every_staged_rendition_and_removes_them(staged):
+    s3, settings, resized = staged
+    stored = workflow.store(s3, settings, IMAGE, resized)
+    processed = stored["processed"]
+    assert (processed["key"], processed["format"], processed["width"]) == (f"renditions/{IMAGE['imageId']}/800.jpg", "JPEG", 800)
+    for rendition, staged_one in zip(stored["renditions"], resized["renditions"], strict=True):
+        head = s3.head_object(Bucket=settings.processed_bucket, Key=rendition["key"], ChecksumMode="ENABLED")
+        assert head["ChecksumSHA256"] == staged_one["sha256"] and head["ContentLength"] == rendition["bytes"]
+        assert head["ContentType"] == {"avif": "image/avif", "webp": "image/webp", "jpeg": "image/jpeg"}[
+            rendition["format"]
+        ]
+        # reprocessing rewrites these keys: caches must not be told they never change
+        assert "immutable" not in head["CacheControl"] and head["CacheControl"].startswith("public")
     assert s3.list_objects_v2(Bucket=settings.processed_bucket, Prefix="staging/")["KeyCount"] == 0
 
 
 def test_a_retry_after_a_run_that_landed_succeeds_without_writing(staged):
-    s3, settings, rendition = staged
-    first = workflow.store(s3, settings, IMAGE, rendition)  # the run Step Functions gave up on
-    etag = s3.head_object(Bucket=settings.processed_bucket, Key=first["key"])["ETag"]
-    assert workflow.store(s3, settings, IMAGE, rendition) == first  # the retry: staging is gone
-    assert s3.head_object(Bucket=settings.processed_bucket, Key=first["key"])["ETag"] == etag
+    s3, settings, resized = staged
+    first = workflow.store(s3, settings, IMAGE, resized)  # the run Step Functions gave up on
+    etags = [s3.head_object(Bucket=settings.processed_bucket, Key=r["key"])["ETag"] for r in first["renditions"]]
+    assert workflow.store(s3, settings, IMAGE, resized) == first  # the retry: staging is gone
+    assert etags == [s3.head_object(Bucket=settings.processed_bucket, Key=r["key"])["ETag"] for r in first["renditions"]]
 
 
 def test_a_lost_staging_object_without_the_rendition_is_a_named_failure(staged):
-    s3, settings, rendition = staged
-    s3.delete_object(Bucket=settings.processed_bucket, Key=rendition["stagingKey"])
+    s3, settings, resized = staged
+    s3.delete_object(Bucket=settings.processed_bucket, Key=resized["renditions"][4]["stagingKey"])
     with pytest.raises(workflow.RenditionLostError):
-        workflow.store(s3, settings, IMAGE, rendition)
+        workflow.store(s3, settings, IMAGE, resized)
 
 
 def test_a_different_object_at_the_final_key_is_not_taken_for_the_rendition(staged):
-    s3, settings, rendition = staged
-    s3.put_object(Bucket=settings.processed_bucket, Key=f"renditions/{IMAGE['imageId']}.jpg", Body=b"other")
-    s3.delete_object(Bucket=settings.processed_bucket, Key=rendition["stagingKey"])
+    s3, settings, resized = staged
+    lost = resized["renditions"][0]
+    s3.put_object(Bucket=settings.processed_bucket, Key=lost["key"], Body=b"other")
+    s3.delete_object(Bucket=settings.processed_bucket, Key=lost["stagingKey"])
     with pytest.raises(workflow.RenditionLostError):
-        workflow.store(s3, settings, IMAGE, rendition)
+        workflow.store(s3, settings, IMAGE, resized)
 
 
 def test_resize_of_a_replaced_original_is_a_named_failure(aws_env):

@@ -1,4 +1,4 @@
-"""The HTTP API's logic: upload URLs, status, download URLs. Errors are ApiError(status, code, message)."""
+"""The HTTP API's logic: upload URLs, status, download URLs and srcsets. Errors are ApiError(status, code, message)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 from image_pipeline import keys
 from image_pipeline.config import Settings
 from image_pipeline.errors import ApiError
-from image_pipeline.records import EXPIRED, FAILED, PROCESSED, REJECTED, ImageRepository
+from image_pipeline.records import EXPIRED, FAILED, PROCESSED, PROCESSING, REJECTED, ImageRepository
 
 ACCEPTED_CONTENT_TYPES = (
     "image/jpeg",
@@ -93,20 +93,129 @@ def get_image(repo: ImageRepository, image_id: str | None) -> dict[str, Any]:
     return to_api(record)
 
 
-def download(s3, repo: ImageRepository, settings: Settings, image_id: str | None) -> dict[str, Any]:
-    image = get_image(repo, image_id)
-    status = image["status"]
+DOWNLOAD_FORMATS = ("avif", "webp", "jpeg", "png", "auto")
+CONTENT_TYPES = {"avif": "image/avif", "webp": "image/webp", "jpeg": "image/jpeg", "png": "image/png"}
+AUTO_PREFERENCE = ("avif", "webp")  # then the JPEG/PNG of the size, which every browser shows
+
+
+def _servable(repo: ImageRepository, image_id: str | None) -> dict[str, Any]:
+    """The record of an image that has renditions: PROCESSED, or being reprocessed (its renditions stay served
+    until the new ones replace them); else the image's error (422) or NOT_READY (409)."""
+    record = repo.get(checked_id(image_id))
+    if record is None:
+        raise ApiError(404, "NOT_FOUND", "no such image")
+    status = record["status"]
+    if status == PROCESSED or (status == PROCESSING and record.get("processed")):
+        return record
     if status in (REJECTED, FAILED, EXPIRED):
-        error = image["error"] or {"code": status, "message": "the image has no rendition"}
+        error = _plain(record.get("error")) or {"code": status, "message": "the image has no rendition"}
         raise ApiError(422, error["code"], error["message"], status=status)
-    if status != PROCESSED:
-        raise ApiError(409, "NOT_READY", "the image is not processed yet", status=status)
-    url = s3.generate_presigned_url(
-        "get_object",
-        ExpiresIn=settings.url_expiry_seconds,
-        Params={"Bucket": settings.processed_bucket, "Key": image["processed"]["key"]},
+    raise ApiError(409, "NOT_READY", "the image is not processed yet", status=status)
+
+
+def _presign(s3, settings: Settings, key: str) -> str:
+    return s3.generate_presigned_url(
+        "get_object", ExpiresIn=settings.url_expiry_seconds, Params={"Bucket": settings.processed_bucket, "Key": key}
     )
-    return {"imageId": image["imageId"], "downloadUrl": url, "expiresIn": settings.url_expiry_seconds}
+
+
+def download(
+    s3,
+    repo: ImageRepository,
+    settings: Settings,
+    image_id: str | None,
+    size: str | None = None,
+    format: str | None = None,
+    accept: str | None = None,
+) -> dict[str, Any]:
+    """A presigned URL of one rendition: without ``size`` and ``format`` the default one (MaxDimension, the
+    input's family); else the set's rendition of that box (``size``; default: the box of MaxDimension) in
+    ``format`` (default ``auto``: AVIF if ``accept`` allows it, else WebP, else JPEG/PNG)."""
+    fmt = (format or "").lower() or None
+    if fmt is not None and fmt not in DOWNLOAD_FORMATS:
+        raise ApiError(400, "INVALID_FORMAT", f"format must be one of {', '.join(DOWNLOAD_FORMATS)}")
+    box = None
+    if size is not None:
+        if not size.isdigit() or not 0 < int(size) <= 100_000:
+            raise ApiError(400, "INVALID_SIZE", "size must be a positive number of pixels (a box of the set)")
+        box = int(size)
+    record = _servable(repo, image_id)
+    result = {"imageId": record["imageId"], "expiresIn": settings.url_expiry_seconds}
+    if box is None and fmt is None:
+        processed = _plain(record["processed"])
+        return {"downloadUrl": _presign(s3, settings, processed["key"]), **result}
+    renditions = _plain(record.get("renditions") or [])
+    if box is None:  # the box holding the default size, else the largest there is
+        boxes = sorted({r["size"] for r in renditions})
+        box = next((b for b in boxes if b >= settings.max_dimension), boxes[-1] if boxes else 0)
+    of_box = {r["format"]: r for r in renditions if r["size"] == box}
+    chosen = pick_format(of_box, fmt or "auto", accept)
+    if chosen is None:
+        available = ", ".join(f"{r['size']}/{r['format']}" for r in renditions) or "none"
+        raise ApiError(404, "NO_SUCH_RENDITION", f"no {fmt or 'auto'} rendition of size {box}; there are: {available}")
+    rendition = of_box[chosen]
+    return {
+        "downloadUrl": _presign(s3, settings, rendition["key"]),
+        **result,
+        **{k: rendition[k] for k in ("size", "format", "width", "height", "bytes")},
+        "contentType": CONTENT_TYPES[rendition["format"]],
+    }
+
+
+def pick_format(available: dict[str, Any], fmt: str, accept: str | None) -> str | None:
+    """The format to serve among ``available``: ``fmt`` itself, or for ``auto`` the best the Accept header allows."""
+    if fmt != "auto":
+        return fmt if fmt in available else None
+    accepted = _accepted_types(accept)
+    for name in AUTO_PREFERENCE:
+        if name in available and CONTENT_TYPES[name] in accepted:
+            return name
+    return next((name for name in ("jpeg", "png") if name in available), None)
+
+
+def _accepted_types(accept: str | None) -> set[str]:
+    """Media types an Accept header allows (q > 0); wildcards do not count for AVIF/WebP, which a browser names."""
+    types = set()
+    for part in (accept or "").split(","):
+        media, *params = [p.strip() for p in part.split(";")]
+        q = next((p[2:] for p in params if p.replace(" ", "").startswith("q=")), "1")
+        try:
+            weight = float(q)
+        except ValueError:
+            weight = 1.0
+        if media and weight > 0:
+            types.add(media.lower())
+    return types
+
+
+def srcset(s3, repo: ImageRepository, settings: Settings, image_id: str | None) -> dict[str, Any]:
+    """Per format (the configured preference order), a srcset of presigned URLs ready for <picture><source>, the
+    default rendition as the <img> fallback, and the placeholder."""
+    record = _servable(repo, image_id)
+    renditions = _plain(record.get("renditions") or [])
+    order = [f for f in settings.rendition_formats if f != "jpeg"] + ["jpeg", "png"]
+    sources = []
+    for fmt in sorted({r["format"] for r in renditions}, key=lambda f: order.index(f) if f in order else len(order)):
+        of_format = sorted((r for r in renditions if r["format"] == fmt), key=lambda r: r["width"])
+        sources.append(
+            {
+                "format": fmt,
+                "type": CONTENT_TYPES[fmt],
+                "srcset": ", ".join(f"{_presign(s3, settings, r['key'])} {r['width']}w" for r in of_format),
+            }
+        )
+    processed = _plain(record["processed"])
+    return {
+        "imageId": record["imageId"],
+        "sources": sources,
+        "fallback": {
+            "src": _presign(s3, settings, processed["key"]),
+            "width": processed.get("width"),
+            "height": processed.get("height"),
+        },
+        "placeholder": _plain(record.get("placeholder")),
+        "expiresIn": settings.url_expiry_seconds,
+    }
 
 
 def to_api(record: dict[str, Any]) -> dict[str, Any]:
@@ -118,8 +227,13 @@ def to_api(record: dict[str, Any]) -> dict[str, Any]:
         "updatedAt": record.get("updatedAt"),
         "original": _plain(record.get("original")),
         "processed": _plain(record.get("processed")),
+        "renditions": [{k: r[k] for k in RENDITION_FIELDS} for r in _plain(record.get("renditions") or [])],
+        "placeholder": _plain(record.get("placeholder")),
         "error": _plain(record.get("error")),
     }
+
+
+RENDITION_FIELDS = ("size", "width", "height", "format", "bytes")  # what GET /images shows of each (not its key)
 
 
 def _plain(value: Any) -> Any:

@@ -14,6 +14,9 @@ DEFAULT_MAX_DIMENSION = 800
 DEFAULT_MAX_UPLOAD_BYTES = 25 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 50_000_000
 DEFAULT_URL_EXPIRY_SECONDS = 300
+DEFAULT_RENDITION_SIZES = (200, 400, 800, 1600)
+DEFAULT_RENDITION_FORMATS = ("avif", "webp", "jpeg")
+RENDITION_FORMAT_NAMES = ("avif", "webp", "jpeg")  # "jpeg" is PNG for images with alpha
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,18 @@ class Settings:
     engine_backend: str = "auto"  # the image engine's backend: auto | pillow | vips
     cors_allow_origin: str = "*"
     state_machine_arn: str | None = None  # only the reconciler's environment has it
+    event_bus_name: str | None = None  # the completion events' bus: the reconciler publishes on it
+    rendition_sizes: tuple[int, ...] = DEFAULT_RENDITION_SIZES  # boxes of the responsive set (RenditionSizes)
+    rendition_formats: tuple[str, ...] = DEFAULT_RENDITION_FORMATS  # its formats (RenditionFormats)
+    encode_threads: int = 2  # encoders run in parallel (useful above 1769 MB, where Lambda gives a whole vCPU)
+
+    @property
+    def rendition_set(self) -> str:
+        """What the configured set is, e.g. "200,400,800,1600/avif,webp,jpeg/800": recorded with each image so a
+        backfill can tell the images rendered with another configuration."""
+        return "/".join(
+            (",".join(map(str, self.rendition_sizes)), ",".join(self.rendition_formats), str(self.max_dimension))
+        )
 
     @property
     def input_formats(self) -> frozenset[str]:
@@ -41,6 +56,11 @@ class Settings:
         if not self.state_machine_arn:
             raise ConfigError("STATE_MACHINE_ARN is not set in this function's environment")
         return self.state_machine_arn
+
+    def require_event_bus_name(self) -> str:
+        if not self.event_bus_name:
+            raise ConfigError("EVENT_BUS_NAME is not set in this function's environment")
+        return self.event_bus_name
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -64,4 +84,28 @@ class Settings:
             engine_backend=env.get("IMAGE_ENGINE_BACKEND", "auto"),
             cors_allow_origin=env.get("CORS_ALLOW_ORIGIN", "*"),
             state_machine_arn=env.get("STATE_MACHINE_ARN") or None,
+            event_bus_name=env.get("EVENT_BUS_NAME") or None,
+            rendition_sizes=parse_sizes(env.get("RENDITION_SIZES", "")) or DEFAULT_RENDITION_SIZES,
+            rendition_formats=parse_formats(env.get("RENDITION_FORMATS", "")) or DEFAULT_RENDITION_FORMATS,
+            encode_threads=int(env.get("ENCODE_THREADS", 2)),
         )
+
+
+def parse_sizes(text: str) -> tuple[int, ...]:
+    """RenditionSizes, e.g. "200,400,800,1600": boxes of 16 to 8192 px, sorted, each once."""
+    try:
+        sizes = sorted({int(part) for part in text.replace(" ", "").split(",") if part})
+    except ValueError as e:
+        raise ConfigError(f"RENDITION_SIZES must be a comma-separated list of pixel sizes, not {text!r}") from e
+    if any(not 16 <= n <= 8192 for n in sizes):
+        raise ConfigError(f"RENDITION_SIZES must lie between 16 and 8192 px, not {text!r}")
+    return tuple(sizes)
+
+
+def parse_formats(text: str) -> tuple[str, ...]:
+    """RenditionFormats, e.g. "avif,webp,jpeg" (the order is the preference order of format=auto)."""
+    formats = tuple(dict.fromkeys(part.strip().lower() for part in text.split(",") if part.strip()))
+    unknown = [f for f in formats if f not in RENDITION_FORMAT_NAMES]
+    if unknown:
+        raise ConfigError(f"RENDITION_FORMATS has unknown formats {unknown}; known: {', '.join(RENDITION_FORMAT_NAMES)}")
+    return formats

@@ -25,16 +25,20 @@ setting; the engine reads no environment).
 
 from __future__ import annotations
 
+import base64
 import functools
 import io
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from PIL import Image, ImageChops, ImageCms, ImageFile, ImageOps
 
 from image_pipeline.errors import HeaderIncompleteError, InvalidImageError
+
+import thumbhash  # noqa: E402  (thumbhash-rs: bindings of the reference ThumbHash encoder)
 
 try:  # the layer ships pyvips + pyvips-binary (libvips); without them everything goes through Pillow
     import pyvips
@@ -63,7 +67,7 @@ CONTENT_TYPES = {
     HEIF: "image/heic",
     AVIF: "image/avif",
 }
-EXTENSIONS = {JPEG: "jpg", PNG: "png", WEBP: "webp"}
+EXTENSIONS = {JPEG: "jpg", PNG: "png", WEBP: "webp", AVIF: "avif"}
 # The rendition's format family; HEIF and AVIF become PNG instead when the image has alpha (see _output_format).
 OUTPUT_FORMAT = {JPEG: JPEG, PNG: PNG, WEBP: WEBP, GIF: PNG, HEIF: JPEG, AVIF: JPEG}
 HEADER_BYTES = 256 * 1024  # the first read: the whole header of almost every file; probe says when it needs more
@@ -96,6 +100,7 @@ class Rendition:
     width: int
     height: int
     backend: str = "pillow"
+    box: int | None = None  # the responsive size (fits within box x box) it was made for; None: the default rendition
 
     @property
     def content_type(self) -> str:
@@ -346,6 +351,142 @@ def render(
     return Rendition(_encode(im, out_format), out_format, im.width, im.height, used)
 
 
+# ---------------------------------------------------------------- the responsive set
+
+SET_FORMATS = {"avif": AVIF, "webp": WEBP, "jpeg": JPEG}  # RenditionFormats' names; "jpeg" is PNG for alpha images
+PLACEHOLDER_BOX = 100  # ThumbHash's largest input
+
+
+@dataclass(frozen=True)
+class Placeholder:
+    thumbhash: str  # base64 of the ThumbHash bytes (https://evanw.github.io/thumbhash/)
+    color: str  # the image's average colour, #rrggbb
+
+    def as_dict(self) -> dict[str, str]:
+        return {"thumbhash": self.thumbhash, "color": self.color}
+
+
+@dataclass(frozen=True)
+class RenditionSet:
+    renditions: tuple[Rendition, ...]  # per box (smallest first), one per format
+    default: Rendition  # max_dimension in the input's family: may be one of ``renditions``
+    placeholder: Placeholder
+    backend: str
+
+
+def boxes_for(width: int, height: int, sizes: Iterable[int]) -> list[int]:
+    """The boxes to render for an upright width x height image: each box smaller than the image, and the smallest
+    box that covers it (rendered at the original size), so nothing is upscaled and no format is left empty."""
+    longest = max(width, height)
+    ordered = sorted(set(sizes))
+    smaller = [n for n in ordered if n < longest]
+    covering = [n for n in ordered if n >= longest][:1]
+    return smaller + covering
+
+
+def render_set(
+    data: bytes,
+    sizes: Iterable[int],
+    formats: Iterable[str],
+    max_dimension: int,
+    max_pixels: int,
+    backend: str | None = None,
+    input_formats: frozenset[str] = ALL_FORMATS,
+    workers: int = 1,
+) -> RenditionSet:
+    """Every rendition of one image from one decode: ``formats`` (SET_FORMATS' names) at each of ``boxes_for``
+    sizes, the default rendition (``max_dimension`` in the input's family, as ``render`` makes it) and a placeholder.
+
+    The image is decoded once at a reduced scale for the largest output (JPEG DCT scaling, libvips' shrink-on-load),
+    oriented and converted to 8-bit sRGB; each size is resampled from that; encoders run on ``workers`` threads
+    (Pillow's and libavif's encoders release the GIL)."""
+    sizes, names = sorted(set(sizes)), list(dict.fromkeys(formats))
+    unknown = [n for n in names if n not in SET_FORMATS]
+    if unknown:
+        raise ValueError(f"unknown rendition formats {unknown}; known: {sorted(SET_FORMATS)}")
+    info = probe(data, max_pixels, formats=input_formats)
+    backend = backend or BACKEND
+    boxes = boxes_for(info.width, info.height, sizes)  # the longest side: the same whichever way up
+    largest = max([*boxes, max_dimension])
+    base, used = _decode_base(data, info, largest, backend, max_pixels)
+    if _has_alpha(base) and base.mode == "RGBA" and base.getextrema()[3][0] == 255:
+        base = base.convert("RGB")  # an alpha channel that is opaque everywhere: drop it (smaller, and JPEG)
+    jobs: list[tuple[int | None, str, Image.Image]] = []
+    scaled: dict[tuple[int, int], Image.Image] = {}
+
+    def at(size: tuple[int, int]) -> Image.Image:
+        if size not in scaled:
+            scaled[size] = base if size == base.size else _resize(base, size, use_vips=backend != "pillow")[0]
+        return scaled[size]
+
+    for box in boxes:
+        im = at(fit(base.width, base.height, box))
+        for name in names:
+            fmt = PNG if SET_FORMATS[name] == JPEG and _has_alpha(im) else SET_FORMATS[name]
+            jobs.append((box, fmt, im))
+    default_im = at(fit(base.width, base.height, max_dimension))
+    default_format = _output_format(info.format, default_im)
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        # each encode gets its own copy: Image.save keeps its options on the image object (not thread-safe)
+        encoded = list(pool.map(lambda job: _encode(job[2].copy() if workers > 1 else job[2], job[1]), jobs))
+        renditions = tuple(
+            Rendition(data, fmt, im.width, im.height, used, box)
+            for (box, fmt, im), data in zip(jobs, encoded, strict=True)
+        )
+        same = [r for r in renditions if (r.format, r.width, r.height) == (default_format, *default_im.size)]
+        default = same[0] if same else Rendition(_encode(default_im, default_format), default_format, *default_im.size, used)
+    return RenditionSet(renditions, default, placeholder(scaled[min(scaled, key=lambda s: s[0] * s[1])]), used)
+
+
+def placeholder(im: Image.Image) -> Placeholder:
+    """ThumbHash and average colour of an image (any size; it is reduced to PLACEHOLDER_BOX first)."""
+    small = im.convert("RGBA")
+    small.thumbnail((PLACEHOLDER_BOX, PLACEHOLDER_BOX), Image.Resampling.BOX)
+    hashed = thumbhash.rgba_to_thumb_hash(small.width, small.height, small.tobytes())
+    r, g, b, _ = thumbhash.thumb_hash_to_average_rgba(hashed)
+    color = "#" + "".join(f"{max(0, min(255, round(v * 255))):02x}" for v in (r, g, b))
+    return Placeholder(base64.b64encode(hashed).decode(), color)
+
+
+def _has_alpha(im: Image.Image) -> bool:
+    return im.mode in ("RGBA", "LA")
+
+
+def _decode_base(data: bytes, info: Probe, largest: int, backend: str, max_pixels: int) -> tuple[Image.Image, str]:
+    """The image oriented, 8-bit sRGB, fitted within largest x largest: libvips' thumbnail where ``_use_vips``
+    says it is faster, else Pillow (reduced-scale DCT decode for JPEG)."""
+    if _use_vips(info, largest, backend):
+        options: dict[str, Any] = {"height": largest, "size": "down"}
+        if info.icc:
+            options["export_profile"] = "srgb"
+        try:
+            image = pyvips.Image.thumbnail_buffer(data, largest, option_string="fail_on=truncated", **options)
+            if image.format != "uchar":
+                image = image.cast("uchar")
+            mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[image.bands]
+            im = Image.frombytes(mode, (image.width, image.height), image.write_to_memory())
+        except pyvips.Error as e:
+            raise InvalidImageError(
+                "CORRUPT_IMAGE", f"cannot decode the {info.format} data: {str(e).strip()[:300]}"
+            ) from e
+        return (im.convert("RGBA") if mode == "LA" else im), "vips"
+    Image.MAX_IMAGE_PIXELS = max_pixels  # backstop: Pillow refuses beyond twice this
+    try:
+        with Image.open(io.BytesIO(data), formats=[_pillow_format(info.format)]) as opened:
+            im = _decode(opened, info, largest)
+    except InvalidImageError:
+        raise
+    except Image.DecompressionBombError as e:
+        raise InvalidImageError("TOO_MANY_PIXELS", str(e)) from e
+    except (OSError, SyntaxError, ValueError, struct.error, EOFError, RuntimeError) as e:
+        raise InvalidImageError("CORRUPT_IMAGE", f"cannot decode the {info.format} data: {_short(e)}") from e
+    size = fit(im.width, im.height, largest)
+    if size == im.size:
+        return im, "pillow"
+    resized, by_vips = _resize(im, size, use_vips=backend != "pillow")
+    return resized, "pillow+vips-resample" if by_vips else "pillow"
+
+
 def _output_format(fmt: str, im: Image.Image) -> str:
     """The rendition's format: the input's family; HEIF/AVIF as JPEG, or PNG when the image has alpha."""
     if fmt in (HEIF, AVIF) and im.mode in ("RGBA", "LA"):
@@ -492,16 +633,28 @@ def _to_srgb(im: Image.Image, icc: bytes) -> Image.Image:
     return converted if converted is not None else im.convert(out_mode)
 
 
-def _encode(im: Image.Image, fmt: str) -> bytes:
+# Encoder settings, chosen on measured time, bytes and SSIM (make bench-renditions; docs/benchmarks.md)
+JPEG_OPTIONS: dict[str, Any] = {"quality": 85, "progressive": True, "optimize": True}
+PNG_OPTIONS: dict[str, Any] = {"compress_level": 6}
+WEBP_OPTIONS: dict[str, Any] = {"quality": 80, "method": 4}
+AVIF_OPTIONS: dict[str, Any] = {"quality": 60, "speed": 8, "max_threads": 1}
+
+
+def _encode(im: Image.Image, fmt: str, options: dict[str, Any] | None = None) -> bytes:
+    """Encode without metadata; ``options`` override the format's settings (the benchmark's sweeps)."""
     buf = io.BytesIO()
     if fmt == JPEG:
         if im.mode not in ("RGB", "L"):
             im = im.convert("RGB")
-        im.save(buf, "JPEG", quality=85, progressive=True, optimize=True)
+        im.save(buf, "JPEG", **(options or JPEG_OPTIONS))
     elif fmt == PNG:
-        im.save(buf, "PNG", compress_level=6)
+        im.save(buf, "PNG", **(options or PNG_OPTIONS))
+    elif fmt == AVIF:
+        if im.mode not in ("RGB", "RGBA"):
+            im = im.convert("RGBA" if "A" in im.mode else "RGB")
+        im.save(buf, "AVIF", **(options or AVIF_OPTIONS))
     else:
-        im.save(buf, "WEBP", quality=80, method=4)
+        im.save(buf, "WEBP", **(options or WEBP_OPTIONS))
     return buf.getvalue()
 
 

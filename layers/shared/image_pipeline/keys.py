@@ -38,5 +38,10 @@ def rendition_key(image_id: str, extension: str) -> str:
     return f"{RENDITION_PREFIX}{image_id}.{extension}"
 
 
-def staging_key(image_id: str, execution_name: str, extension: str) -> str:
-    return f"{STAGING_PREFIX}{image_id}/{execution_name}.{extension}"
+def set_rendition_key(image_id: str, box: int, extension: str) -> str:
+    """A rendition of the responsive set: one key per image, box and format."""
+    return f"{RENDITION_PREFIX}{image_id}/{box}.{extension}"
+
+
+def staging_key(image_id: str, execution_name: str, name: str) -> str:
+    return f"{STAGING_PREFIX}{image_id}/{execution_name}/{name}"

@@ -71,8 +71,10 @@ def run(
     url_expiry_seconds: int,
     at: datetime | None = None,
     time_left: Callable[[], float] = lambda: float("inf"),
+    publish: Callable[[str, dict[str, Any]], None] = lambda status, detail: None,
 ) -> Report:
-    """One pass; ``time_left()`` (seconds) is checked before each item and the pass stops below ``MARGIN``."""
+    """One pass; ``time_left()`` (seconds) is checked before each item and the pass stops below ``MARGIN``.
+    ``publish(status, detail)`` announces each transition made (events.Publisher: Image Failed, Image Expired)."""
     at = at or datetime.now(UTC)
     report = Report()
 
@@ -81,8 +83,10 @@ def run(
         if status == "RUNNING":
             return
         message = f"the execution ended ({status}) without recording the image's outcome"
-        if repo.transition_if_unchanged(item, FAILED, "EXECUTION_ENDED_WITHOUT_STATUS", message):
+        error = {"code": "EXECUTION_ENDED_WITHOUT_STATUS", "message": message}
+        if repo.transition_if_unchanged(item, FAILED, error["code"], message):
             report.failed.append(item["imageId"])
+            publish(FAILED, {"imageId": item["imageId"], "status": FAILED, "error": error})
 
     def repair_pending(item: dict[str, Any]) -> None:
         key = item.get("originalKey") or keys.upload_key(item["imageId"])
@@ -93,14 +97,12 @@ def run(
                 raise
             head = None
         if head is None:
+            error = {"code": "UPLOAD_URL_EXPIRED", "message": "the upload URL expired before an upload"}
             if repo.transition_if_unchanged(
-                item,
-                EXPIRED,
-                "UPLOAD_URL_EXPIRED",
-                "the upload URL expired before an upload",
-                expires_at=int((at + EXPIRED_RETENTION).timestamp()),
+                item, EXPIRED, error["code"], error["message"], expires_at=int((at + EXPIRED_RETENTION).timestamp())
             ):
                 report.expired.append(item["imageId"])
+                publish(EXPIRED, {"imageId": item["imageId"], "status": EXPIRED, "error": error})
         else:
             sfn.start_execution(stateMachineArn=state_machine_arn, input=json.dumps(_object_created(bucket, key, head)))
             report.restarted.append(item["imageId"])

@@ -115,14 +115,22 @@ class ImageRepository:
             image_id, execution_arn, "SET #o = :v, updatedAt = :now", {":v": original}, {"#o": "original"}
         )
 
-    def mark_processed(self, image_id: str, execution_arn: str, processed: dict[str, Any]) -> dict:
-        """PROCESSING (owned) -> PROCESSED; again for the same execution (a retried step whose first run landed)."""
+    def mark_processed(self, image_id: str, execution_arn: str, stored: dict[str, Any]) -> dict:
+        """PROCESSING (owned) -> PROCESSED with ``stored``: the default rendition (``processed``), the responsive
+        set (``renditions``), the ``placeholder`` and the ``renditionSet`` configuration they were made with;
+        again for the same execution (a retried step whose first run landed)."""
         owned = Attr("status").is_in([PROCESSING, PROCESSED]) & Attr("executionArn").eq(execution_arn)
         return self._owned_update(
             image_id,
             execution_arn,
-            "SET #s = :to, #p = :v, updatedAt = :now",
-            {":v": processed, ":to": PROCESSED},
+            "SET #s = :to, #p = :p, renditions = :r, placeholder = :ph, renditionSet = :set, updatedAt = :now",
+            {
+                ":to": PROCESSED,
+                ":p": stored["processed"],
+                ":r": stored.get("renditions", []),
+                ":ph": stored.get("placeholder"),
+                ":set": stored.get("renditionSet", ""),
+            },
             {"#s": "status", "#p": "processed"},
             condition=owned,
         )

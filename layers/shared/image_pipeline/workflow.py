@@ -9,11 +9,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from image_pipeline import engine, keys
+from image_pipeline import engine, events, keys
 from image_pipeline.aws import PRECONDITION_FAILED_CODES, error_code, is_not_found, transient_errors
 from image_pipeline.config import Settings
 from image_pipeline.errors import (
@@ -102,6 +103,8 @@ def probe_object(s3, bucket: str, key: str, size: int, settings: Settings) -> en
 
 
 def resize(s3, settings: Settings, image: dict[str, Any], execution_name: str) -> dict[str, Any]:
+    """Render the whole set from one decode (engine.render_set) and stage each rendition under this execution's
+    staging prefix, with its SHA-256 checksum (S3 verifies the upload; Store verifies the promoted copy)."""
     try:
         with transient_errors():
             obj = s3.get_object(Bucket=image["bucket"], Key=image["key"], IfMatch=f'"{image["etag"]}"')
@@ -113,44 +116,96 @@ def resize(s3, settings: Settings, image: dict[str, Any], execution_name: str) -
         ) from e
     if obj["ContentLength"] > settings.max_upload_bytes:
         raise InvalidImageError("TOO_LARGE", f"{obj['ContentLength']} bytes is over the limit")
-    rendition = engine.render(
+    rendered = engine.render_set(
         obj["Body"].read(),
+        settings.rendition_sizes,
+        settings.rendition_formats,
         settings.max_dimension,
         settings.max_pixels,
         backend=settings.engine_backend,
-        formats=settings.input_formats,
+        input_formats=settings.input_formats,
+        workers=settings.encode_threads,
     )
-    digest = base64.b64encode(hashlib.sha256(rendition.data).digest()).decode()
-    staging = keys.staging_key(image["imageId"], execution_name, rendition.extension)
-    with transient_errors():
-        s3.put_object(
-            Bucket=settings.processed_bucket,
-            Key=staging,
-            Body=rendition.data,
-            ContentType=rendition.content_type,
-            ChecksumSHA256=digest,
-        )
+    image_id = image["imageId"]
+    staged: dict[int, dict[str, Any]] = {}  # id(rendition) -> its description: the default may be a set member
+
+    def describe(r: engine.Rendition) -> dict[str, Any]:
+        if id(r) not in staged:
+            name = f"{r.box}.{r.extension}" if r.box is not None else f"default.{r.extension}"
+            final = (
+                keys.set_rendition_key(image_id, r.box, r.extension)
+                if r.box is not None
+                else keys.rendition_key(image_id, r.extension)
+            )
+            staged[id(r)] = {
+                "size": r.box,
+                "format": FORMAT_NAMES[r.format],
+                "contentType": r.content_type,
+                "width": r.width,
+                "height": r.height,
+                "bytes": len(r.data),
+                "sha256": base64.b64encode(hashlib.sha256(r.data).digest()).decode(),
+                "stagingKey": keys.staging_key(image_id, execution_name, name),
+                "key": final,
+            }
+        return staged[id(r)]
+
+    renditions = [describe(r) for r in rendered.renditions]
+    default = describe(rendered.default)
+    data_of = {id(r): r.data for r in (*rendered.renditions, rendered.default)}
+
+    def put(rendition_id: int) -> None:
+        with transient_errors():
+            s3.put_object(
+                Bucket=settings.processed_bucket,
+                Key=staged[rendition_id]["stagingKey"],
+                Body=data_of[rendition_id],
+                ContentType=staged[rendition_id]["contentType"],
+                ChecksumSHA256=staged[rendition_id]["sha256"],
+            )
+
+    _in_parallel(put, list(staged))
     return {
-        "stagingKey": staging,
-        "format": rendition.format,
-        "contentType": rendition.content_type,
-        "extension": rendition.extension,
-        "width": rendition.width,
-        "height": rendition.height,
-        "bytes": len(rendition.data),
-        "sha256": digest,
-        "engine": rendition.backend,
+        "renditions": renditions,
+        "default": default,
+        "placeholder": rendered.placeholder.as_dict(),
+        "renditionSet": settings.rendition_set,
+        "engine": rendered.backend,
     }
 
 
-def store(s3, settings: Settings, image: dict[str, Any], rendition: dict[str, Any]) -> dict[str, Any]:
-    """Promote the staged rendition to its final key, verified by checksum; idempotent.
+FORMAT_NAMES = {engine.AVIF: "avif", engine.WEBP: "webp", engine.JPEG: "jpeg", engine.PNG: "png"}
+S3_THREADS = 8  # requests of one step in flight at once (each rendition's put, copy, check, delete)
 
-    A retry may find the staging object gone because an earlier attempt finished after Step Functions had
+
+def _in_parallel(call, items: list) -> list:
+    """``call`` on each item on S3_THREADS threads (boto3 clients are thread-safe); the first error is raised."""
+    if len(items) <= 1:
+        return [call(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(S3_THREADS, len(items))) as pool:
+        return list(pool.map(call, items))
+
+
+def store(s3, settings: Settings, image: dict[str, Any], resized: dict[str, Any]) -> dict[str, Any]:
+    """Promote every staged rendition to its final key, each verified by checksum; idempotent.
+
+    A retry may find a staging object gone because an earlier attempt finished after Step Functions had
     given up on it (task timeout, lost response): then the final object, if it is this rendition, is the result.
     """
-    bucket = settings.processed_bucket
-    final = keys.rendition_key(image["imageId"], rendition["extension"])
+    unique = {r["key"]: r for r in [*resized["renditions"], resized["default"]]}
+    _in_parallel(lambda r: _promote(s3, settings.processed_bucket, image["imageId"], r), list(unique.values()))
+    default = resized["default"]
+    return {
+        "processed": {k: default[k] for k in ("key", "bytes", "width", "height")}
+        | {"format": default["format"].upper()},
+        "renditions": [{k: r[k] for k in ("size", "width", "height", "format", "bytes", "key")} for r in resized["renditions"]],
+        "placeholder": resized["placeholder"],
+        "renditionSet": resized["renditionSet"],
+    }
+
+
+def _promote(s3, bucket: str, image_id: str, rendition: dict[str, Any]) -> None:
+    final = rendition["key"]
     try:
         with transient_errors():
             s3.copy_object(
@@ -160,7 +215,7 @@ def store(s3, settings: Settings, image: dict[str, Any], rendition: dict[str, An
                 MetadataDirective="REPLACE",
                 ContentType=rendition["contentType"],
                 CacheControl=CACHE_CONTROL,
-                Metadata={"image-id": image["imageId"]},
+                Metadata={"image-id": image_id},
                 ChecksumAlgorithm="SHA256",
             )
     except ClientError as e:
@@ -173,13 +228,6 @@ def store(s3, settings: Settings, image: dict[str, Any], rendition: dict[str, An
             raise RenditionIntegrityError(f"stored {final} does not match the encoded rendition")
     with transient_errors():
         s3.delete_object(Bucket=bucket, Key=rendition["stagingKey"])
-    return {
-        "key": final,
-        "bytes": rendition["bytes"],
-        "format": rendition["format"],
-        "width": rendition["width"],
-        "height": rendition["height"],
-    }
 
 
 def _is_stored(s3, bucket: str, key: str, rendition: dict[str, Any]) -> bool:
@@ -194,9 +242,14 @@ def _is_stored(s3, bucket: str, key: str, rendition: dict[str, Any]) -> bool:
     return head.get("ChecksumSHA256") == rendition["sha256"] and head["ContentLength"] == rendition["bytes"]
 
 
-def mark_processed(repo: ImageRepository, image: dict[str, Any], processed: dict[str, Any], execution_arn: str) -> dict:
-    record = repo.mark_processed(image["imageId"], execution_arn, processed)
-    return {"imageId": record["imageId"], "status": record["status"]}
+def mark_processed(repo: ImageRepository, image: dict[str, Any], stored: dict[str, Any], execution_arn: str) -> dict:
+    """PROCESSED with the default rendition, the set and the placeholder; returns what the completion event says."""
+    record = repo.mark_processed(image["imageId"], execution_arn, stored)
+    return {
+        "imageId": record["imageId"],
+        "status": record["status"],
+        "renditions": [{k: r[k] for k in ("size", "width", "height", "format", "bytes")} for r in stored["renditions"]],
+    }
 
 
 def classify(error: dict[str, Any]) -> tuple[str, str, str]:
@@ -241,4 +294,10 @@ def record_failure(s3, repo: ImageRepository, state: dict[str, Any], execution_a
         except ClientError as e:
             if not is_not_found(e):
                 raise
-    return {"recorded": True, "imageId": image_id, "status": record["status"], "error": record["error"]}
+    return {
+        "recorded": True,
+        "imageId": image_id,
+        "status": record["status"],
+        "error": record["error"],
+        "detailType": events.detail_type(record["status"]),  # the state machine publishes it (Publish failure)
+    }

@@ -7,6 +7,9 @@
 - API Gateway's invocation path then answers every gateway error with ``{"message": ...}`` whatever the
   gateway response says (a TODO in LocalStack). We render the response's ``application/json`` template with
   LocalStack's own VTL engine, with ``$context.error.messageString`` quoted as AWS documents it.
+- A state machine's ``DefinitionSubstitutions`` may hold numbers (a ``Number`` parameter's ``Ref``); CloudFormation
+  substitutes their text, LocalStack's resource provider fails the deployment (``replace() argument 2 must be
+  str, not int``). We give it the text.
 Each hook is skipped, with a log line, if LocalStack's internals are not what it expects.
 """
 
@@ -108,3 +111,23 @@ def render_gateway_response_templates() -> None:
     create_exception_response.localcloud = True
     GatewayExceptionHandler.create_exception_response = create_exception_response
     LOG.info("localcloud: gateway responses render their application/json templates")
+
+
+@hooks.on_infra_start()
+def substitute_numbers_in_state_machine_definitions() -> None:
+    try:
+        from localstack.services.stepfunctions.resource_providers import aws_stepfunctions_statemachine as provider
+    except ImportError as e:
+        LOG.warning("localcloud: numeric DefinitionSubstitutions not fixed: %s", e)
+        return
+    original = getattr(provider, "_apply_substitutions", None)
+    if original is None or getattr(original, "localcloud", False):
+        return
+
+    @functools.wraps(original)
+    def _apply_substitutions(definition: str, substitutions: dict) -> str:
+        return original(definition, {k: v if isinstance(v, str) else json.dumps(v) for k, v in substitutions.items()})
+
+    _apply_substitutions.localcloud = True
+    provider._apply_substitutions = _apply_substitutions
+    LOG.info("localcloud: DefinitionSubstitutions may hold numbers")
