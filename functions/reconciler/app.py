@@ -6,8 +6,8 @@ import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from image_pipeline import reconcile
-from image_pipeline.events import Publisher
 from image_pipeline.config import Settings
+from image_pipeline.events import Publisher
 from image_pipeline.observability import logger, metrics, repository, tracer
 
 settings = Settings.from_env()

@@ -19,5 +19,8 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
     annotate_image(image["imageId"])
     execution_name = event["executionArn"].rsplit(":", 1)[-1]
     resized = workflow.resize(s3, settings, image, execution_name)
-    logger.info("resized", extra={"default": resized["default"], "renditions": len(resized["renditions"]), "engine": resized["engine"]})
+    logger.info(
+        "resized",
+        extra={"default": resized["default"], "renditions": len(resized["renditions"]), "engine": resized["engine"]},
+    )
     return resized

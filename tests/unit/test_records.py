@@ -85,7 +85,15 @@ def test_to_api_shape(repo):
     repo.create_pending("id-9", "uploads/id-9", None, None)
     body = to_api(repo.get("id-9"))
     assert set(body) == {
-        "imageId", "status", "uploadTimestamp", "updatedAt", "original", "processed", "renditions", "placeholder", "error"
+        "imageId",
+        "status",
+        "uploadTimestamp",
+        "updatedAt",
+        "original",
+        "processed",
+        "renditions",
+        "placeholder",
+        "error",
     }
     assert body["status"] == "PENDING" and body["original"] is None and body["error"] is None
     assert body["renditions"] == [] and body["placeholder"] is None  # until PROCESSED

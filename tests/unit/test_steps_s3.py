@@ -44,13 +44,18 @@ def test_store_promotes_every_staged_rendition_and_removes_them(staged):
     s3, settings, resized = staged
     stored = workflow.store(s3, settings, IMAGE, resized)
     processed = stored["processed"]
-    assert (processed["key"], processed["format"], processed["width"]) == (f"renditions/{IMAGE['imageId']}/800.jpg", "JPEG", 800)
+    assert (processed["key"], processed["format"], processed["width"]) == (
+        f"renditions/{IMAGE['imageId']}/800.jpg",
+        "JPEG",
+        800,
+    )
     for rendition, staged_one in zip(stored["renditions"], resized["renditions"], strict=True):
         head = s3.head_object(Bucket=settings.processed_bucket, Key=rendition["key"], ChecksumMode="ENABLED")
         assert head["ChecksumSHA256"] == staged_one["sha256"] and head["ContentLength"] == rendition["bytes"]
-        assert head["ContentType"] == {"avif": "image/avif", "webp": "image/webp", "jpeg": "image/jpeg"}[
-            rendition["format"]
-        ]
+        assert (
+            head["ContentType"]
+            == {"avif": "image/avif", "webp": "image/webp", "jpeg": "image/jpeg"}[rendition["format"]]
+        )
         # reprocessing rewrites these keys: caches must not be told they never change
         assert "immutable" not in head["CacheControl"] and head["CacheControl"].startswith("public")
     assert s3.list_objects_v2(Bucket=settings.processed_bucket, Prefix="staging/")["KeyCount"] == 0
@@ -61,7 +66,9 @@ def test_a_retry_after_a_run_that_landed_succeeds_without_writing(staged):
     first = workflow.store(s3, settings, IMAGE, resized)  # the run Step Functions gave up on
     etags = [s3.head_object(Bucket=settings.processed_bucket, Key=r["key"])["ETag"] for r in first["renditions"]]
     assert workflow.store(s3, settings, IMAGE, resized) == first  # the retry: staging is gone
-    assert etags == [s3.head_object(Bucket=settings.processed_bucket, Key=r["key"])["ETag"] for r in first["renditions"]]
+    assert etags == [
+        s3.head_object(Bucket=settings.processed_bucket, Key=r["key"])["ETag"] for r in first["renditions"]
+    ]
 
 
 def test_a_lost_staging_object_without_the_rendition_is_a_named_failure(staged):

@@ -30,8 +30,20 @@ def test_cfn_lint_passes():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+LAMBDA_TASKS = {
+    name: s
+    for name, s in ASL["States"].items()
+    if s["Type"] == "Task" and s["Resource"] == "arn:aws:states:::lambda:invoke"
+}
+PUBLISH_TASKS = {
+    name: s
+    for name, s in ASL["States"].items()
+    if s["Type"] == "Task" and s["Resource"] == "arn:aws:states:::events:putEvents"
+}
+
+
 def test_every_task_retries_transient_errors_with_jitter_and_is_caught():
-    tasks = {name: s for name, s in ASL["States"].items() if s["Type"] == "Task"}
+    tasks = LAMBDA_TASKS
     assert set(tasks) == {"Validate image", "Resize image", "Store rendition", "Mark processed", "Record failure"}
     for name, state in tasks.items():
         retried = {e for r in state["Retry"] for e in r["ErrorEquals"]}
@@ -67,9 +79,33 @@ def test_every_path_ends_through_catch_before_the_execution_times_out():
     # A retry budget that outlasts the execution's timeout would end it as TIMED_OUT, skipping Record failure.
     worst = _worst_path_seconds(ASL["StartAt"])
     assert worst < ASL["TimeoutSeconds"], f"worst path {worst:.0f} s >= execution timeout {ASL['TimeoutSeconds']} s"
-    # the worst path really is validate -> resize -> store -> mark processed (fails) -> record failure
-    tasks = [s for s in ASL["States"].values() if s["Type"] == "Task"]
+    # the worst path really is validate -> resize -> store -> mark processed (fails) -> record failure -> publish it
+    tasks = [s for name, s in ASL["States"].items() if s["Type"] == "Task" and name != "Publish processed"]
     assert worst == sum(_worst_case_seconds(t) for t in tasks)
+
+
+def test_every_terminal_outcome_is_published_once_on_the_stacks_bus():
+    assert set(PUBLISH_TASKS) == {"Publish processed", "Publish failure"}
+    for name, state in PUBLISH_TASKS.items():
+        (entry,) = state["Parameters"]["Entries"]
+        assert entry["EventBusName"] == "${EventBusName}" and entry["Source"] == "image-pipeline", name
+        assert state["ResultPath"] is None and state["Retry"][0]["JitterStrategy"] == "FULL", name
+        assert state["Catch"][0]["ErrorEquals"] == ["States.ALL"], name
+    assert ASL["States"]["Mark processed"]["Next"] == "Publish processed"
+    processed = PUBLISH_TASKS["Publish processed"]["Parameters"]["Entries"][0]
+    assert processed["DetailType"] == "Image Processed" and set(processed["Detail"]) == {
+        "imageId.$",
+        "status.$",
+        "renditions.$",
+    }
+    # a failure is announced only by the execution that recorded it (a duplicate's records nothing)
+    choice = ASL["States"]["Was the failure recorded?"]
+    assert choice["Choices"] == [
+        {"Variable": "$.failure.recorded.recorded", "BooleanEquals": True, "Next": "Publish failure"}
+    ]
+    assert choice["Default"] == "Which failure?" == PUBLISH_TASKS["Publish failure"]["Next"]
+    # the duplicate path publishes nothing
+    assert ASL["States"]["Skip duplicate"]["Type"] == "Succeed"
 
 
 def test_every_custom_error_the_state_machine_matches_is_a_named_exception():
@@ -87,7 +123,7 @@ def test_every_custom_error_the_state_machine_matches_is_a_named_exception():
 def test_failures_are_recorded_before_the_execution_fails():
     for name in ("Validate image", "Resize image", "Store rendition", "Mark processed"):
         assert ASL["States"][name]["Catch"][0]["Next"] == "Record failure"
-    assert ASL["States"]["Record failure"]["Next"] == "Which failure?"
+    assert ASL["States"]["Record failure"]["Next"] == "Was the failure recorded?"
     assert {c["Next"] for c in ASL["States"]["Which failure?"]["Choices"]} | {
         ASL["States"]["Which failure?"]["Default"]
     } == {"Pipeline failed", "Pipeline failed in Step Functions"}
@@ -145,7 +181,8 @@ def test_policy_scan_has_no_findings(tmp_path):
     transformed = tmp_path / "template.transformed.json"
     subprocess.run([sys.executable, str(ROOT / "scripts" / "sam_transform.py"), str(transformed)], check=True)
     roles = [r for r in json.loads(transformed.read_text())["Resources"].values() if r["Type"] == "AWS::IAM::Role"]
-    assert len(roles) == 9  # 7 functions, the state machine, its EventBridge rule: their policies are scanned too
+    # 7 functions, the two state machines, the pipeline's EventBridge rule (SAM), the webhook's role (ours)
+    assert len(roles) == 11
     result = subprocess.run(
         [str(checkov), "--config-file", ".checkov.yaml", "-f", "template.yaml", "-f", str(transformed), "-o", "json"],
         capture_output=True,
@@ -222,6 +259,7 @@ LEAST_PRIVILEGE = {
         ("s3:ListBucket", "OriginalBucket"),
         ("states:StartExecution", "ImagePipelineStateMachine"),
         ("states:DescribeExecution", "execution:${ImagePipelineStateMachine.Name}:*"),
+        ("events:PutEvents", "CompletionEventBus"),
     },
 }
 
@@ -264,8 +302,9 @@ def test_no_broad_managed_policies_and_star_resources_only_where_aws_requires_th
     assert "FullAccess" not in TEMPLATE and "AdministratorAccess" not in TEMPLATE
     assert "CrudPolicy" not in TEMPLATE and "S3WritePolicy" not in TEMPLATE
     stars = [m.start() for m in re.finditer(r'Resource: "\*"', TEMPLATE)]
-    assert len(stars) == 1  # Step Functions log delivery: those actions have no resource-level permissions
-    assert "logs:CreateLogDelivery" in TEMPLATE[max(0, stars[0] - 600) : stars[0]]
+    assert len(stars) == 2  # each state machine's log delivery: those actions have no resource-level permissions
+    for star in stars:
+        assert "logs:CreateLogDelivery" in TEMPLATE[max(0, star - 600) : star]
 
 
 def test_api_key_is_a_deploy_time_choice_for_every_route():
@@ -291,9 +330,7 @@ def test_api_key_is_a_deploy_time_choice_for_every_route():
 
 def test_every_task_outlives_its_function_so_a_task_timeout_means_a_lost_invocation():
     default = DOC["Globals"]["Function"]["Timeout"]
-    for name, state in ASL["States"].items():
-        if state["Type"] != "Task":
-            continue
+    for name, state in LAMBDA_TASKS.items():
         function = re.fullmatch(r"\$\{(\w+)Arn\}", state["Parameters"]["FunctionName"])[1]
         timeout = RESOURCES[function]["Properties"].get("Timeout", default)
         assert timeout < state["TimeoutSeconds"] <= timeout + 10, name

@@ -107,5 +107,7 @@ def parse_formats(text: str) -> tuple[str, ...]:
     formats = tuple(dict.fromkeys(part.strip().lower() for part in text.split(",") if part.strip()))
     unknown = [f for f in formats if f not in RENDITION_FORMAT_NAMES]
     if unknown:
-        raise ConfigError(f"RENDITION_FORMATS has unknown formats {unknown}; known: {', '.join(RENDITION_FORMAT_NAMES)}")
+        raise ConfigError(
+            f"RENDITION_FORMATS has unknown formats {unknown}; known: {', '.join(RENDITION_FORMAT_NAMES)}"
+        )
     return formats

@@ -34,11 +34,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import thumbhash  # (thumbhash-rs: bindings of the reference ThumbHash encoder)
 from PIL import Image, ImageChops, ImageCms, ImageFile, ImageOps
 
 from image_pipeline.errors import HeaderIncompleteError, InvalidImageError
-
-import thumbhash  # noqa: E402  (thumbhash-rs: bindings of the reference ThumbHash encoder)
 
 try:  # the layer ships pyvips + pyvips-binary (libvips); without them everything goes through Pillow
     import pyvips
@@ -409,7 +408,7 @@ def render_set(
     boxes = boxes_for(info.width, info.height, sizes)  # the longest side: the same whichever way up
     largest = max([*boxes, max_dimension])
     base, used = _decode_base(data, info, largest, backend, max_pixels)
-    if _has_alpha(base) and base.mode == "RGBA" and base.getextrema()[3][0] == 255:
+    if base.mode == "RGBA" and base.getchannel("A").getextrema()[0] == 255:
         base = base.convert("RGB")  # an alpha channel that is opaque everywhere: drop it (smaller, and JPEG)
     jobs: list[tuple[int | None, str, Image.Image]] = []
     scaled: dict[tuple[int, int], Image.Image] = {}
@@ -434,7 +433,9 @@ def render_set(
             for (box, fmt, im), data in zip(jobs, encoded, strict=True)
         )
         same = [r for r in renditions if (r.format, r.width, r.height) == (default_format, *default_im.size)]
-        default = same[0] if same else Rendition(_encode(default_im, default_format), default_format, *default_im.size, used)
+        default = (
+            same[0] if same else Rendition(_encode(default_im, default_format), default_format, *default_im.size, used)
+        )
     return RenditionSet(renditions, default, placeholder(scaled[min(scaled, key=lambda s: s[0] * s[1])]), used)
 
 

@@ -30,7 +30,12 @@ class Publisher:
         self.client, self.bus = client, bus
 
     def __call__(self, status: str, detail: dict[str, Any]) -> None:
-        entry = {"EventBusName": self.bus, "Source": SOURCE, "DetailType": detail_type(status), "Detail": json.dumps(detail)}
+        entry = {
+            "EventBusName": self.bus,
+            "Source": SOURCE,
+            "DetailType": detail_type(status),
+            "Detail": json.dumps(detail),
+        }
         with transient_errors():
             result = self.client.put_events(Entries=[entry])
         if result.get("FailedEntryCount"):

@@ -198,7 +198,9 @@ def store(s3, settings: Settings, image: dict[str, Any], resized: dict[str, Any]
     return {
         "processed": {k: default[k] for k in ("key", "bytes", "width", "height")}
         | {"format": default["format"].upper()},
-        "renditions": [{k: r[k] for k in ("size", "width", "height", "format", "bytes", "key")} for r in resized["renditions"]],
+        "renditions": [
+            {k: r[k] for k in ("size", "width", "height", "format", "bytes", "key")} for r in resized["renditions"]
+        ],
         "placeholder": resized["placeholder"],
         "renditionSet": resized["renditionSet"],
     }
