@@ -1,5 +1,5 @@
 # Verbs of the project; each is a small script under scripts/.
-.PHONY: help setup up down logs deploy demo test lint clean bench-localcloud bench-resize bench-formats bench-load scan
+.PHONY: help setup up down logs deploy demo test lint clean reprocess-all bench-localcloud bench-resize bench-formats bench-renditions bench-load scan
 
 help:
 	@echo "make setup  - create the environments under .venv/ (done by every verb that needs them)"
@@ -10,8 +10,10 @@ help:
 	@echo "make logs   - show the local cloud's log"
 	@echo "make test   - run the whole test suite (starts and stops what it needs)"
 	@echo "make lint   - ruff and mypy (make test runs mypy too)"
+	@echo "make reprocess-all [STACK=name] - re-render every image made with other RenditionSizes/RenditionFormats"
 	@echo "make scan   - checkov policy scan of template.yaml (fails on any finding; make test runs it too)"
 	@echo "make bench-resize [IMAGES=dir] [JSON=out.json] - image engine vs libvips vs naive Pillow"
+	@echo "make bench-renditions [IMAGES=dir] [JSON=out.json] - the whole rendition set per input class; encoder settings"
 	@echo "make bench-formats - HEIC/AVIF vs JPEG of the same picture, and real phone files, through the engine"
 	@echo "make bench-load [N=300] - N uploads in a burst: throughput, upload-to-PROCESSED latency"
 	@echo "make bench-localcloud - Lambda/Step Functions latency benchmark (starts the local cloud)"
@@ -49,6 +51,12 @@ bench-localcloud: up
 
 bench-resize: setup
 	@PYTHONPATH=layers/shared:. .venv/dev/bin/python bench/resize_bench.py $(if $(IMAGES),--images $(IMAGES)) --json $(or $(JSON),bench/out/resize.json)
+
+reprocess-all: setup
+	@bash -c 'source scripts/lib.sh && export_client_env && .venv/dev/bin/python scripts/reprocess_all.py --stack $(or $(STACK),image-pipeline)'
+
+bench-renditions: setup
+	@PYTHONPATH=layers/shared:. .venv/dev/bin/python bench/renditions_bench.py $(if $(IMAGES),--images $(IMAGES)) --json $(or $(JSON),bench/out/renditions.json)
 
 bench-formats: setup
 	@PYTHONPATH=layers/shared:. .venv/dev/bin/python bench/formats_bench.py --json $(or $(JSON),bench/out/formats.json)

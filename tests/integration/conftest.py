@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -23,6 +23,7 @@ class Stack:
     table: str
     state_machine: str
     api_key: str | None = None
+    outputs: dict = field(default_factory=dict)  # every output of the stack (EventBusName, BackfillStateMachineArn…)
 
 
 def deploy(name: str, *overrides: str) -> Stack:
@@ -38,6 +39,7 @@ def deploy(name: str, *overrides: str) -> Stack:
         out["ImageTableName"],
         out["ImagePipelineStateMachineArn"],
         out.get("ApiKey"),
+        out,
     )
 
 

@@ -1,0 +1,61 @@
+"""make reprocess-all [STACK=name]: re-render every image made with another rendition configuration.
+
+Starts the stack's backfill state machine (output BackfillStateMachineArn), prints its progress from the execution
+history (images re-rendered so far, and any that failed) and its final status. Safe to run again: a second run finds
+only what is left. The same as:
+  awslocal stepfunctions start-execution --state-machine-arn "$(jq -r .BackfillStateMachineArn .localcloud/stack-image-pipeline.json)"
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import boto3
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def progress(sfn, arn: str) -> tuple[int, int]:
+    """(images re-rendered, images whose re-rendering failed) so far, from the execution's history."""
+    done = failed = 0
+    for page in sfn.get_paginator("get_execution_history").paginate(executionArn=arn):
+        for event in page["events"]:
+            if event["type"] == "TaskSucceeded" and "startExecution" in event["taskSucceededEventDetails"]["resource"]:
+                done += 1
+            elif event["type"] == "PassStateExited" and event["stateExitedEventDetails"]["name"] == "Not re-rendered":
+                failed += 1
+    return done, failed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stack", default="image-pipeline")
+    parser.add_argument("--timeout", type=float, default=3600)
+    args = parser.parse_args()
+    outputs = json.loads((ROOT / ".localcloud" / f"stack-{args.stack}.json").read_text())
+    sfn = boto3.client("stepfunctions")
+    arn = sfn.start_execution(stateMachineArn=outputs["BackfillStateMachineArn"])["executionArn"]
+    print(f"backfill started: {arn}", flush=True)
+    deadline, last = time.monotonic() + args.timeout, None
+    while True:
+        status = sfn.describe_execution(executionArn=arn)["status"]
+        now = progress(sfn, arn)
+        if now != last:
+            print(f"  re-rendered {now[0]} image(s), {now[1]} failed", flush=True)
+            last = now
+        if status != "RUNNING":
+            break
+        if time.monotonic() > deadline:
+            print("still running; follow it with: awslocal stepfunctions describe-execution --execution-arn " + arn)
+            return 1
+        time.sleep(1)
+    print(f"backfill {status}: {last[0]} re-rendered, {last[1]} failed (each failure is on its image: GET /images/ID)")
+    return 0 if status == "SUCCEEDED" and not last[1] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
