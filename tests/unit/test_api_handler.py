@@ -120,3 +120,21 @@ def test_download_without_id_is_400(api, lambda_context):
     event["queryStringParameters"] = event["multiValueQueryStringParameters"] = None
     status, body = call(api, event, lambda_context)
     assert status == 400 and body["error"]["code"] == "MISSING_IMAGE_ID"
+
+
+@pytest.mark.parametrize(
+    ("accept", "available", "chosen"),
+    [
+        ("image/avif,image/webp,image/apng,image/*,*/*;q=0.8", {"avif", "webp", "jpeg"}, "avif"),
+        ("image/webp,*/*", {"avif", "webp", "jpeg"}, "webp"),
+        ("image/avif;q=0, image/webp;q=0.9", {"avif", "webp", "jpeg"}, "webp"),
+        ("image/avif", {"webp", "png"}, "png"),  # what it accepts is not there: the fallback every browser shows
+        ("*/*", {"avif", "webp", "jpeg"}, "jpeg"),  # a wildcard is not a promise to decode AVIF
+        (None, {"avif", "webp", "png"}, "png"),
+        ("image/avif", set(), None),
+    ],
+)
+def test_format_auto_picks_the_best_format_the_client_accepts(accept, available, chosen):
+    from image_pipeline import api
+
+    assert api.pick_format(dict.fromkeys(available, {}), "auto", accept) == chosen

@@ -182,3 +182,36 @@ def test_the_index_is_read_page_by_page(world, monkeypatch):
     items = reconcile._older_than(repo, "PENDING", datetime.now(UTC))
     assert next(items)["imageId"] and pages == [100]  # one page read for the first item, not the whole index
     assert len(list(items)) == 149 and pages == [100, 50]
+
+
+def test_what_the_reconciler_decides_is_announced_on_the_bus(world):
+    from image_pipeline.events import Publisher
+
+    events, sqs = boto3.client("events"), boto3.client("sqs")
+    events.create_event_bus(Name="images-bus")
+    queue = sqs.create_queue(QueueName="announced")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="all", EventBusName="images-bus", EventPattern=json.dumps({"source": ["image-pipeline"]}))
+    events.put_targets(Rule="all", EventBusName="images-bus", Targets=[{"Id": "q", "Arn": arn}])
+    repo = world["repo"]
+    put(repo, "unused", "PENDING", timedelta(minutes=30))
+    put(
+        repo,
+        "orphan",
+        "PROCESSING",
+        timedelta(hours=1),
+        executionArn=world["sm"].replace(":stateMachine:", ":execution:") + ":gone",
+    )
+    put(repo, "fresh", "PENDING", timedelta(seconds=5))
+
+    reconcile.run(
+        repo, world["s3"], world["sfn"], "original-test", world["sm"], 300, publish=Publisher(events, "images-bus")
+    )
+
+    bodies = [json.loads(m["Body"]) for m in sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]]
+    got = sorted((b["detail-type"], b["detail"]["imageId"], b["detail"]["error"]["code"]) for b in bodies)
+    assert got == [
+        ("Image Expired", "unused", "UPLOAD_URL_EXPIRED"),
+        ("Image Failed", "orphan", "EXECUTION_ENDED_WITHOUT_STATUS"),
+    ]
+    assert {b["source"] for b in bodies} == {"image-pipeline"}
