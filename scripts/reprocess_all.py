@@ -3,7 +3,7 @@
 Starts the stack's backfill state machine (output BackfillStateMachineArn), prints its progress from the execution
 history (images re-rendered so far, and any that failed) and its final status. Safe to run again: a second run finds
 only what is left. The same as:
-  awslocal stepfunctions start-execution --state-machine-arn "$(jq -r .BackfillStateMachineArn .localcloud/stack-image-pipeline.json)"
+  awslocal stepfunctions start-execution --state-machine-arn <the stack's output BackfillStateMachineArn>
 """
 
 from __future__ import annotations
