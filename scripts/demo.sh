@@ -45,10 +45,22 @@ print(f"{sys.argv[1]}: {im.format} {im.width}x{im.height}, EXIF tags: {len(im.ge
       f"red corner now at top-right: {im.getpixel((im.width - 5, 5))[0] > 200}")
 PY
 
-log "5. the execution that did it"
+log "5. the responsive set: GET $API/download?imageId=$id&size=400&format=auto, as a browser asks (Accept: image/avif,…)"
+dl="$(curl -sS -H 'Accept: image/avif,image/webp,image/*,*/*;q=0.8' "$API/download?imageId=$id&size=400&format=auto")"
+echo "$dl" | python3 -c "import json,sys; d=json.load(sys.stdin); print(f\"{d['format']} {d['width']}x{d['height']}, {d['bytes']} bytes\")"
+curl -sS -o "$demo/photo-400.avif" "$(echo "$dl" | json "['downloadUrl']")"
+curl -sS "$API/images/$id" | python3 -c "
+import json, sys
+d = json.load(sys.stdin)
+for r in d['renditions']:
+    print(f\"  {r['size']:>5} {r['format']:<5} {r['width']}x{r['height']:<5} {r['bytes']:>8} bytes\")
+print('  placeholder:', d['placeholder'])"
+
+log "6. the execution that did it"
 ex="$(aws stepfunctions list-executions --state-machine-arn "$SM" --query 'executions[0].executionArn' --output text)"
 aws stepfunctions get-execution-history --execution-arn "$ex" --output json \
   | python3 -c "import json,sys; [print(' ', e['type'], (e.get('stateEnteredEventDetails') or {}).get('name', '')) for e in json.load(sys.stdin)['events'] if e['type'] in ('ExecutionStarted','TaskStateEntered','ChoiceStateEntered','ExecutionSucceeded','ExecutionFailed')]"
 echo
-echo "Done. Rendition: $demo/photo-rendition.jpg (s3://$(json "['ProcessedBucketName']" < "$STATE_DIR/stack-image-pipeline.json")/renditions/$id.jpg)"
+key="$(curl -sS "$API/images/$id" | json "['processed']['key']")"
+echo "Done. Rendition: $demo/photo-rendition.jpg (s3://$(json "['ProcessedBucketName']" < "$STATE_DIR/stack-image-pipeline.json")/$key), 400-px AVIF: $demo/photo-400.avif"
 echo "The local cloud keeps running: 'make down' stops it."

@@ -1,7 +1,9 @@
-"""Workflow step: record the renditions, the placeholder and PROCESSED (only while this execution owns the image)."""
+"""Workflow step: record the renditions, the placeholder and PROCESSED (only while this execution owns the image),
+then delete renditions of an earlier configuration that the record no longer names."""
 
 from __future__ import annotations
 
+import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from image_pipeline import workflow
@@ -10,6 +12,7 @@ from image_pipeline.observability import annotate_image, logger, metrics, reposi
 
 settings = Settings.from_env()
 repo = repository(settings)
+s3 = boto3.client("s3")
 
 
 @logger.inject_lambda_context
@@ -18,5 +21,8 @@ repo = repository(settings)
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     annotate_image(event["image"]["imageId"])
     result = workflow.mark_processed(repo, event["image"], event["stored"], event["executionArn"])
+    pruned = workflow.prune_renditions(s3, settings, event["image"]["imageId"], event["stored"])
+    if pruned:
+        logger.info("renditions of an earlier configuration deleted", extra={"keys": pruned})
     metrics.add_metric(name="ImagesProcessed", unit=MetricUnit.Count, value=1)
     return result

@@ -14,7 +14,7 @@ import requests
 import thumbhash
 from PIL import Image
 
-from tests import images
+from tests import corpus, images
 
 from .conftest import Client, deploy
 
@@ -31,8 +31,8 @@ def fetch(client: Client, image_id: str, headers: dict | None = None, **params) 
 
 @pytest.fixture(scope="module")
 def photo(client):
-    """A 2000x1500 camera JPEG stored sideways (EXIF orientation 6): upright it is 1500x2000."""
-    data = images.jpeg_with_orientation(6, width=2000, height=1500)
+    """A 12 MP camera JPEG stored sideways (EXIF orientation 6): upright it is 3000x4000."""
+    data = images.jpeg_with_orientation(6, width=4000, height=3000)
     image_id = client.upload(data, "image/jpeg")
     return image_id, client.wait(image_id), data
 
@@ -42,7 +42,7 @@ def test_a_photo_gets_every_size_and_format_upright_and_never_upscaled(client, p
     assert body["status"] == "PROCESSED"
     got = [(r["size"], r["format"], r["width"], r["height"]) for r in body["renditions"]]
     expected = [
-        (size, fmt, round(1500 * box / 2000), box)
+        (size, fmt, round(3000 * box / 4000), box)
         for size, box in ((200, 200), (400, 400), (800, 800), (1600, 1600))
         for fmt in ("avif", "webp", "jpeg")
     ]
@@ -69,7 +69,7 @@ def test_the_placeholder_is_a_thumbhash_of_the_picture(client, photo):
     import base64
 
     hashed = base64.b64decode(placeholder["thumbhash"])
-    assert 0.7 < thumbhash.thumb_hash_to_approximate_aspect_ratio(hashed) < 0.8  # upright 1500x2000
+    assert 0.7 < thumbhash.thumb_hash_to_approximate_aspect_ratio(hashed) < 0.8  # upright 3000x4000
     with Image.open(io.BytesIO(data)) as im:
         mean = im.convert("RGB").resize((1, 1), Image.Resampling.BOX).getpixel((0, 0))
     color = tuple(int(placeholder["color"][i : i + 2], 16) for i in (1, 3, 5))
@@ -123,6 +123,19 @@ def test_srcset_lists_each_format_by_width_for_a_picture_element(client, photo):
         url, _ = candidates[1]
         assert requests.get(url, timeout=30).headers["Content-Type"] == source["type"]
     assert srcset["fallback"]["width"] == 600 and srcset["placeholder"] == body["placeholder"]
+
+
+def test_a_real_iphone_heic_gets_the_full_set_each_at_its_declared_size_and_format(client):
+    image_id = client.upload(corpus.read("iphone.heic"), "image/heic")
+    body = client.wait(image_id)
+    assert body["status"] == "PROCESSED", body
+    assert {(r["size"], r["format"]) for r in body["renditions"]} == {
+        (size, fmt) for size in (200, 400, 800, 1600) for fmt in ("avif", "webp", "jpeg")
+    }
+    for rendition in body["renditions"]:
+        url = fetch(client, image_id, size=rendition["size"], format=rendition["format"]).json()["downloadUrl"]
+        with Image.open(io.BytesIO(requests.get(url, timeout=30).content)) as im:
+            assert (im.format, im.size) == (PIL_FORMATS[rendition["format"]], (rendition["width"], rendition["height"]))
 
 
 def test_an_image_with_alpha_gets_png_instead_of_jpeg_and_keeps_its_transparency(client):
@@ -315,6 +328,10 @@ def test_backfill_re_renders_every_image_after_a_configuration_change_and_never_
         }, i
         url = fetch(client, i, size=600, format="avif").json()["downloadUrl"]
         assert requests.get(url, timeout=30).headers["Content-Type"] == "image/avif"
+        # the renditions of the old configuration are gone: the bucket holds what the record names
+        listed = aws("s3").list_objects_v2(Bucket=stack.processed_bucket, Prefix=f"renditions/{i}")["Contents"]
+        names = {o["Key"].rsplit("/", 1)[-1] for o in listed}
+        assert names == {"300.avif", "300.jpg", "600.avif", "600.jpg", f"{i}.jpg"}, i  # + the 800-px default
 
     # a second run finds nothing left to do
     again = sfn.start_execution(stateMachineArn=changed.outputs["BackfillStateMachineArn"])["executionArn"]

@@ -185,3 +185,24 @@ def test_an_execution_that_does_not_own_the_image_tags_nothing(failing):
     with pytest.raises(ImageNotOwnedError):
         workflow.record_failure(s3, repo, rejected, "arn:not-the-owner")
     assert tags(s3, settings) == [] and repo.get(image_id)["status"] == "PENDING"
+
+
+def test_renditions_the_record_no_longer_names_are_deleted_and_nothing_else(staged, monkeypatch):
+    s3, settings, resized = staged
+    stored = workflow.store(s3, settings, IMAGE, resized)
+    other = "renditions/3f1c7f5e-3b8e-4c3e-9a51-6d0d2b8f4a11/800.jpg"  # another image's
+    s3.put_object(Bucket=settings.processed_bucket, Key=other, Body=b"x")
+    assert workflow.prune_renditions(s3, settings, IMAGE["imageId"], stored) == []
+
+    # the configuration changes to 300 px AVIF only: re-rendered, the record names the new set
+    monkeypatch.setenv("RENDITION_SIZES", "300")
+    monkeypatch.setenv("RENDITION_FORMATS", "avif")
+    narrow = Settings.from_env()
+    image = {**IMAGE, "bucket": settings.original_bucket, "key": f"uploads/{IMAGE['imageId']}"}
+    image["etag"] = s3.head_object(Bucket=image["bucket"], Key=image["key"])["ETag"].strip('"')
+    restored = workflow.store(s3, narrow, IMAGE, workflow.resize(s3, narrow, image, "exec-2"))
+    deleted = workflow.prune_renditions(s3, narrow, IMAGE["imageId"], restored)
+
+    assert sorted(deleted) == sorted(r["key"] for r in stored["renditions"])  # the whole old set, default included
+    left = [o["Key"] for o in s3.list_objects_v2(Bucket=settings.processed_bucket, Prefix="renditions/")["Contents"]]
+    assert sorted(left) == sorted([other, restored["processed"]["key"], *(r["key"] for r in restored["renditions"])])

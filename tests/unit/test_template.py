@@ -242,7 +242,12 @@ LEAST_PRIVILEGE = {
         ("s3:DeleteObject", f"ProcessedBucket/{STAGING}*"),
         ("s3:ListBucket", "ProcessedBucket"),
     },
-    "MarkProcessedFunction": {("dynamodb:GetItem", "ImageTable"), ("dynamodb:UpdateItem", "ImageTable")},
+    "MarkProcessedFunction": {
+        ("dynamodb:GetItem", "ImageTable"),
+        ("dynamodb:UpdateItem", "ImageTable"),
+        ("s3:ListBucket", "ProcessedBucket"),
+        ("s3:DeleteObject", f"ProcessedBucket/{RENDITIONS}*"),
+    },
     "MarkFailedFunction": {
         ("dynamodb:GetItem", "ImageTable"),
         ("dynamodb:UpdateItem", "ImageTable"),

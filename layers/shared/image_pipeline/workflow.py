@@ -254,6 +254,25 @@ def mark_processed(repo: ImageRepository, image: dict[str, Any], stored: dict[st
     }
 
 
+def prune_renditions(s3, settings: Settings, image_id: str, stored: dict[str, Any]) -> list[str]:
+    """Delete the image's renditions that its record no longer names (sizes or formats dropped from the set, a
+    default that moved into it), once the record names the new ones; returns the deleted keys. Ids are fixed-length
+    UUIDs, so the prefix ``renditions/{id}`` holds this image's objects only."""
+    keep = {stored["processed"]["key"], *(r["key"] for r in stored.get("renditions", []))}
+    prefix = keys.rendition_key(image_id, "")[:-1]  # "renditions/{id}": the default's key and the set's folder
+    stale: list[str] = []
+    with transient_errors():
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.processed_bucket, Prefix=prefix):
+            stale += [o["Key"] for o in page.get("Contents", []) if o["Key"] not in keep]
+    for start in range(0, len(stale), 1000):
+        with transient_errors():
+            s3.delete_objects(
+                Bucket=settings.processed_bucket,
+                Delete={"Objects": [{"Key": k} for k in stale[start : start + 1000]], "Quiet": True},
+            )
+    return stale
+
+
 def classify(error: dict[str, Any]) -> tuple[str, str, str]:
     """(status, code, message) that the image shows for a Step Functions error {Error, Cause}: REJECTED with the
     engine's own code and words for bad input; FAILED with a fixed, public-safe code and message otherwise."""
