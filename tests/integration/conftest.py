@@ -126,3 +126,19 @@ def wait_executions_done(sfn, state_machine: str, timeout: float = 60) -> None:
             return
         time.sleep(0.2)
     raise AssertionError("executions still running")
+
+
+EXTENSIONS = {"avif": "avif", "webp": "webp", "jpeg": "jpg", "png": "png"}
+
+
+def stored_renditions(s3, stack: Stack, image_id: str) -> set[str]:
+    """The keys under the image's rendition prefix in the processed bucket."""
+    listed = s3.list_objects_v2(Bucket=stack.processed_bucket, Prefix=f"renditions/{image_id}")
+    return {o["Key"] for o in listed.get("Contents", [])}
+
+
+def expected_renditions(record: dict) -> set[str]:
+    """The keys a PROCESSED record's renditions live under: the set's and the default's (which may be one of them)."""
+    image_id = record["imageId"]
+    keys = {f"renditions/{image_id}/{r['size']}.{EXTENSIONS[r['format']]}" for r in record["renditions"]}
+    return keys | {record["processed"]["key"]}

@@ -15,7 +15,7 @@ from PIL import Image
 
 from tests import images
 
-from .conftest import executions_for, wait_executions_done
+from .conftest import executions_for, expected_renditions, stored_renditions, wait_executions_done
 
 
 @pytest.fixture
@@ -37,7 +37,7 @@ def faults(localcloud):
 
 
 def renditions_of(s3, stack, image_id: str) -> int:
-    return s3.list_objects_v2(Bucket=stack.processed_bucket, Prefix=f"renditions/{image_id}").get("KeyCount", 0)
+    return len(stored_renditions(s3, stack, image_id))
 
 
 def retried_errors(sfn, stack, image_id: str) -> list[str]:
@@ -102,7 +102,7 @@ def test_thirty_percent_transient_faults_still_process_every_upload(client, aws,
     assert [r["status"] for r in records] == ["PROCESSED"] * 50, [r for r in records if r["status"] != "PROCESSED"]
     s3, sfn = aws("s3"), aws("stepfunctions")
     wait_executions_done(sfn, stack.state_machine, timeout=120)
-    assert all(renditions_of(s3, stack, i) == 1 for i in ids)
+    assert all(stored_renditions(s3, stack, r["imageId"]) == expected_renditions(r) for r in records)
     retried = [e for i in ids for e in retried_errors(sfn, stack, i)]
     assert "Lambda.TooManyRequestsException" in retried
 
@@ -135,11 +135,11 @@ def test_killed_worker_is_retried_and_the_image_processed(client, aws, stack, fa
     assert faults.fired()[rule["id"]] == 1
     assert record["status"] == "PROCESSED", record
     assert "Runtime.ExitError" in retried_errors(aws("stepfunctions"), stack, image_id)
-    assert renditions_of(aws("s3"), stack, image_id) == 1
+    assert stored_renditions(aws("s3"), stack, image_id) == expected_renditions(record)
 
 
 def _assert_one_intact_rendition(client, s3, stack, image_id: str, record: dict) -> None:
-    assert renditions_of(s3, stack, image_id) == 1
+    assert stored_renditions(s3, stack, image_id) == expected_renditions(record)
     assert s3.list_objects_v2(Bucket=stack.processed_bucket, Prefix=f"staging/{image_id}/")["KeyCount"] == 0
     rendition = requests.get(client.download(image_id).json()["downloadUrl"])
     size = (record["processed"]["width"], record["processed"]["height"])

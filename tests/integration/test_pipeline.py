@@ -13,7 +13,7 @@ from PIL import Image
 from tests import images
 from tests.conftest import load_event
 
-from .conftest import executions_for, wait_executions_done
+from .conftest import executions_for, expected_renditions, stored_renditions, wait_executions_done
 
 
 def fetch_rendition(client, image_id: str) -> tuple[requests.Response, Image.Image]:
@@ -140,8 +140,7 @@ def test_duplicate_event_changes_nothing(client, aws, stack):
         ]
         assert "Skip duplicate" in names and "Resize image" not in names
     assert client.image(image_id).json() == before
-    listed = aws("s3").list_objects_v2(Bucket=stack.processed_bucket, Prefix=f"renditions/{image_id}")
-    assert listed["KeyCount"] == 1
+    assert stored_renditions(aws("s3"), stack, image_id) == expected_renditions(before)
 
 
 def test_concurrent_duplicate_deliveries_process_once(client, aws, stack):
@@ -161,7 +160,7 @@ def test_concurrent_duplicate_deliveries_process_once(client, aws, stack):
     assert record["status"] == "PROCESSED"
     runs = executions_for(sfn, stack.state_machine, f"uploads/{image_id}")
     assert all(r["status"] == "SUCCEEDED" for r in runs)
-    assert s3.list_objects_v2(Bucket=stack.processed_bucket, Prefix=f"renditions/{image_id}")["KeyCount"] == 1
+    assert stored_renditions(s3, stack, image_id) == expected_renditions(record)
     assert s3.list_objects_v2(Bucket=stack.processed_bucket, Prefix=f"staging/{image_id}").get("KeyCount", 0) == 0
 
 
@@ -198,7 +197,7 @@ def test_manual_start_execution_reprocesses_an_image(client, aws, stack):
     assert sfn.describe_execution(executionArn=arn)["status"] == "SUCCEEDED"
     again = client.image(image_id).json()
     assert again["status"] == "PROCESSED" and again["updatedAt"] > first["updatedAt"]
-    assert s3.list_objects_v2(Bucket=stack.processed_bucket, Prefix=f"renditions/{image_id}")["KeyCount"] == 1
+    assert stored_renditions(s3, stack, image_id) == expected_renditions(again) == expected_renditions(first)
 
 
 def test_twenty_concurrent_uploads_all_end_processed(client):

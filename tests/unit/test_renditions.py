@@ -105,3 +105,10 @@ def test_transparent_images_get_a_placeholder_too():
 def test_unknown_formats_are_a_programming_error():
     with pytest.raises(ValueError, match="unknown rendition formats"):
         render_set(images.jpeg(100, 100), formats=("gif",))
+
+
+def test_sizes_are_fitted_from_the_original_not_from_the_reduced_decode():
+    # 6000x4000 fits 800 as 800x533; the 1600x1067 reduced decode would round to 800x534
+    rendered = render_set(images.jpeg(6000, 4000), formats=("jpeg",))
+    assert [(r.width, r.height) for r in rendered.renditions] == [(200, 133), (400, 267), (800, 533), (1600, 1067)]
+    assert (rendered.default.width, rendered.default.height) == (800, 533)

@@ -396,17 +396,23 @@ def render_set(
     jobs: list[tuple[int | None, str, Image.Image]] = []
     scaled: dict[tuple[int, int], Image.Image] = {}
 
-    def at(size: tuple[int, int]) -> Image.Image:
+    # sizes come from the original's upright size (as render always did), not from the reduced base's, whose
+    # rounding can be a pixel off: 6000x4000 fits 800 as 800x533, its 1600x1067 base would give 800x534
+    turned = (base.width > base.height) != (info.width > info.height)
+    upright = (info.height, info.width) if turned else (info.width, info.height)
+
+    def at(box: int) -> Image.Image:
+        size = fit(*upright, box)
         if size not in scaled:
             scaled[size] = base if size == base.size else _resize(base, size, use_vips=backend != "pillow")[0]
         return scaled[size]
 
     for box in boxes:
-        im = at(fit(base.width, base.height, box))
+        im = at(box)
         for name in names:
             fmt = PNG if SET_FORMATS[name] == JPEG and _has_alpha(im) else SET_FORMATS[name]
             jobs.append((box, fmt, im))
-    default_im = at(fit(base.width, base.height, max_dimension))
+    default_im = at(max_dimension)
     default_format = _output_format(info.format, default_im)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         # each encode gets its own copy: Image.save keeps its options on the image object (not thread-safe)
