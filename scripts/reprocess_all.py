@@ -24,11 +24,18 @@ def progress(sfn, arn: str) -> tuple[int, int]:
     done = failed = 0
     for page in sfn.get_paginator("get_execution_history").paginate(executionArn=arn):
         for event in page["events"]:
-            if event["type"] == "TaskSucceeded" and "startExecution" in event["taskSucceededEventDetails"]["resource"]:
+            # an image's pipeline run (startExecution.sync); the run's own continuation is a plain startExecution
+            if event["type"] == "TaskSucceeded" and ".sync" in event["taskSucceededEventDetails"]["resource"]:
                 done += 1
             elif event["type"] == "PassStateExited" and event["stateExitedEventDetails"]["name"] == "Not re-rendered":
                 failed += 1
     return done, failed
+
+
+def continuation(sfn, arn: str) -> str | None:
+    """The execution a finished one continued in (after BackfillPagesPerExecution pages), if any."""
+    output = json.loads(sfn.describe_execution(executionArn=arn).get("output") or "{}")
+    return (output.get("continuation") or {}).get("continuedIn")
 
 
 def main() -> int:
@@ -40,21 +47,26 @@ def main() -> int:
     sfn = boto3.client("stepfunctions")
     arn = sfn.start_execution(stateMachineArn=outputs["BackfillStateMachineArn"])["executionArn"]
     print(f"backfill started: {arn}", flush=True)
-    deadline, last = time.monotonic() + args.timeout, None
+    deadline, finished, last = time.monotonic() + args.timeout, (0, 0), None
     while True:
         status = sfn.describe_execution(executionArn=arn)["status"]
-        now = progress(sfn, arn)
+        current = progress(sfn, arn)
+        now = (finished[0] + current[0], finished[1] + current[1])
         if now != last:
             print(f"  re-rendered {now[0]} image(s), {now[1]} failed", flush=True)
             last = now
+        if status == "SUCCEEDED" and (following := continuation(sfn, arn)):
+            print(f"  continued in {following}", flush=True)
+            finished, arn = now, following
+            continue
         if status != "RUNNING":
             break
         if time.monotonic() > deadline:
             print("still running; follow it with: awslocal stepfunctions describe-execution --execution-arn " + arn)
             return 1
         time.sleep(1)
-    print(f"backfill {status}: {last[0]} re-rendered, {last[1]} failed (each failure is on its image: GET /images/ID)")
-    return 0 if status == "SUCCEEDED" and not last[1] else 1
+    print(f"backfill {status}: {now[0]} re-rendered, {now[1]} failed (each failure is on its image: GET /images/ID)")
+    return 0 if status == "SUCCEEDED" and not now[1] else 1
 
 
 if __name__ == "__main__":

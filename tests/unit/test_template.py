@@ -385,3 +385,38 @@ def test_the_only_managed_policies_are_the_ones_the_readme_names(tmp_path):
     assert managed == {"AWSLambdaBasicExecutionRole", "AWSXrayWriteOnlyAccess"}
     readme = (ROOT / "README.md").read_text()
     assert all(name in readme for name in managed)
+
+
+BACKFILL = json.loads((ROOT / "statemachine" / "backfill.asl.json").read_text())
+
+
+def test_the_backfill_gets_every_substitution_it_uses():
+    used = set(re.findall(r"\$\{(\w+)\}", json.dumps(BACKFILL)))
+    given = set(RESOURCES["BackfillStateMachine"]["Properties"]["DefinitionSubstitutions"])
+    assert used == given
+
+
+def test_the_backfill_never_picks_an_image_twice_and_bounds_its_work():
+    for name in ("First page", "Next page"):
+        query = BACKFILL["States"][name]["Parameters"]
+        # only images updated before the run began, and only those made with another configuration
+        assert query["KeyConditionExpression"] == "#status = :processed AND updatedAt < :started"
+        assert query["ExpressionAttributeValues"][":started"] == {"S.$": "$.settings.startedAt"}
+        assert "renditionSet <> :set" in query["FilterExpression"]
+    mapped = BACKFILL["States"]["Re-render the page"]
+    assert mapped["MaxConcurrencyPath"] == "$.settings.concurrency"
+    task = mapped["ItemProcessor"]["States"]["Re-render image"]
+    assert (
+        task["Resource"] == "arn:aws:states:::states:startExecution.sync:2" and task["Parameters"]["Input"]["reprocess"]
+    )
+    assert task["Catch"][0]["Next"] == "Not re-rendered"  # one image's failure does not stop the run
+    # a run continues in a new execution (the history of one is bounded), from where it stopped, same cutoff
+    more = BACKFILL["States"]["More pages?"]["Choices"]
+    assert more[1] == {
+        "Variable": "$.settings.pagesLeft",
+        "NumericLessThanEquals": 0,
+        "Next": "Continue in a new execution",
+    }
+    carried = BACKFILL["States"]["Continue in a new execution"]["Parameters"]["Input"]["continue"]
+    assert carried == {"startedAt.$": "$.settings.startedAt", "next.$": "$.page.LastEvaluatedKey"}
+    assert BACKFILL["States"]["Resume"]["Parameters"]["settings"]["startedAt.$"] == "$.continue.startedAt"

@@ -10,6 +10,8 @@
 - A state machine's ``DefinitionSubstitutions`` may hold numbers (a ``Number`` parameter's ``Ref``); CloudFormation
   substitutes their text, LocalStack's resource provider fails the deployment (``replace() argument 2 must be
   str, not int``). We give it the text.
+- CloudFormation updates of an EventBridge API destination or connection (a new webhook URL or secret) are "not
+  implemented" in LocalStack: the stack update succeeds and the old endpoint stays. We update them as AWS does.
 Each hook is skipped, with a log line, if LocalStack's internals are not what it expects.
 """
 
@@ -131,3 +133,44 @@ def substitute_numbers_in_state_machine_definitions() -> None:
     _apply_substitutions.localcloud = True
     provider._apply_substitutions = _apply_substitutions
     LOG.info("localcloud: DefinitionSubstitutions may hold numbers")
+
+
+@hooks.on_infra_start()
+def update_api_destinations_and_connections() -> None:
+    try:
+        from localstack.services.cloudformation.resource_provider import OperationStatus, ProgressEvent
+        from localstack.services.events.resource_providers.aws_events_apidestination import (
+            EventsApiDestinationProvider,
+        )
+        from localstack.services.events.resource_providers.aws_events_connection import EventsConnectionProvider
+    except ImportError as e:
+        LOG.warning("localcloud: API destination updates not fixed: %s", e)
+        return
+    if getattr(EventsApiDestinationProvider.update, "localcloud", False):
+        return
+
+    def update_api_destination(self, request):
+        model = {**(request.previous_state or {}), **request.desired_state}
+        fields = ("Name", "ConnectionArn", "InvocationEndpoint", "HttpMethod", "InvocationRateLimitPerSecond")
+        params = {k: model[k] for k in (*fields, "Description") if model.get(k) is not None}
+        response = request.aws_client_factory.events.update_api_destination(**params)
+        model["Arn"] = response.get("ApiDestinationArn") or model.get("Arn")
+        return ProgressEvent(
+            status=OperationStatus.SUCCESS, resource_model=model, custom_context=request.custom_context
+        )
+
+    def update_connection(self, request):
+        model = {**(request.previous_state or {}), **request.desired_state}
+        fields = ("Name", "AuthorizationType", "AuthParameters", "Description")
+        params = {k: model[k] for k in fields if model.get(k) is not None}
+        response = request.aws_client_factory.events.update_connection(**params)
+        model["Arn"] = response.get("ConnectionArn") or model.get("Arn")
+        return ProgressEvent(
+            status=OperationStatus.SUCCESS, resource_model=model, custom_context=request.custom_context
+        )
+
+    update_api_destination.localcloud = True
+    update_connection.localcloud = True
+    EventsApiDestinationProvider.update = update_api_destination
+    EventsConnectionProvider.update = update_connection
+    LOG.info("localcloud: stack updates change API destinations and connections")
