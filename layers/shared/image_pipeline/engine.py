@@ -607,6 +607,7 @@ def _to_srgb(im: Image.Image, icc: bytes) -> Image.Image:
 # Encoder settings, chosen on measured time, bytes and SSIM (make bench-renditions; docs/benchmarks.md)
 JPEG_OPTIONS: dict[str, Any] = {"quality": 85, "progressive": True, "optimize": True}
 PNG_OPTIONS: dict[str, Any] = {"compress_level": 6}
+VIPS_BANDS = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
 # AVIF q70 and WebP q85 are the settings that reach JPEG q85's SSIM (0.971 on real phone/camera photos at 800 px);
 # AVIF speed 9 and WebP method 2 cost 2% more bytes than speed 8 / method 4 for a quarter / half of the time.
 WEBP_OPTIONS: dict[str, Any] = {"quality": 85, "method": 2}
@@ -620,6 +621,10 @@ def _encode(im: Image.Image, fmt: str, options: dict[str, Any] | None = None) ->
         if im.mode not in ("RGB", "L"):
             im = im.convert("RGB")
         im.save(buf, "JPEG", **(options or JPEG_OPTIONS))
+    elif fmt == PNG and pyvips is not None and options is None and im.mode in VIPS_BANDS:
+        # libvips' deflate: same bytes as Pillow's on graphics, +24% on photographic alpha, 4-8x faster
+        image = pyvips.Image.new_from_memory(im.tobytes(), im.width, im.height, VIPS_BANDS[im.mode], "uchar")
+        return image.pngsave_buffer(compression=PNG_OPTIONS["compress_level"], keep="none")
     elif fmt == PNG:
         im.save(buf, "PNG", **(options or PNG_OPTIONS))
     elif fmt == AVIF:
