@@ -330,7 +330,10 @@ def render(
 ) -> Rendition:
     """Decode, orient, convert to 8-bit sRGB, fit within max_dimension, encode without metadata: the default
     rendition alone (render_set without sizes)."""
-    return render_set(data, (), (), max_dimension, max_pixels, backend=backend, input_formats=formats).default
+    rendered = render_set(
+        data, (), (), max_dimension, max_pixels, backend=backend, input_formats=formats, with_placeholder=False
+    )
+    return rendered.default
 
 
 # ---------------------------------------------------------------- the responsive set
@@ -352,7 +355,7 @@ class Placeholder:
 class RenditionSet:
     renditions: tuple[Rendition, ...]  # per box (smallest first), one per format
     default: Rendition  # max_dimension in the input's family: may be one of ``renditions``
-    placeholder: Placeholder
+    placeholder: Placeholder | None  # None: not asked for (render)
     backend: str
 
 
@@ -375,6 +378,7 @@ def render_set(
     backend: str | None = None,
     input_formats: frozenset[str] = ALL_FORMATS,
     workers: int = 1,
+    with_placeholder: bool = True,
 ) -> RenditionSet:
     """Every rendition of one image from one decode: ``formats`` (SET_FORMATS' names) at each of ``boxes_for``
     sizes, the default rendition (``max_dimension`` in the input's family, as ``render`` makes it) and a placeholder.
@@ -425,13 +429,14 @@ def render_set(
         default = (
             same[0] if same else Rendition(_encode(default_im, default_format), default_format, *default_im.size, used)
         )
-    return RenditionSet(renditions, default, placeholder(scaled[min(scaled, key=lambda s: s[0] * s[1])]), used)
+    smallest = scaled[min(scaled, key=lambda s: s[0] * s[1])]
+    return RenditionSet(renditions, default, placeholder(smallest) if with_placeholder else None, used)
 
 
 def placeholder(im: Image.Image) -> Placeholder:
     """ThumbHash and average colour of an image (any size; it is reduced to PLACEHOLDER_BOX first)."""
-    small = im.convert("RGBA")
-    small.thumbnail((PLACEHOLDER_BOX, PLACEHOLDER_BOX), Image.Resampling.BOX)
+    size = fit(im.width, im.height, PLACEHOLDER_BOX)
+    small = (im.resize(size, Image.Resampling.BOX, reducing_gap=2.0) if size != im.size else im).convert("RGBA")
     hashed = thumbhash.rgba_to_thumb_hash(small.width, small.height, small.tobytes())
     r, g, b, _ = thumbhash.thumb_hash_to_average_rgba(hashed)
     color = "#" + "".join(f"{max(0, min(255, round(v * 255))):02x}" for v in (r, g, b))
@@ -454,7 +459,8 @@ def _decode_base(data: bytes, info: Probe, largest: int, backend: str, max_pixel
             if image.format != "uchar":
                 image = image.cast("uchar")
             mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[image.bands]
-            im = Image.frombytes(mode, (image.width, image.height), image.write_to_memory())
+            # frombuffer wraps libvips' bytes as they are (frombytes would zero-fill an image, then copy into it)
+            im = Image.frombuffer(mode, (image.width, image.height), image.write_to_memory(), "raw", mode, 0, 1)
         except pyvips.Error as e:
             raise InvalidImageError(
                 "CORRUPT_IMAGE", f"cannot decode the {info.format} data: {str(e).strip()[:300]}"

@@ -168,7 +168,7 @@ def resize(s3, settings: Settings, image: dict[str, Any], execution_name: str) -
     return {
         "renditions": renditions,
         "default": default,
-        "placeholder": rendered.placeholder.as_dict(),
+        "placeholder": rendered.placeholder.as_dict() if rendered.placeholder else None,
         "renditionSet": settings.rendition_set,
         "engine": rendered.backend,
     }
