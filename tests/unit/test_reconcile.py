@@ -58,6 +58,12 @@ def put(repo, image_id: str, status: str, age: timedelta, **extra):
     )
 
 
+def put_orphan(world) -> None:
+    """An image PROCESSING for an hour whose execution no longer exists."""
+    gone = world["sm"].replace(":stateMachine:", ":execution:") + ":gone"
+    put(world["repo"], "orphan", "PROCESSING", timedelta(hours=1), executionArn=gone)
+
+
 def run(world):
     return reconcile.run(world["repo"], world["s3"], world["sfn"], "original-test", world["sm"], url_expiry_seconds=300)
 
@@ -95,13 +101,7 @@ def test_uploaded_object_whose_event_was_lost_is_restarted(world):
 
 def test_processing_image_whose_execution_is_gone_becomes_failed(world):
     repo = world["repo"]
-    put(
-        repo,
-        "orphan",
-        "PROCESSING",
-        timedelta(hours=1),
-        executionArn=world["sm"].replace(":stateMachine:", ":execution:") + ":gone",
-    )
+    put_orphan(world)
     running = world["sfn"].start_execution(stateMachineArn=world["sm"])["executionArn"]
     put(repo, "recent", "PROCESSING", timedelta(minutes=1), executionArn=running)
 
@@ -195,13 +195,7 @@ def test_what_the_reconciler_decides_is_announced_on_the_bus(world):
     events.put_targets(Rule="all", EventBusName="images-bus", Targets=[{"Id": "q", "Arn": arn}])
     repo = world["repo"]
     put(repo, "unused", "PENDING", timedelta(minutes=30))
-    put(
-        repo,
-        "orphan",
-        "PROCESSING",
-        timedelta(hours=1),
-        executionArn=world["sm"].replace(":stateMachine:", ":execution:") + ":gone",
-    )
+    put_orphan(world)
     put(repo, "fresh", "PENDING", timedelta(seconds=5))
 
     reconcile.run(

@@ -126,55 +126,50 @@ def resize(s3, settings: Settings, image: dict[str, Any], execution_name: str) -
         input_formats=settings.input_formats,
         workers=settings.encode_threads,
     )
-    image_id = image["imageId"]
-    staged: dict[int, dict[str, Any]] = {}  # id(rendition) -> its description: the default may be a set member
+    # the default may be one of the set: each rendition is staged once, whichever lists name it
+    unique = list({id(r): r for r in (*rendered.renditions, rendered.default)}.values())
+    described = {id(r): _describe(r, image["imageId"], execution_name) for r in unique}
 
-    def describe(r: engine.Rendition) -> dict[str, Any]:
-        if id(r) not in staged:
-            name = f"{r.box}.{r.extension}" if r.box is not None else f"default.{r.extension}"
-            final = (
-                keys.set_rendition_key(image_id, r.box, r.extension)
-                if r.box is not None
-                else keys.rendition_key(image_id, r.extension)
-            )
-            staged[id(r)] = {
-                "size": r.box,
-                "format": FORMAT_NAMES[r.format],
-                "contentType": r.content_type,
-                "width": r.width,
-                "height": r.height,
-                "bytes": len(r.data),
-                "sha256": base64.b64encode(hashlib.sha256(r.data).digest()).decode(),
-                "stagingKey": keys.staging_key(image_id, execution_name, name),
-                "key": final,
-            }
-        return staged[id(r)]
-
-    renditions = [describe(r) for r in rendered.renditions]
-    default = describe(rendered.default)
-    data_of = {id(r): r.data for r in (*rendered.renditions, rendered.default)}
-
-    def put(rendition_id: int) -> None:
+    def put(r: engine.Rendition) -> None:
+        staged = described[id(r)]
         with transient_errors():
             s3.put_object(
                 Bucket=settings.processed_bucket,
-                Key=staged[rendition_id]["stagingKey"],
-                Body=data_of[rendition_id],
-                ContentType=staged[rendition_id]["contentType"],
-                ChecksumSHA256=staged[rendition_id]["sha256"],
+                Key=staged["stagingKey"],
+                Body=r.data,
+                ContentType=staged["contentType"],
+                ChecksumSHA256=staged["sha256"],
             )
 
-    _in_parallel(put, list(staged))
+    _in_parallel(put, unique)
     return {
-        "renditions": renditions,
-        "default": default,
+        "renditions": [described[id(r)] for r in rendered.renditions],
+        "default": described[id(rendered.default)],
         "placeholder": rendered.placeholder.as_dict() if rendered.placeholder else None,
         "renditionSet": settings.rendition_set,
         "engine": rendered.backend,
     }
 
 
-FORMAT_NAMES = {engine.AVIF: "avif", engine.WEBP: "webp", engine.JPEG: "jpeg", engine.PNG: "png"}
+def _describe(r: engine.Rendition, image_id: str, execution_name: str) -> dict[str, Any]:
+    """What Store and the record need of a rendition: its keys (staging and final), type, size and checksum."""
+    if r.box is None:  # the default, outside the set
+        name, final = f"default.{r.extension}", keys.rendition_key(image_id, r.extension)
+    else:
+        name, final = f"{r.box}.{r.extension}", keys.set_rendition_key(image_id, r.box, r.extension)
+    return {
+        "size": r.box,
+        "format": r.format.lower(),  # avif | webp | jpeg | png, as the API names them
+        "contentType": r.content_type,
+        "width": r.width,
+        "height": r.height,
+        "bytes": len(r.data),
+        "sha256": base64.b64encode(hashlib.sha256(r.data).digest()).decode(),
+        "stagingKey": keys.staging_key(image_id, execution_name, name),
+        "key": final,
+    }
+
+
 S3_THREADS = 8  # requests of one step in flight at once (each rendition's put, copy, check, delete)
 
 

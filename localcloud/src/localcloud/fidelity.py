@@ -149,28 +149,27 @@ def update_api_destinations_and_connections() -> None:
     if getattr(EventsApiDestinationProvider.update, "localcloud", False):
         return
 
-    def update_api_destination(self, request):
-        model = {**(request.previous_state or {}), **request.desired_state}
-        fields = ("Name", "ConnectionArn", "InvocationEndpoint", "HttpMethod", "InvocationRateLimitPerSecond")
-        params = {k: model[k] for k in (*fields, "Description") if model.get(k) is not None}
-        response = request.aws_client_factory.events.update_api_destination(**params)
-        model["Arn"] = response.get("ApiDestinationArn") or model.get("Arn")
-        return ProgressEvent(
-            status=OperationStatus.SUCCESS, resource_model=model, custom_context=request.custom_context
-        )
+    def updater(operation: str, fields: tuple[str, ...], arn_field: str):
+        """A provider's update: the desired properties over the deployed ones, sent with ``operation``."""
 
-    def update_connection(self, request):
-        model = {**(request.previous_state or {}), **request.desired_state}
-        fields = ("Name", "AuthorizationType", "AuthParameters", "Description")
-        params = {k: model[k] for k in fields if model.get(k) is not None}
-        response = request.aws_client_factory.events.update_connection(**params)
-        model["Arn"] = response.get("ConnectionArn") or model.get("Arn")
-        return ProgressEvent(
-            status=OperationStatus.SUCCESS, resource_model=model, custom_context=request.custom_context
-        )
+        def update(self, request):
+            model = {**(request.previous_state or {}), **request.desired_state}
+            client = request.aws_client_factory.events
+            response = getattr(client, operation)(**{k: model[k] for k in fields if model.get(k) is not None})
+            model["Arn"] = response.get(arn_field) or model.get("Arn")
+            return ProgressEvent(
+                status=OperationStatus.SUCCESS, resource_model=model, custom_context=request.custom_context
+            )
 
-    update_api_destination.localcloud = True
-    update_connection.localcloud = True
-    EventsApiDestinationProvider.update = update_api_destination
-    EventsConnectionProvider.update = update_connection
+        update.localcloud = True
+        return update
+
+    EventsApiDestinationProvider.update = updater(
+        "update_api_destination",
+        ("Name", "ConnectionArn", "InvocationEndpoint", "HttpMethod", "InvocationRateLimitPerSecond", "Description"),
+        "ApiDestinationArn",
+    )
+    EventsConnectionProvider.update = updater(
+        "update_connection", ("Name", "AuthorizationType", "AuthParameters", "Description"), "ConnectionArn"
+    )
     LOG.info("localcloud: stack updates change API destinations and connections")
