@@ -1,4 +1,5 @@
-"""HTTP API: POST /upload, GET /images/{imageId}, GET /images/{imageId}/srcset, GET /download?imageId=[&size=&format=]."""
+"""HTTP API: POST /upload, GET /images, GET|DELETE /images/{imageId}, GET /images/{imageId}/srcset,
+GET /download?imageId=[&size=&format=], and the web page (GET /web/{file}, from the web bucket)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,16 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
-from image_pipeline import api
+from image_pipeline import api, events, web
 from image_pipeline.config import Settings
 from image_pipeline.errors import ApiError, TransientAWSError
 from image_pipeline.observability import annotate_image, logger, metrics, repository, tracer
 
 settings = Settings.from_env()
 s3 = boto3.client("s3", config=Config(signature_version="s3v4"))
+sfn = boto3.client("stepfunctions")
 repo = repository(settings)
+publish = events.Publisher(boto3.client("events"), settings.event_bus_name) if settings.event_bus_name else None
 app = APIGatewayRestResolver(cors=CORSConfig(allow_origin=settings.cors_allow_origin, max_age=600))
 
 
@@ -75,6 +78,40 @@ def get_image(image_id: str) -> dict:
     image_id = (app.current_event.path_parameters or {}).get("imageId", image_id)
     annotate_image(image_id)
     return api.get_image(repo, image_id)
+
+
+@app.get("/images")
+def list_images() -> dict:
+    event = app.current_event
+    return api.list_images(
+        repo,
+        status=event.get_query_string_value("status"),
+        limit=event.get_query_string_value("limit"),
+        cursor=event.get_query_string_value("cursor"),
+    )
+
+
+@app.get("/images/<image_id>/trace")
+def get_trace(image_id: str) -> dict:
+    image_id = (app.current_event.path_parameters or {}).get("imageId", image_id)
+    annotate_image(image_id)
+    return api.get_trace(sfn, repo, image_id)
+
+
+@app.delete("/images/<image_id>")
+def delete_image(image_id: str) -> Response:
+    image_id = (app.current_event.path_parameters or {}).get("imageId", image_id)
+    annotate_image(image_id)
+    api.delete_image(s3, repo, settings, image_id, publish)
+    metrics.add_metric(name="ImagesDeleted", unit=MetricUnit.Count, value=1)
+    return Response(status_code=204, body="")
+
+
+@app.get("/web/<name>")
+def web_asset(name: str) -> Response:
+    name = (app.current_event.path_parameters or {}).get("file", name)
+    asset = web.asset(s3, settings, name)
+    return Response(status_code=200, content_type=asset.content_type, body=asset.body, headers=asset.headers)
 
 
 @app.get("/images/<image_id>/srcset")

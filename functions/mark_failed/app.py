@@ -22,7 +22,7 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
     # the full error (SDK and Step Functions text) goes to this log only; the image shows a public-safe one
     logger.warning("execution failed", extra={"error": event["state"].get("error")})
     try:
-        result = workflow.record_failure(s3, repo, event["state"], event["executionArn"])
+        result = workflow.record_failure(s3, repo, settings, event["state"], event["executionArn"])
     except ImageNotOwnedError as e:
         logger.warning("not recorded: another execution owns the image", extra={"reason": str(e)})
         return {"recorded": False, "reason": str(e)}

@@ -27,6 +27,18 @@ ENV = {
 }
 
 
+def template_table() -> dict:
+    """The image table's keys and indexes as template.yaml declares them (the tests' table cannot drift from it)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
+    template = yaml.load((ROOT / "template.yaml").read_text(), Loader=Loader)
+    return template["Resources"]["ImageTable"]["Properties"]
+
+
 @pytest.fixture
 def aws_env(monkeypatch):
     """moto-backed AWS with the stack's table and buckets."""
@@ -37,11 +49,13 @@ def aws_env(monkeypatch):
         monkeypatch.setenv(key, value)
     with mock_aws():
         ddb = boto3.resource("dynamodb")
+        table = template_table()
         ddb.create_table(
             TableName=ENV["TABLE_NAME"],
             BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": "imageId", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "imageId", "KeyType": "HASH"}],
+            AttributeDefinitions=table["AttributeDefinitions"],
+            KeySchema=table["KeySchema"],
+            GlobalSecondaryIndexes=table["GlobalSecondaryIndexes"],
         )
         s3 = boto3.client("s3")
         s3.create_bucket(Bucket=ENV["ORIGINAL_BUCKET"])

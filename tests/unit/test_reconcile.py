@@ -15,26 +15,6 @@ ARN_SM = None
 
 @pytest.fixture
 def world(aws_env):
-    ddb = boto3.client("dynamodb")
-    ddb.update_table(
-        TableName="images-test",
-        AttributeDefinitions=[
-            {"AttributeName": "status", "AttributeType": "S"},
-            {"AttributeName": "updatedAt", "AttributeType": "S"},
-        ],
-        GlobalSecondaryIndexUpdates=[
-            {
-                "Create": {
-                    "IndexName": "byStatus",
-                    "Projection": {"ProjectionType": "ALL"},
-                    "KeySchema": [
-                        {"AttributeName": "status", "KeyType": "HASH"},
-                        {"AttributeName": "updatedAt", "KeyType": "RANGE"},
-                    ],
-                }
-            }
-        ],
-    )
     sfn = boto3.client("stepfunctions")
     sm = sfn.create_state_machine(
         name="sm",

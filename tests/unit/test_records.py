@@ -94,8 +94,11 @@ def test_to_api_shape(repo):
         "renditions",
         "placeholder",
         "error",
+        "executionArn",
+        "executions",
     }
     assert body["status"] == "PENDING" and body["original"] is None and body["error"] is None
+    assert body["executionArn"] is None and body["executions"] == []
     assert body["renditions"] == [] and body["placeholder"] is None  # until PROCESSED
 
 

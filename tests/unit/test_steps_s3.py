@@ -167,14 +167,14 @@ def test_a_rejected_original_is_tagged_to_expire_and_a_failed_one_is_kept(failin
     s3, settings, repo, event, image_id = failing
     repo.claim(image_id, "uploads/bad", "e", "arn:x")
     rejected = {**event, "error": {"Error": "InvalidImageError", "Cause": '{"errorMessage": "UNSUPPORTED_FORMAT: no"}'}}
-    assert workflow.record_failure(s3, repo, rejected, "arn:x")["status"] == "REJECTED"
+    assert workflow.record_failure(s3, repo, settings, rejected, "arn:x")["status"] == "REJECTED"
     assert tags(s3, settings) == [workflow.REJECTED_TAG]
 
     s3.delete_object_tagging(Bucket=settings.original_bucket, Key="uploads/bad")
     repo.claim(image_id, "uploads/bad", "e", "arn:y", reprocess=True)
     failed = {"image": {"imageId": image_id, "bucket": settings.original_bucket, "key": "uploads/bad"}}
     failed["error"] = {"Error": "States.Timeout", "Cause": "took too long"}
-    assert workflow.record_failure(s3, repo, failed, "arn:y")["status"] == "FAILED"
+    assert workflow.record_failure(s3, repo, settings, failed, "arn:y")["status"] == "FAILED"
     assert tags(s3, settings) == []  # kept for reprocessing
 
 
@@ -183,7 +183,7 @@ def test_an_execution_that_does_not_own_the_image_tags_nothing(failing):
     repo.create_pending(image_id, "uploads/bad", None, None)
     rejected = {**event, "error": {"Error": "InvalidImageError", "Cause": '{"errorMessage": "CORRUPT_IMAGE: x"}'}}
     with pytest.raises(ImageNotOwnedError):
-        workflow.record_failure(s3, repo, rejected, "arn:not-the-owner")
+        workflow.record_failure(s3, repo, settings, rejected, "arn:not-the-owner")
     assert tags(s3, settings) == [] and repo.get(image_id)["status"] == "PENDING"
 
 

@@ -146,7 +146,7 @@ def test_every_function_has_a_log_group_with_retention():
         assert re.search(rf"LogGroupName: !Sub /aws/lambda/\${{{fn}}}\n      RetentionInDays:", TEMPLATE), fn
 
 
-BUCKETS = {"OriginalBucket", "ProcessedBucket", "AccessLogsBucket"}
+BUCKETS = {"OriginalBucket", "ProcessedBucket", "AccessLogsBucket", "WebBucket"}
 
 
 def test_buckets_block_public_access_encrypt_and_deny_insecure_transport():
@@ -225,14 +225,30 @@ LEAST_PRIVILEGE = {
     "ApiFunction": {
         ("dynamodb:GetItem", "ImageTable"),
         ("dynamodb:PutItem", "ImageTable"),
+        ("dynamodb:UpdateItem", "ImageTable"),  # DELETE: the tombstone
+        ("dynamodb:Query", "ImageTable/index/byUploadTime"),
+        ("dynamodb:Query", "ImageTable/index/byStatus"),
         ("s3:PutObject", f"OriginalBucket/{UPLOADS}*"),
+        ("s3:DeleteObject", "OriginalBucket/*"),
+        ("s3:DeleteObjectVersion", "OriginalBucket/*"),
+        ("s3:ListBucketVersions", "OriginalBucket"),
         ("s3:GetObject", f"ProcessedBucket/{RENDITIONS}*"),
+        ("s3:DeleteObject", f"ProcessedBucket/{RENDITIONS}*"),
+        ("s3:DeleteObject", f"ProcessedBucket/{STAGING}*"),
+        ("s3:ListBucket", "ProcessedBucket"),
+        ("s3:GetObject", "WebBucket/*"),
+        ("events:PutEvents", "CompletionEventBus"),
+        ("states:DescribeExecution", "execution:${ImagePipelineStateMachine.Name}:*"),
+        ("states:GetExecutionHistory", "execution:${ImagePipelineStateMachine.Name}:*"),
     },
     "ValidateFunction": {
         ("dynamodb:GetItem", "ImageTable"),
         ("dynamodb:UpdateItem", "ImageTable"),
         ("s3:GetObject", "OriginalBucket/*"),
         ("s3:ListBucket", "OriginalBucket"),
+        ("s3:ListBucketVersions", "OriginalBucket"),  # an upload of a deleted image: all its versions go
+        ("s3:DeleteObject", "OriginalBucket/*"),
+        ("s3:DeleteObjectVersion", "OriginalBucket/*"),
     },
     "ResizeFunction": {("s3:GetObject", "OriginalBucket/*"), ("s3:PutObject", f"ProcessedBucket/{STAGING}*")},
     "StoreFunction": {
@@ -252,6 +268,9 @@ LEAST_PRIVILEGE = {
         ("dynamodb:GetItem", "ImageTable"),
         ("dynamodb:UpdateItem", "ImageTable"),
         ("s3:PutObjectTagging", "OriginalBucket/*"),
+        ("s3:ListBucket", "ProcessedBucket"),  # an image deleted while its execution ran: what it stored goes
+        ("s3:DeleteObject", f"ProcessedBucket/{RENDITIONS}*"),
+        ("s3:DeleteObject", f"ProcessedBucket/{STAGING}*"),
     },
     "ReconcilerFunction": {
         ("dynamodb:Query", "ImageTable"),
@@ -323,7 +342,8 @@ def test_api_key_is_a_deploy_time_choice_for_every_route():
         if e["Type"] == "Api"
     }
     assert declared == routed  # a new route cannot skip the key requirement
-    for path, method in declared:
+    assert api["DefinitionBody"]["paths"]["/web/{file}"]["get"] == {}  # static files: a browser sends no key
+    for path, method in declared - {("/web/{file}", "get")}:
         security = api["DefinitionBody"]["paths"][path][method]["security"]
         assert security == {"!If": ["WithApiKey", [{"api_key": []}], {"!Ref": "AWS::NoValue"}]}, path
     plan = RESOURCES["ApiUsagePlan"]

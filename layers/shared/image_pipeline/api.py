@@ -1,14 +1,28 @@
-"""The HTTP API's logic: upload URLs, status, download URLs and srcsets. Errors are ApiError(status, code, message)."""
+"""The HTTP API's logic: upload URLs, status, listing, deletion, download URLs and srcsets. Errors are
+ApiError(status, code, message)."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from image_pipeline import keys
+from image_pipeline import keys, purge, trace
 from image_pipeline.config import Settings
 from image_pipeline.errors import ApiError
-from image_pipeline.records import EXPIRED, FAILED, PROCESSED, PROCESSING, REJECTED, ImageRepository
+from image_pipeline.records import (
+    DELETED,
+    EXPIRED,
+    FAILED,
+    PROCESSED,
+    PROCESSING,
+    REJECTED,
+    STATUSES,
+    ImageRepository,
+)
 
 ACCEPTED_CONTENT_TYPES = (
     "image/jpeg",
@@ -86,11 +100,83 @@ def checked_id(image_id: str | None) -> str:
     return image_id
 
 
-def get_image(repo: ImageRepository, image_id: str | None) -> dict[str, Any]:
+def _record(repo: ImageRepository, image_id: str | None) -> dict[str, Any]:
     record = repo.get(checked_id(image_id))
     if record is None:
         raise ApiError(404, "NOT_FOUND", "no such image")
-    return to_api(record)
+    if record["status"] == DELETED:
+        raise ApiError(404, "NOT_FOUND", "the image was deleted")
+    return record
+
+
+def get_image(repo: ImageRepository, image_id: str | None) -> dict[str, Any]:
+    return to_api(_record(repo, image_id))
+
+
+MAX_PAGE = 100
+DEFAULT_PAGE = 20
+
+
+def list_images(repo: ImageRepository, status: str | None, limit: str | None, cursor: str | None) -> dict[str, Any]:
+    """GET /images: newest first (by upload time; with ``status``, by the time of the last change), at most
+    ``limit`` (1-100) per page; ``cursor`` is the previous page's, opaque to the client."""
+    if status is not None and status not in STATUSES:
+        raise ApiError(400, "INVALID_STATUS", f"status must be one of {', '.join(STATUSES)}")
+    page_size = DEFAULT_PAGE
+    if limit is not None:
+        if not limit.isdigit() or not 1 <= int(limit) <= MAX_PAGE:
+            raise ApiError(400, "INVALID_LIMIT", f"limit must be a whole number from 1 to {MAX_PAGE}")
+        page_size = int(limit)
+    items, last = repo.newest(status, page_size, _decode_cursor(cursor, status) if cursor else None)
+    return {"images": [to_api(item) for item in items], "cursor": _encode_cursor(last) if last else None}
+
+
+# A cursor is the index position where a page stopped: these attributes, all strings, of the index used.
+_CURSOR_FIELDS = {None: {"imageId", "gallery", "uploadTimestamp"}, "status": {"imageId", "status", "updatedAt"}}
+
+
+def _encode_cursor(last_key: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(last_key, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, status: str | None) -> dict[str, Any]:
+    invalid = ApiError(400, "INVALID_CURSOR", "cursor is not one this API returned for this listing")
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, binascii.Error, RecursionError):
+        raise invalid from None
+    expected = _CURSOR_FIELDS["status" if status else None]
+    if not isinstance(key, dict) or set(key) != expected or not all(isinstance(v, str) for v in key.values()):
+        raise invalid
+    if status and key["status"] != status:
+        raise invalid
+    return key
+
+
+def get_trace(sfn, repo: ImageRepository, image_id: str | None) -> dict[str, Any]:
+    """GET /images/{id}/trace: the timelines of the image's executions (image_pipeline.trace)."""
+    record = _record(repo, image_id)
+    arns = sorted(
+        set(record.get("executions") or []) | ({record["executionArn"]} if record.get("executionArn") else set())
+    )
+    return {"imageId": record["imageId"], "status": record["status"], "executions": trace.image_trace(sfn, arns)}
+
+
+def delete_image(
+    s3, repo: ImageRepository, settings: Settings, image_id: str | None, publish: Callable[[str, dict], None] | None
+) -> None:
+    """DELETE /images/{id}: the record becomes a tombstone first (no execution can write the image after that, and
+    a late upload of it is refused and deleted by Validate), then every version of the original, every rendition and
+    anything staged go; ``Image Deleted`` is published once. Idempotent: a deleted image is deleted again (in case an
+    earlier call stopped half-way) and answers the same; an id never issued is 404."""
+    old = repo.delete(checked_id(image_id))
+    if old is None:
+        raise ApiError(404, "NOT_FOUND", "no such image")
+    purge.delete_original(s3, settings.original_bucket, old.get("originalKey") or keys.upload_key(old["imageId"]))
+    purge.delete_renditions(s3, settings.processed_bucket, old["imageId"])
+    if publish is not None and not old.get("deletionAnnounced"):
+        publish(DELETED, {"imageId": old["imageId"], "status": DELETED, "previousStatus": old["status"]})
+        repo.mark_announced(old["imageId"])
 
 
 DOWNLOAD_FORMATS = ("avif", "webp", "jpeg", "png", "auto")
@@ -101,9 +187,7 @@ AUTO_PREFERENCE = ("avif", "webp")  # then the JPEG/PNG of the size, which every
 def _servable(repo: ImageRepository, image_id: str | None) -> dict[str, Any]:
     """The record of an image that has renditions: PROCESSED, or being reprocessed (its renditions stay served
     until the new ones replace them); else the image's error (422) or NOT_READY (409)."""
-    record = repo.get(checked_id(image_id))
-    if record is None:
-        raise ApiError(404, "NOT_FOUND", "no such image")
+    record = _record(repo, image_id)
     status = record["status"]
     if status == PROCESSED or (status == PROCESSING and record.get("processed")):
         return record
@@ -230,6 +314,8 @@ def to_api(record: dict[str, Any]) -> dict[str, Any]:
         "renditions": [{k: r[k] for k in RENDITION_FIELDS} for r in _plain(record.get("renditions") or [])],
         "placeholder": _plain(record.get("placeholder")),
         "error": _plain(record.get("error")),
+        "executionArn": record.get("executionArn"),  # the execution that processes (or processed) it last
+        "executions": sorted(record.get("executions") or []),  # every execution that owned it (imgpipe trace)
     }
 
 

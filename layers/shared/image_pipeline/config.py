@@ -35,6 +35,7 @@ class Settings:
     event_bus_name: str | None = None  # the completion events' bus: the reconciler publishes on it
     rendition_sizes: tuple[int, ...] = DEFAULT_RENDITION_SIZES  # boxes of the responsive set (RenditionSizes)
     rendition_formats: tuple[str, ...] = DEFAULT_RENDITION_FORMATS  # its formats (RenditionFormats)
+    web_bucket: str | None = None  # the web page's static files (the API serves them: GET /web/{file})
     encode_threads: int = 1  # encoder threads: 2 halve the latency only from 1769 MB up (a whole vCPU, more)
 
     @property
@@ -88,6 +89,7 @@ class Settings:
             rendition_sizes=parse_sizes(env.get("RENDITION_SIZES", "")) or DEFAULT_RENDITION_SIZES,
             rendition_formats=parse_formats(env.get("RENDITION_FORMATS", "")) or DEFAULT_RENDITION_FORMATS,
             encode_threads=int(env.get("ENCODE_THREADS", 1)),
+            web_bucket=env.get("WEB_BUCKET") or None,
         )
 
 

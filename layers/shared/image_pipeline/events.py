@@ -1,5 +1,5 @@
 """Completion events on the stack's EventBridge bus (source ``image-pipeline``), for the transitions that happen
-outside the state machine (the reconciler's EXPIRED and FAILED); the state machine publishes its own."""
+outside the state machine (the reconciler's EXPIRED and FAILED, the API's DELETED); the state machine publishes its own."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 from image_pipeline.aws import transient_errors
 from image_pipeline.errors import TransientAWSError
-from image_pipeline.records import EXPIRED, FAILED, PROCESSED, REJECTED
+from image_pipeline.records import DELETED, EXPIRED, FAILED, PROCESSED, REJECTED
 
 SOURCE = "image-pipeline"
 DETAIL_TYPES = {
@@ -16,6 +16,7 @@ DETAIL_TYPES = {
     REJECTED: "Image Rejected",
     FAILED: "Image Failed",
     EXPIRED: "Image Expired",
+    DELETED: "Image Deleted",
 }
 
 

@@ -23,7 +23,12 @@ from image_pipeline.errors import ImageNotOwnedError
 
 PENDING, PROCESSING, PROCESSED, REJECTED, FAILED = "PENDING", "PROCESSING", "PROCESSED", "REJECTED", "FAILED"
 EXPIRED = "EXPIRED"  # the upload URL expired unused (set by the reconciler)
+DELETED = "DELETED"  # a tombstone: DELETE /images/{id} removed the image; nothing may write it again
 TERMINAL = (PROCESSED, REJECTED, FAILED)
+STATUSES = (PENDING, PROCESSING, PROCESSED, REJECTED, FAILED, EXPIRED)  # what an image (not a tombstone) can be
+# Every image record carries GALLERY_KEY = GALLERY: the partition of the byUploadTime index (newest first, for
+# GET /images). A tombstone does not, so deleted images leave the listing.
+GALLERY_KEY, GALLERY = "gallery", "images"
 
 
 def now() -> str:
@@ -59,6 +64,7 @@ class ImageRepository:
             "uploadTimestamp": stamp,
             "updatedAt": stamp,
             "originalKey": key,
+            GALLERY_KEY: GALLERY,
         }
         if filename:
             item["filename"] = filename
@@ -91,10 +97,13 @@ class ImageRepository:
                 record = self.table.update_item(
                     Key={"imageId": image_id},
                     UpdateExpression="SET #s = :processing, updatedAt = :now, executionArn = :arn, originalKey = :key,"
-                    " etag = :etag, uploadTimestamp = if_not_exists(uploadTimestamp, :now) REMOVE #e, expiresAt",
+                    " etag = :etag, uploadTimestamp = if_not_exists(uploadTimestamp, :now), #g = :gallery"
+                    " REMOVE #e, expiresAt ADD executions :arns",
                     ConditionExpression=allowed,
-                    ExpressionAttributeNames={"#s": "status", "#e": "error"},
+                    ExpressionAttributeNames={"#s": "status", "#e": "error", "#g": GALLERY_KEY},
                     ExpressionAttributeValues={
+                        ":gallery": GALLERY,
+                        ":arns": {execution_arn},  # every execution that owned the image (imgpipe trace)
                         ":processing": PROCESSING,
                         ":now": stamp,
                         ":arn": execution_arn,
@@ -176,6 +185,65 @@ class ImageRepository:
             if is_conditional_check_failed(e):
                 raise ImageNotOwnedError(f"image {image_id} is not owned by {execution_arn}") from e
             raise
+
+    # ---- the listing and deletion of images (GET /images, DELETE /images/{id})
+
+    def newest(
+        self, status: str | None, limit: int, start_key: dict[str, Any] | None = None
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """One page of images, newest first: by upload time (byUploadTime), or of one status by the time of its
+        last change (byStatus); and the key to continue from (None after the last page)."""
+        if status is None:
+            kwargs: dict[str, Any] = {
+                "IndexName": "byUploadTime",
+                "KeyConditionExpression": Key(GALLERY_KEY).eq(GALLERY),
+            }
+        else:
+            kwargs = {"IndexName": "byStatus", "KeyConditionExpression": Key("status").eq(status)}
+        if start_key:
+            kwargs["ExclusiveStartKey"] = start_key
+        with transient_errors():
+            page = self.table.query(ScanIndexForward=False, Limit=limit, **kwargs)
+        return page["Items"], page.get("LastEvaluatedKey")
+
+    def delete(self, image_id: str) -> dict[str, Any] | None:
+        """Replace the record by a tombstone (status DELETED, the original's key kept for a retried delete) and
+        return what was there; None if the image never existed. From here on no execution owns the image: each
+        of its conditional writes fails, and a claim of it is refused (an upload arriving later is a duplicate)."""
+        stamp = now()
+        try:
+            with transient_errors():
+                old = self.table.update_item(
+                    Key={"imageId": image_id},
+                    UpdateExpression="SET #s = :deleted, updatedAt = :now, deletedAt = if_not_exists(deletedAt, :now)"
+                    " REMOVE #g, #o, #p, renditions, placeholder, renditionSet, #e, expiresAt, executionArn, etag,"
+                    " filename, declaredContentType",
+                    ConditionExpression=Attr("imageId").exists(),
+                    ExpressionAttributeNames={
+                        "#s": "status",
+                        "#g": GALLERY_KEY,
+                        "#o": "original",
+                        "#p": "processed",
+                        "#e": "error",
+                    },
+                    ExpressionAttributeValues={":deleted": DELETED, ":now": stamp},
+                    ReturnValues="ALL_OLD",
+                )["Attributes"]
+        except ClientError as e:
+            if is_conditional_check_failed(e):
+                return None
+            raise
+        return old
+
+    def mark_announced(self, image_id: str) -> None:
+        """The tombstone's Image Deleted event was published (a retried delete does not publish it again)."""
+        with transient_errors():
+            self.table.update_item(
+                Key={"imageId": image_id},
+                UpdateExpression="SET deletionAnnounced = :yes",
+                ConditionExpression=Attr("status").eq(DELETED),
+                ExpressionAttributeValues={":yes": True},
+            )
 
     # ---- what the reconciler needs: find stale images, repair one only if nobody touched it meanwhile
 

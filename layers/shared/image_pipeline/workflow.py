@@ -14,18 +14,19 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from image_pipeline import engine, events, keys
+from image_pipeline import engine, events, keys, purge
 from image_pipeline.aws import PRECONDITION_FAILED_CODES, error_code, is_not_found, transient_errors
 from image_pipeline.config import Settings
 from image_pipeline.errors import (
     HeaderIncompleteError,
+    ImageNotOwnedError,
     InvalidImageError,
     OriginalReplacedError,
     RenditionIntegrityError,
     RenditionLostError,
     TransientAWSError,
 )
-from image_pipeline.records import FAILED, REJECTED, ImageRepository
+from image_pipeline.records import DELETED, FAILED, REJECTED, ImageRepository
 
 # Not "immutable": reprocessing replaces a rendition under the same key, so caches must look again (within an hour).
 CACHE_CONTROL = "public, max-age=3600"
@@ -64,6 +65,8 @@ def validate(s3, repo: ImageRepository, settings: Settings, event: dict, executi
     image_id = keys.image_id_for(bucket, key, etag)
     claim = repo.claim(image_id, key, etag, execution_arn, reprocess=bool(event.get("reprocess")))
     if not claim.claimed:
+        if claim.status == DELETED:  # uploaded (or re-sent) after DELETE /images/{id}: the bytes must not stay
+            purge.delete_original(s3, bucket, key)
         return {"imageId": image_id, "duplicate": True, "status": claim.status}
     with transient_errors():
         head = s3.head_object(Bucket=bucket, Key=key)
@@ -286,11 +289,15 @@ def classify(error: dict[str, Any]) -> tuple[str, str, str]:
 REJECTED_TAG = {"Key": "image-pipeline-status", "Value": "rejected"}  # the originals bucket's lifecycle expires these
 
 
-def record_failure(s3, repo: ImageRepository, state: dict[str, Any], execution_arn: str) -> dict[str, Any]:
+def record_failure(
+    s3, repo: ImageRepository, settings: Settings, state: dict[str, Any], execution_arn: str
+) -> dict[str, Any]:
     """Record REJECTED (bad input) or FAILED (after retries) for the image this execution was processing.
 
     The original of a REJECTED image is tagged so that the bucket's lifecycle expires it (RejectedOriginalDays);
-    a FAILED image's original is kept for reprocessing.
+    a FAILED image's original is kept for reprocessing. When the image was deleted while this execution ran (its
+    Mark processed, or any step, then fails), what the execution stored is deleted here: DELETE /images/{id} may
+    have cleaned up before it.
     """
     image = state.get("image") or {}
     if image.get("imageId") and image.get("key"):  # validated: the state is validate's result
@@ -302,7 +309,13 @@ def record_failure(s3, repo: ImageRepository, state: dict[str, Any], execution_a
             return {"recorded": False, "reason": "no image in the execution input"}
         image_id = keys.image_id_for(bucket, key, etag)
     status, code, message = classify(state.get("error") or {})
-    record = repo.mark_failed(image_id, execution_arn, status, code, message)
+    try:
+        record = repo.mark_failed(image_id, execution_arn, status, code, message)
+    except ImageNotOwnedError:
+        current = repo.get(image_id)
+        if current is not None and current["status"] == DELETED:
+            purge.delete_renditions(s3, settings.processed_bucket, image_id)
+        raise
     if status == REJECTED:
         try:
             with transient_errors():

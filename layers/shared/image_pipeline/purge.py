@@ -1,0 +1,36 @@
+"""Deleting an image's objects: every version of its original, every rendition and anything staged for it."""
+
+from __future__ import annotations
+
+from image_pipeline import keys
+from image_pipeline.aws import transient_errors
+
+
+def delete_original(s3, bucket: str, key: str) -> int:
+    """Delete every version (and delete marker) of ``key`` in the versioned originals bucket; returns how many."""
+    versions: list[dict[str, str]] = []
+    with transient_errors():
+        for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=key):
+            for v in page.get("Versions", []) + page.get("DeleteMarkers", []):
+                if v["Key"] == key:  # the prefix also matches longer keys
+                    versions.append({"Key": key, "VersionId": v["VersionId"]})
+    _delete(s3, bucket, versions)
+    return len(versions)
+
+
+def delete_renditions(s3, bucket: str, image_id: str) -> list[str]:
+    """Delete the image's renditions (``renditions/{id}.*``, ``renditions/{id}/…``) and staged objects
+    (``staging/{id}/…``); returns the deleted keys. Ids are fixed-length UUIDs: the prefixes hold this image only."""
+    found: list[str] = []
+    with transient_errors():
+        for prefix in (keys.rendition_key(image_id, "")[:-1], keys.staging_key(image_id, "", "")[:-1]):
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+                found += [o["Key"] for o in page.get("Contents", [])]
+    _delete(s3, bucket, [{"Key": k} for k in found])
+    return found
+
+
+def _delete(s3, bucket: str, objects: list[dict[str, str]]) -> None:
+    for start in range(0, len(objects), 1000):
+        with transient_errors():
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": objects[start : start + 1000], "Quiet": True})
