@@ -28,6 +28,8 @@ SAM_CLI_TELEMETRY=0 sam deploy --stack-name "$STACK" --s3-bucket "$artifacts" --
        fi
        die "sam deploy failed (log: .localcloud/sam-deploy.log)"; }
 
+web_bucket="$(aws cloudformation describe-stacks --stack-name "$STACK" --query "Stacks[0].Outputs[?OutputKey=='WebBucketName'].OutputValue" --output text)"
+aws s3 sync --delete --only-show-errors "$ROOT/web/" "s3://$web_bucket/"   # the web page's files (WebUrl)
 outputs="$(aws cloudformation describe-stacks --stack-name "$STACK" --query 'Stacks[0].Outputs' --output json)"
 key_id="$(python3 -c 'import json,sys; print(next((o["OutputValue"] for o in json.loads(sys.argv[1]) if o["OutputKey"] == "ApiKeyId"), ""))' "$outputs")"
 api_key=""
@@ -36,10 +38,11 @@ python3 - "$outputs" "$ENDPOINT" "$STATE_DIR/stack-$STACK.json" "$api_key" <<'PY
 import json, sys
 outputs = {o["OutputKey"]: o["OutputValue"] for o in json.loads(sys.argv[1])}
 outputs["LocalApiUrl"] = f"{sys.argv[2]}/restapis/{outputs['RestApiId']}/prod/_user_request_"
+outputs["LocalWebUrl"] = outputs["LocalApiUrl"] + "/web/index.html"
 if sys.argv[4]:
     outputs["ApiKey"] = sys.argv[4]  # send it as header x-api-key
 json.dump(outputs, open(sys.argv[3], "w"), indent=2)
-for key in ("LocalApiUrl", "ApiUrl", "OriginalBucketName", "ProcessedBucketName", "ImageTableName", "ImagePipelineStateMachineArn", "ReconcilerFunctionName", "ApiKey"):
+for key in ("LocalApiUrl", "LocalWebUrl", "ApiUrl", "OriginalBucketName", "ProcessedBucketName", "ImageTableName", "ImagePipelineStateMachineArn", "ReconcilerFunctionName", "ApiKey"):
     if key in outputs:
         print(f"{key:30} {outputs[key]}")
 PY

@@ -12,6 +12,8 @@ ensure_venv "$VENV_DIR/localstack" "$ls_python" "$ROOT/constraints/localstack.tx
 
 # Developer tools: tests, sam, awslocal, linters.
 ensure_venv "$VENV_DIR/dev" "$ls_python" "$ROOT/requirements/dev.txt" -- -r "$ROOT/requirements/dev.txt"
+# imgpipe, the command line (this repository's package; its dependencies are pinned in requirements/dev.txt)
+[ -x "$VENV_DIR/dev/bin/imgpipe" ] || "$VENV_DIR/dev/bin/python" -m pip install -q --no-deps -e "$ROOT" 2>&1 | pip_quiet
 
 # Policy scanner (its own environment: checkov pins much of what the dev tools use).
 ensure_venv "$VENV_DIR/scan" "$ls_python" "$ROOT/requirements/scan.txt" -- -r "$ROOT/requirements/scan.txt"

@@ -96,6 +96,7 @@ def test_to_api_shape(repo):
         "error",
         "executionArn",
         "executions",
+        "filename",
     }
     assert body["status"] == "PENDING" and body["original"] is None and body["error"] is None
     assert body["executionArn"] is None and body["executions"] == []

@@ -307,6 +307,7 @@ def to_api(record: dict[str, Any]) -> dict[str, Any]:
     return {
         "imageId": record["imageId"],
         "status": record["status"],
+        "filename": record.get("filename"),  # as the client declared it (POST /upload), for people only
         "uploadTimestamp": record.get("uploadTimestamp"),
         "updatedAt": record.get("updatedAt"),
         "original": _plain(record.get("original")),

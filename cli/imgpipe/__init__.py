@@ -1,0 +1,1 @@
+"""imgpipe: the image pipeline from a terminal (upload, watch, browse, trace, delete)."""

@@ -1,0 +1,536 @@
+"""imgpipe: upload, status, wait, ls, get, reprocess, rm, trace. ``--json`` on every command; errors are one line."""
+
+from __future__ import annotations
+
+import glob
+import json
+import mimetypes
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import requests
+import typer
+from botocore.exceptions import BotoCoreError, ClientError
+from rich.console import Console
+from rich.live import Live
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+from rich.table import Table
+
+from imgpipe.client import Api, ApiFailure, CliError, Target, aws_message, dumps
+
+app = typer.Typer(
+    help="The image pipeline from a terminal: the local cloud by default, a real AWS stack with --region.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+out = Console()
+err = Console(stderr=True)
+ACCEPTED = {"image/jpeg", "image/png", "image/webp", "image/gif", "image/heic", "image/heif", "image/avif"}
+for _ext, _type in ((".heic", "image/heic"), (".heif", "image/heif"), (".avif", "image/avif"), (".webp", "image/webp")):
+    mimetypes.add_type(_type, _ext)
+STATUS_STYLE = {"PROCESSED": "green", "REJECTED": "red", "FAILED": "red", "EXPIRED": "red", "DELETED": "dim"}
+
+
+class State:
+    target: Target
+    json: bool = False
+
+    @property
+    def api(self) -> Api:
+        return Api(self.target)
+
+
+state = State()
+
+
+@app.callback()
+def options(
+    stack: Annotated[str, typer.Option(envvar="IMGPIPE_STACK", help="CloudFormation stack name")] = "image-pipeline",
+    region: Annotated[str | None, typer.Option(help="a real AWS region (default: the local cloud)")] = None,
+    endpoint_url: Annotated[
+        str | None, typer.Option(envvar="IMGPIPE_ENDPOINT_URL", help="the local cloud's endpoint")
+    ] = None,
+    api_url: Annotated[
+        str | None, typer.Option(envvar="IMGPIPE_API_URL", help="the API's base URL (else from the stack)")
+    ] = None,
+    api_key: Annotated[
+        str | None, typer.Option(envvar="IMGPIPE_API_KEY", help="x-api-key, if the stack needs one")
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    state.target = Target.choose(stack, region, endpoint_url, api_url, api_key)
+    state.json = json_output
+
+
+def emit(value: Any) -> None:
+    print(dumps(value))
+
+
+def status_text(status: str) -> str:
+    style = STATUS_STYLE.get(status, "yellow")
+    return f"[{style}]{status}[/{style}]"
+
+
+def reason(record: dict[str, Any]) -> str:
+    error = record.get("error") or {}
+    return f"{error.get('code')}: {error.get('message')}" if error else ""
+
+
+# ---------------------------------------------------------------- upload
+
+
+def expand(paths: list[str]) -> list[Path]:
+    """Files, folders (every file below, hidden ones skipped) and globs, each file once, in order."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw).expanduser()
+        if path.is_dir():
+            found += sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+        elif path.is_file():
+            found.append(path)
+        else:
+            matches = sorted(Path(m) for m in glob.glob(str(path), recursive=True) if Path(m).is_file())
+            if not matches:
+                raise CliError(f"{raw}: no such file, folder or matching file")
+            found += matches
+    unique: dict[Path, Path] = {}
+    for p in found:
+        unique.setdefault(p.resolve(), p)  # each file once, shown as the user named it
+    return list(unique.values())
+
+
+def content_type(path: Path) -> str | None:
+    guessed, _ = mimetypes.guess_type(path.name)
+    return guessed if guessed in ACCEPTED else None  # else the pipeline judges the bytes
+
+
+@app.command()
+def upload(
+    paths: Annotated[list[str], typer.Argument(help="files, folders and globs")],
+    wait: Annotated[bool, typer.Option("--wait", help="watch until every image is processed or rejected")] = False,
+    jobs: Annotated[int, typer.Option(min=1, max=32, help="uploads at a time")] = 4,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for processing (--wait)")] = 600,
+) -> None:
+    """Upload images (each straight to S3 with a presigned URL); with --wait, until each is terminal."""
+    files = expand(paths)
+    api = state.api
+    results: dict[Path, dict[str, Any]] = {
+        p: {"file": str(p), "imageId": None, "status": None, "error": None} for p in files
+    }
+    progress = Progress(
+        TextColumn("{task.description}", justify="left"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        disable=state.json,
+    )
+    overall = progress.add_task(f"[bold]{len(files)} files", total=sum(p.stat().st_size for p in files))
+
+    def one(path: Path) -> None:
+        task = progress.add_task(path.name[:40], total=path.stat().st_size)
+
+        def advance(n: int) -> None:
+            progress.advance(task, n)
+            progress.advance(overall, n)
+
+        try:
+            grant = api.grant(path, content_type(path))
+            results[path]["imageId"] = grant["imageId"]
+            api.put(grant, path, advance)
+            results[path]["status"] = "UPLOADED"
+        except ApiFailure as e:  # refused before any byte was sent: the reason is the API's
+            results[path].update(status="REFUSED", error={"code": e.code, "message": str(e)})
+            progress.advance(overall, path.stat().st_size - progress.tasks[task].completed)
+        except CliError as e:
+            results[path].update(status="UPLOAD_FAILED", error={"code": "UPLOAD_FAILED", "message": str(e)})
+        finally:
+            progress.remove_task(task)
+
+    with progress, ThreadPoolExecutor(max_workers=jobs) as pool:
+        for future in as_completed([pool.submit(one, p) for p in files]):
+            future.result()
+    if wait:
+        watch_all([r for r in results.values() if r["status"] == "UPLOADED"], api, timeout)
+    summarize(list(results.values()), waited=wait)
+
+
+def watch_all(items: list[dict[str, Any]], api: Api, timeout: float) -> None:
+    """Poll every uploaded image (backing off per image) until all are terminal; a live table meanwhile."""
+    lock = threading.Lock()
+
+    def table() -> Table:
+        t = Table(title="processing", expand=False)
+        for column in ("file", "image id", "status", "reason"):
+            t.add_column(column)
+        with lock:
+            for item in items:
+                t.add_row(Path(item["file"]).name, item["imageId"], status_text(item["status"]), reason(item))
+        return t
+
+    def follow(item: dict[str, Any]) -> None:
+        def changed(record: dict[str, Any]) -> None:
+            with lock:
+                item.update(status=record["status"], error=record.get("error"))
+
+        record = api.wait(item["imageId"], timeout, changed)
+        changed(record)
+
+    with Live(table(), console=err, refresh_per_second=4, transient=True, redirect_stdout=False) as live:
+        if state.json:
+            live.stop()
+        with ThreadPoolExecutor(max_workers=min(16, max(1, len(items)))) as pool:
+            futures = [pool.submit(follow, item) for item in items]
+            while not all(f.done() for f in futures):
+                if not state.json:
+                    live.update(table())
+                time.sleep(0.25)
+            for f in futures:
+                f.result()
+
+
+def summarize(results: list[dict[str, Any]], waited: bool) -> None:
+    good = ("PROCESSED",) if waited else ("UPLOADED", "PROCESSED")
+    failed = [r for r in results if r["status"] not in good]
+    if state.json:
+        emit({"images": results, "ok": not failed})
+    else:
+        t = Table(title="summary")
+        for column in ("file", "image id", "status", "reason"):
+            t.add_column(column)
+        for r in results:
+            t.add_row(r["file"], r["imageId"] or "-", status_text(r["status"] or "-"), reason(r))
+        out.print(t)
+        counts: dict[str, int] = {}
+        for r in results:
+            counts[r["status"]] = counts.get(r["status"], 0) + 1
+        out.print(", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
+    if failed:
+        raise typer.Exit(1)
+
+
+# ---------------------------------------------------------------- one image
+
+
+def show_image(record: dict[str, Any]) -> None:
+    t = Table(show_header=False, box=None)
+    t.add_row("image id", record["imageId"])
+    t.add_row("file", record.get("filename") or "-")
+    t.add_row("status", status_text(record["status"]))
+    if record.get("error"):
+        t.add_row("reason", reason(record))
+    t.add_row("uploaded", record.get("uploadTimestamp") or "-")
+    t.add_row("updated", record.get("updatedAt") or "-")
+    original = record.get("original")
+    if original:
+        t.add_row(
+            "original", f"{original['format']} {original['width']}x{original['height']}, {original['bytes']} bytes"
+        )
+    renditions = record.get("renditions") or []
+    if renditions:
+        t.add_row("renditions", ", ".join(f"{r['size']}/{r['format']} {r['width']}x{r['height']}" for r in renditions))
+    t.add_row("execution", record.get("executionArn") or "-")
+    out.print(t)
+
+
+@app.command()
+def status(image_id: str) -> None:
+    """An image's status, metadata and renditions."""
+    record = state.api.image(image_id)
+    emit(record) if state.json else show_image(record)
+
+
+@app.command("wait")
+def wait_command(image_id: str, timeout: Annotated[float, typer.Option(help="seconds")] = 600) -> None:
+    """Wait until the image is terminal; exit status 0 only if it is PROCESSED."""
+    record = state.api.wait(
+        image_id, timeout, None if state.json else lambda r: err.print(f"{image_id} {status_text(r['status'])}")
+    )
+    emit(record) if state.json else show_image(record)
+    if record["status"] != "PROCESSED":
+        raise typer.Exit(1)
+
+
+@app.command("ls")
+def list_command(
+    status_filter: Annotated[
+        str | None, typer.Option("--status", help="PENDING, PROCESSING, PROCESSED, REJECTED, FAILED, EXPIRED")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="at most this many (newest first)")] = 50,
+) -> None:
+    """The images, newest first."""
+    images = []
+    for record in state.api.images(status_filter.upper() if status_filter else None, limit):
+        images.append(record)
+        if len(images) >= limit:
+            break
+    if state.json:
+        emit({"images": images})
+        return
+    t = Table()
+    for column in ("image id", "file", "status", "uploaded", "size", "reason"):
+        t.add_column(column)
+    for r in images:
+        original = r.get("original") or {}
+        size = f"{original['width']}x{original['height']}" if original else "-"
+        t.add_row(
+            r["imageId"],
+            r.get("filename") or "-",
+            status_text(r["status"]),
+            (r.get("uploadTimestamp") or "")[:19],
+            size,
+            reason(r),
+        )
+    out.print(t)
+
+
+@app.command()
+def get(
+    image_id: str,
+    output: Annotated[Path, typer.Option("-o", "--output", help="file to write")],
+    size: Annotated[int | None, typer.Option(help="a box of the rendition set, e.g. 400")] = None,
+    format: Annotated[str | None, typer.Option(help="avif, webp, jpeg, png or auto")] = None,
+) -> None:
+    """Download a rendition (the default one without --size/--format)."""
+    params = {"imageId": image_id}
+    if size is not None:
+        params["size"] = str(size)
+    if format is not None:
+        params["format"] = format
+    answer = state.api.call("GET", "download", params=params, headers={"Accept": "image/avif,image/webp,*/*"}) or {}
+    response = requests.get(answer["downloadUrl"], timeout=60)
+    if not response.ok:
+        raise CliError(f"download failed: HTTP {response.status_code}")
+    output.write_bytes(response.content)
+    result = {
+        **{k: v for k, v in answer.items() if k != "downloadUrl"},
+        "file": str(output),
+        "written": len(response.content),
+    }
+    emit(result) if state.json else out.print(
+        f"{output}: {len(response.content)} bytes"
+        + (f" ({answer['format']} {answer['width']}x{answer['height']})" if "format" in answer else "")
+    )
+
+
+def reprocess_event(image_id: str) -> dict[str, Any]:
+    """The S3 "Object Created" event of the image's original with "reprocess": true (what the workflow takes)."""
+    record = state.api.image(image_id)
+    original = record.get("original")
+    if not original:
+        raise CliError(f"{image_id} has no validated original ({record['status']}): upload it again")
+    bucket = state.target.output("OriginalBucketName")
+    try:
+        head = state.target.client("s3").head_object(Bucket=bucket, Key=original["key"])
+    except ClientError as e:
+        raise CliError(f"the original of {image_id} is not readable: {aws_message(e)}") from None
+    return {
+        "version": "0",
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "account": state.target.output("ImagePipelineStateMachineArn").split(":")[4],
+        "time": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "region": state.target.region,
+        "resources": [f"arn:aws:s3:::{bucket}"],
+        "detail": {
+            "version": "0",
+            "bucket": {"name": bucket},
+            "object": {"key": original["key"], "size": head["ContentLength"], "etag": head["ETag"].strip('"')},
+            "reason": "PutObject",
+        },
+        "reprocess": True,
+    }
+
+
+@app.command()
+def reprocess(
+    image_id: str,
+    print_event: Annotated[bool, typer.Option("--print-event", help="only print the execution input")] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="wait until it is terminal again")] = False,
+) -> None:
+    """Run the image through the pipeline again (Step Functions StartExecution with a reprocess event)."""
+    event = reprocess_event(image_id)
+    if print_event:
+        print(json.dumps(event, indent=2))
+        return
+    arn = state.target.client("stepfunctions").start_execution(
+        stateMachineArn=state.target.output("ImagePipelineStateMachineArn"), input=json.dumps(event)
+    )["executionArn"]
+    record = None
+    if wait:
+        time.sleep(0.5)
+        record = state.api.wait(image_id, 600)
+    if state.json:
+        emit({"imageId": image_id, "executionArn": arn, **({"status": record["status"]} if record else {})})
+    else:
+        out.print(f"started {arn}" + (f"\n{image_id} {status_text(record['status'])}" if record else ""))
+    if record and record["status"] != "PROCESSED":
+        raise typer.Exit(1)
+
+
+@app.command()
+def rm(image_ids: Annotated[list[str], typer.Argument(help="image ids")]) -> None:
+    """Delete images: every version of the original, every rendition and the record (again: no error)."""
+    for image_id in image_ids:
+        state.api.call("DELETE", f"images/{image_id}")
+        if not state.json:
+            out.print(f"deleted {image_id}")
+    if state.json:
+        emit({"deleted": image_ids})
+
+
+# ---------------------------------------------------------------- trace
+
+
+def function_logs(image_id: str, start: str, end: str | None) -> list[dict[str, Any]]:
+    """The stack's functions' log lines that name the image, within its executions' time (CloudWatch Logs)."""
+    cfn, logs = state.target.client("cloudformation"), state.target.client("logs")
+    groups = []
+    for page in cfn.get_paginator("list_stack_resources").paginate(StackName=state.target.stack):
+        groups += [
+            r["PhysicalResourceId"]
+            for r in page["StackResourceSummaries"]
+            if r["ResourceType"] == "AWS::Logs::LogGroup" and r["PhysicalResourceId"].startswith("/aws/lambda/")
+        ]
+    since = int((datetime.fromisoformat(start.replace("Z", "+00:00")) - timedelta(seconds=2)).timestamp() * 1000)
+    until = (
+        int((datetime.fromisoformat(end.replace("Z", "+00:00")) + timedelta(seconds=5)).timestamp() * 1000)
+        if end
+        else None
+    )
+    lines = []
+    for group in groups:
+        kwargs: dict[str, Any] = {"logGroupName": group, "startTime": since, "filterPattern": f'"{image_id}"'}
+        if until:
+            kwargs["endTime"] = until
+        try:
+            for page in logs.get_paginator("filter_log_events").paginate(**kwargs):
+                for e in page.get("events", []):
+                    if image_id in e["message"]:
+                        lines.append(
+                            {
+                                "function": group.rsplit("/", 1)[-1],
+                                "timestamp": e["timestamp"],
+                                "message": e["message"].strip(),
+                            }
+                        )
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+                raise
+    return sorted(lines, key=lambda line: line["timestamp"])
+
+
+def short_message(message: str) -> str:
+    try:
+        data = json.loads(message)
+    except ValueError:
+        return message[:200]
+    fields = [f"{data.get('level', '')} {data.get('message', '')}".strip()]
+    fields += [f"{k}={data[k]}" for k in ("error", "reason", "code", "status") if k in data]
+    return " ".join(fields)[:200]
+
+
+@app.command()
+def trace(
+    image_id: str,
+    logs: Annotated[bool, typer.Option("--logs/--no-logs", help="the functions' log lines (CloudWatch Logs)")] = True,
+) -> None:
+    """The execution(s) behind an image: each state with start, duration, retries and errors; the log lines."""
+    result = state.api.call("GET", f"images/{image_id}/trace") or {}
+    executions = result.get("executions", [])
+    if logs and executions:
+        last = executions[-1]
+        end = None if last["status"] == "RUNNING" else _end(last)
+        try:
+            result["logs"] = function_logs(image_id, executions[0]["start"], end)
+        except (ClientError, BotoCoreError) as e:
+            result["logs"] = []
+            result["logsError"] = str(e)
+    if state.json:
+        emit(result)
+        return
+    out.print(f"[bold]{image_id}[/bold] {status_text(result.get('status', '?'))}")
+    if not executions:
+        out.print("no execution yet: the upload has not arrived")
+    for execution in executions:
+        t = Table(
+            title=f"{execution['name']}  {status_text(execution['status'])}"
+            + (f" ({execution['error']})" if execution.get("error") else "")
+            + f"  {_secs(execution.get('durationMs'))}",
+            title_justify="left",
+        )
+        for column, justify in (
+            ("state", "left"),
+            ("type", "left"),
+            ("start", "left"),
+            ("+ms", "right"),
+            ("duration", "right"),
+            ("retries", "right"),
+            ("errors", "left"),
+        ):
+            t.add_column(column, justify=justify)  # type: ignore[arg-type]
+        started = datetime.fromisoformat(execution["start"].replace("Z", "+00:00"))
+        for s in execution["states"]:
+            offset = (datetime.fromisoformat(s["start"].replace("Z", "+00:00")) - started).total_seconds() * 1000
+            t.add_row(
+                s["name"],
+                s["type"],
+                s["start"][11:23],
+                f"{offset:.0f}",
+                _secs(s["durationMs"]),
+                str(s["retries"]) if s["retries"] else "",
+                ", ".join(s["errors"]),
+            )
+        out.print(t)
+    if result.get("logs"):
+        out.print("[bold]log lines[/bold]")
+        for line in result["logs"]:
+            at = datetime.fromtimestamp(line["timestamp"] / 1000).astimezone().strftime("%H:%M:%S.%f")[:-3]
+            out.print(
+                f"{at} [cyan]{line['function']}[/cyan] {short_message(line['message'])}", markup=True, highlight=False
+            )
+    elif result.get("logsError"):
+        out.print(f"[yellow]log lines unavailable: {result['logsError']}[/yellow]")
+
+
+def _end(execution: dict[str, Any]) -> str | None:
+    if execution.get("durationMs") is None:
+        return None
+    started = datetime.fromisoformat(execution["start"].replace("Z", "+00:00"))
+    return (started + timedelta(milliseconds=execution["durationMs"])).isoformat()
+
+
+def _secs(ms: int | None) -> str:
+    return "-" if ms is None else f"{ms / 1000:.3f} s"
+
+
+@app.command()
+def web() -> None:
+    """The web page's address."""
+    emit({"webUrl": state.target.web_url}) if state.json else out.print(state.target.web_url)
+
+
+def main() -> None:
+    try:
+        app()
+    except (CliError, ClientError, BotoCoreError, requests.RequestException, OSError) as e:
+        message = aws_message(e) if isinstance(e, ClientError) else str(e)
+        if "--json" in sys.argv:
+            print(json.dumps({"error": {"code": getattr(e, "code", e.__class__.__name__), "message": message}}))
+        else:
+            err.print(f"imgpipe: {message}", markup=False, highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("imgpipe: interrupted")
+        sys.exit(130)

@@ -1,0 +1,227 @@
+"""Where the stack is and how to talk to it: its public HTTP API (requests) and the AWS APIs (boto3) for what the
+HTTP API does not offer (starting a reprocess, the functions' logs). Nothing else: no back doors."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import boto3
+import requests
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+LOCAL_ENDPOINT = "http://localhost:4566"
+TERMINAL = ("PROCESSED", "REJECTED", "FAILED", "EXPIRED")
+RETRIED_STATUSES = (429, 500, 502, 503, 504)
+
+
+class CliError(Exception):
+    """What the user is told, on one line."""
+
+
+@dataclass
+class Target:
+    """A deployed stack: on the local cloud (``endpoint``) or on AWS (``endpoint`` None, ``region``)."""
+
+    stack: str
+    region: str
+    endpoint: str | None
+    api_url: str | None = None
+    api_key: str | None = None
+    _outputs: dict[str, str] | None = field(default=None, repr=False)
+    _session: boto3.Session | None = field(default=None, repr=False)
+
+    @classmethod
+    def choose(
+        cls, stack: str, region: str | None, endpoint: str | None, api_url: str | None, api_key: str | None
+    ) -> Target:
+        """The local cloud unless a region is given (then AWS, with the usual AWS credentials), or an endpoint."""
+        if endpoint is None and region is None:
+            endpoint = os.environ.get("IMGPIPE_ENDPOINT_URL", LOCAL_ENDPOINT)
+        return cls(stack, region or os.environ.get("AWS_DEFAULT_REGION", "us-east-1"), endpoint, api_url, api_key)
+
+    def client(self, service: str):
+        if self._session is None:
+            if self.endpoint and not os.environ.get("AWS_ACCESS_KEY_ID"):
+                self._session = boto3.Session(
+                    aws_access_key_id="test", aws_secret_access_key="test", region_name=self.region
+                )
+            else:
+                self._session = boto3.Session(region_name=self.region)
+        config = Config(retries={"mode": "standard", "max_attempts": 5})
+        return self._session.client(service, endpoint_url=self.endpoint, config=config)
+
+    @property
+    def outputs(self) -> dict[str, str]:
+        if self._outputs is None:
+            try:
+                stack = self.client("cloudformation").describe_stacks(StackName=self.stack)["Stacks"][0]
+            except ClientError as e:
+                raise CliError(f"stack {self.stack} not found ({_where(self)}): {aws_message(e)}") from None
+            except BotoCoreError as e:
+                raise CliError(f"cannot reach {_where(self)}: {e}") from None
+            self._outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+        return self._outputs
+
+    def output(self, key: str) -> str:
+        if key not in self.outputs:
+            raise CliError(f"stack {self.stack} has no output {key} (deployed from an older template?)")
+        return self.outputs[key]
+
+    @property
+    def base_url(self) -> str:
+        if self.api_url:
+            return self.api_url.rstrip("/")
+        if self.endpoint:  # LocalStack's path for a REST API's stage
+            return f"{self.endpoint}/restapis/{self.output('RestApiId')}/prod/_user_request_"
+        return self.output("ApiUrl").rstrip("/")
+
+    @property
+    def web_url(self) -> str:
+        return f"{self.base_url}/web/index.html"
+
+
+def _where(target: Target) -> str:
+    return f"local cloud at {target.endpoint}" if target.endpoint else f"AWS {target.region}"
+
+
+def aws_message(e: ClientError) -> str:
+    error = e.response.get("Error", {})
+    return f"{error.get('Code')}: {error.get('Message')}"
+
+
+class ApiFailure(CliError):
+    def __init__(self, status: int, code: str, message: str, body: dict[str, Any]) -> None:
+        super().__init__(f"{code} ({status}): {message}")
+        self.status, self.code, self.body = status, code, body
+
+
+def retrying(call: Callable[[], requests.Response], attempts: int = 6) -> requests.Response:
+    """``call`` again after 429/5xx answers and connection errors, with exponential backoff and jitter (honouring
+    Retry-After); the last answer otherwise."""
+    for attempt in range(attempts):
+        try:
+            response = call()
+        except requests.ConnectionError as e:
+            if attempt == attempts - 1:
+                raise CliError(f"cannot connect: {e.__class__.__name__}") from None
+        else:
+            if response.status_code not in RETRIED_STATUSES or attempt == attempts - 1:
+                return response
+            retry_after = response.headers.get("Retry-After", "")
+            if retry_after.isdigit():
+                time.sleep(int(retry_after))
+                continue
+        time.sleep(min(8.0, 0.25 * 2**attempt) * (0.5 + random.random()))
+    raise AssertionError("unreachable")
+
+
+class Api:
+    """The stack's HTTP API."""
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self.http = requests.Session()
+        key = target.api_key or os.environ.get("IMGPIPE_API_KEY")
+        if key:
+            self.http.headers["x-api-key"] = key
+
+    def call(self, method: str, path: str, **kwargs) -> dict[str, Any] | None:
+        url = f"{self.target.base_url}/{path.lstrip('/')}"
+        response = retrying(lambda: self.http.request(method, url, timeout=30, **kwargs))
+        if response.status_code == 204:
+            return None
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        if not response.ok:
+            error = body.get("error") or {}
+            raise ApiFailure(
+                response.status_code, error.get("code", str(response.status_code)), error.get("message", ""), body
+            )
+        return body
+
+    def image(self, image_id: str) -> dict[str, Any]:
+        return self.call("GET", f"images/{image_id}") or {}
+
+    def images(self, status: str | None = None, limit: int = 20) -> Iterator[dict[str, Any]]:
+        cursor = None
+        while True:
+            params = {"limit": str(min(limit, 100))}
+            if status:
+                params["status"] = status
+            if cursor:
+                params["cursor"] = cursor
+            page = self.call("GET", "images", params=params) or {}
+            yield from page.get("images", [])
+            cursor = page.get("cursor")
+            if not cursor:
+                return
+
+    def grant(self, path: Path, content_type: str | None) -> dict[str, Any]:
+        body: dict[str, Any] = {"filename": path.name[:255], "size": path.stat().st_size}
+        if content_type:
+            body["contentType"] = content_type
+        return self.call("POST", "upload", json=body) or {}
+
+    def put(self, grant: dict[str, Any], path: Path, progress: Callable[[int], None]) -> None:
+        headers = {k: v for k, v in grant.get("headers", {}).items() if k.lower() != "content-length"}
+
+        def send() -> requests.Response:
+            with path.open("rb") as f:
+                return requests.put(
+                    grant["uploadUrl"], data=_Counting(f, path.stat().st_size, progress), headers=headers, timeout=300
+                )
+
+        response = retrying(send)
+        if not response.ok:
+            raise CliError(
+                f"storage refused the upload of {path.name}: HTTP {response.status_code} {_s3_code(response)}"
+            )
+
+    def wait(self, image_id: str, timeout: float, on_change: Callable[[dict[str, Any]], None] | None = None) -> dict:
+        """Poll the image until it is terminal, backing off from 0.5 s to 5 s; its last record."""
+        delay, deadline, last = 0.5, time.monotonic() + timeout, None
+        while True:
+            record = self.image(image_id)
+            if on_change and (last is None or record["status"] != last):
+                on_change(record)
+            last = record["status"]
+            if last in TERMINAL or time.monotonic() > deadline:
+                return record
+            time.sleep(delay)
+            delay = min(delay * 1.5, 5.0)
+
+
+class _Counting:
+    """A file for requests' body: its length is known (S3 needs Content-Length), and each read reports progress."""
+
+    def __init__(self, f: BinaryIO, size: int, progress: Callable[[int], None]) -> None:
+        self.f, self.size, self.progress = f, size, progress
+
+    def __len__(self) -> int:
+        return self.size
+
+    def read(self, n: int = -1) -> bytes:
+        chunk = self.f.read(n if n and n > 0 else 64 * 1024)
+        if chunk:
+            self.progress(len(chunk))
+        return chunk
+
+
+def _s3_code(response: requests.Response) -> str:
+    text = response.text
+    start = text.find("<Code>")
+    return text[start + 6 : text.find("</Code>")] if start >= 0 else ""
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, indent=2, default=str)

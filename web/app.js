@@ -1,0 +1,263 @@
+// image-pipeline's web page: upload (straight to S3 with a presigned URL), live status, gallery, trace, delete.
+// Served by the stack's API at <api>/web/index.html, so "../" is the API (same origin, no CORS).
+"use strict";
+
+const API = new URL("../", location.href);
+const ACCEPTED = ["image/jpeg", "image/png", "image/webp", "image/gif", "image/heic", "image/heif", "image/avif"];
+const TERMINAL = ["PROCESSED", "REJECTED", "FAILED", "EXPIRED"];
+const PAGE = 24;
+const $ = (selector) => document.querySelector(selector);
+const cards = new Map(); // imageId -> {element, record, timer, delay}
+let cursor = null;
+
+class ApiError extends Error {
+  constructor(status, code, message) { super(message); this.status = status; this.code = code; }
+}
+
+function apiKey() { return localStorage.getItem("imgpipe.apiKey") || ""; }
+
+async function call(method, path, body) {
+  const headers = { Accept: "application/json" };
+  if (apiKey()) headers["x-api-key"] = apiKey();
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  for (let attempt = 0; ; attempt++) {
+    const response = await fetch(new URL(path, API), { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    if ((response.status === 429 || response.status === 503) && attempt < 5) {
+      await sleep(Number(response.headers.get("Retry-After") || 0) * 1000 || 500 * 2 ** attempt);
+      continue;
+    }
+    if (response.status === 204) return null;
+    const data = await response.json().catch(() => ({}));
+    if (!response.ok) {
+      const error = data.error || {};
+      throw new ApiError(response.status, error.code || String(response.status), error.message || response.statusText);
+    }
+    return data;
+  }
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function element(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name === "text") node.textContent = value;
+    else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else node.setAttribute(name, value === true ? "" : value);
+  }
+  node.append(...children);
+  return node;
+}
+
+// ---------------------------------------------------------------- upload
+
+function put(url, file, contentType, onProgress) {
+  return new Promise((resolve, reject) => {
+    const request = new XMLHttpRequest();
+    request.open("PUT", url);
+    if (contentType) request.setRequestHeader("Content-Type", contentType); // signed: must match the grant
+    request.upload.onprogress = (e) => e.lengthComputable && onProgress(e.loaded / e.total);
+    request.onload = () => (request.status < 300 ? resolve() : reject(new Error(`storage refused the upload (HTTP ${request.status})`)));
+    request.onerror = () => reject(new Error("the upload failed (network)"));
+    request.send(file);
+  });
+}
+
+async function upload(file) {
+  const bar = element("progress", { max: "1", value: "0", "aria-label": `Upload of ${file.name}` });
+  const state = element("span", { text: "asking for an upload URL…" });
+  const row = element("li", { "data-testid": "upload-row" }, element("span", { text: file.name }), bar, state);
+  $("#uploads").prepend(row);
+  try {
+    const contentType = ACCEPTED.includes(file.type) ? file.type : undefined; // else the pipeline judges the bytes
+    const grant = await call("POST", "upload", { filename: file.name, size: file.size, contentType });
+    state.textContent = "uploading…";
+    addCard({ imageId: grant.imageId, status: "PENDING", filename: file.name }, true);
+    await put(grant.uploadUrl, file, grant.headers["Content-Type"], (done) => { bar.value = done; });
+    bar.value = 1;
+    state.textContent = "uploaded";
+    watch(grant.imageId);
+  } catch (error) {
+    state.textContent = `not uploaded: ${error.message}`;
+    state.className = "reason";
+  }
+}
+
+function uploadAll(files) {
+  let running = 0;
+  const queue = [...files];
+  const next = () => {
+    while (running < 3 && queue.length) {
+      running++;
+      upload(queue.shift()).finally(() => { running--; next(); });
+    }
+  };
+  next();
+}
+
+// ---------------------------------------------------------------- gallery
+
+const PLAIN = {
+  PENDING: "Waiting for the upload",
+  PROCESSING: "Processing…",
+  PROCESSED: "Ready",
+  REJECTED: "Rejected",
+  FAILED: "Failed",
+  EXPIRED: "The upload never arrived",
+};
+
+function addCard(record, first) {
+  if (cards.has(record.imageId)) return cards.get(record.imageId);
+  const card = { element: element("li", { class: "card", "data-testid": "image-card" }), record, delay: 1000 };
+  cards.set(record.imageId, card);
+  first ? $("#gallery").prepend(card.element) : $("#gallery").append(card.element);
+  render(card);
+  return card;
+}
+
+function label(record) { return record.filename || `image ${record.imageId.slice(0, 8)}`; }
+
+function render(card) {
+  const { record } = card;
+  card.element.dataset.imageId = record.imageId;
+  card.element.dataset.status = record.status;
+  const frame = element("div", { class: "frame" });
+  if (record.placeholder && record.placeholder.color) frame.style.background = record.placeholder.color;
+  if (record.status === "PROCESSED") showPicture(frame, record);
+  const meta = element("div", { class: "meta" },
+    element("span", { class: "name", text: label(record) }),
+    element("span", { class: `status status-${record.status}`, "data-testid": "status", text: PLAIN[record.status] || record.status }));
+  if (record.error && TERMINAL.includes(record.status)) {
+    meta.append(element("span", { class: "reason", "data-testid": "reason", text: reason(record.error) }));
+  }
+  meta.append(element("div", { class: "actions" },
+    element("button", { type: "button", class: "secondary", "data-testid": "trace-button", "aria-label": `Trace of ${label(record)}`, text: "Trace", onclick: () => showTrace(record) }),
+    element("button", { type: "button", class: "danger", "data-testid": "delete-button", "aria-label": `Delete ${label(record)}`, text: "Delete", onclick: () => remove(card) })));
+  card.element.replaceChildren(frame, meta);
+}
+
+function reason(error) {
+  const words = {
+    UNSUPPORTED_FORMAT: "This file is not an image format we accept",
+    CORRUPT_IMAGE: "The file is damaged or not really an image",
+    TOO_LARGE: "The file is too large",
+    TOO_MANY_PIXELS: "The picture has too many pixels",
+    EMPTY_FILE: "The file is empty",
+  };
+  return `${words[error.code] || "It could not be processed"}: ${error.message}`;
+}
+
+async function showPicture(frame, record) {
+  try {
+    const set = await call("GET", `images/${record.imageId}/srcset`);
+    const sizes = "(max-width: 40rem) 100vw, 16rem";
+    const picture = element("picture", {}, ...set.sources.map((s) => element("source", { type: s.type, srcset: s.srcset, sizes })));
+    picture.append(element("img", {
+      src: set.fallback.src, alt: label(record), width: set.fallback.width, height: set.fallback.height,
+      loading: "lazy", decoding: "async", "data-testid": "image",
+    }));
+    frame.replaceChildren(picture);
+  } catch (error) {
+    frame.replaceChildren(element("span", { class: "reason", text: `no picture: ${error.message}` }));
+  }
+}
+
+async function watch(imageId) {
+  const card = cards.get(imageId);
+  if (!card || card.timer) return;
+  const poll = async () => {
+    card.timer = null;
+    try {
+      const record = await call("GET", `images/${imageId}`);
+      const changed = record.status !== card.record.status;
+      card.record = { ...card.record, ...record };
+      if (changed) render(card);
+    } catch (error) {
+      if (error.status === 404) return; // deleted
+    }
+    if (!TERMINAL.includes(card.record.status) && cards.has(imageId)) {
+      card.timer = setTimeout(poll, card.delay);
+      card.delay = Math.min(card.delay * 1.5, 10000); // back off: no hammering while an image waits
+    }
+  };
+  card.timer = setTimeout(poll, card.delay);
+}
+
+async function loadPage() {
+  $("#gallery-status").textContent = "Loading…";
+  try {
+    const page = await call("GET", `images?limit=${PAGE}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+    for (const record of page.images) {
+      addCard(record, false);
+      if (!TERMINAL.includes(record.status)) watch(record.imageId);
+    }
+    cursor = page.cursor;
+    $("#more").hidden = !cursor;
+    $("#gallery-status").textContent = cards.size ? "" : "No images yet.";
+  } catch (error) {
+    $("#gallery-status").textContent = `Could not list the images: ${error.message}`;
+  }
+}
+
+async function remove(card) {
+  if (!confirm(`Delete ${label(card.record)}? The original and every rendition are removed.`)) return;
+  try {
+    await call("DELETE", `images/${card.record.imageId}`);
+    clearTimeout(card.timer);
+    cards.delete(card.record.imageId);
+    card.element.remove();
+    $("#gallery-status").textContent = `${label(card.record)} deleted.`;
+  } catch (error) {
+    $("#gallery-status").textContent = `Could not delete: ${error.message}`;
+  }
+}
+
+// ---------------------------------------------------------------- trace
+
+const seconds = (ms) => (ms === null || ms === undefined ? "–" : `${(ms / 1000).toFixed(3)} s`);
+
+async function showTrace(record) {
+  const body = $("#trace-body");
+  body.replaceChildren(element("p", { text: "Loading…" }));
+  $("#trace").showModal();
+  try {
+    const trace = await call("GET", `images/${record.imageId}/trace`);
+    if (!trace.executions.length) {
+      body.replaceChildren(element("p", { text: "No execution yet: the upload has not arrived." }));
+      return;
+    }
+    body.replaceChildren(...trace.executions.map((execution) => {
+      const rows = execution.states.map((state) => element("tr", {},
+        element("td", { text: state.name }), element("td", { text: state.type }),
+        element("td", { text: state.start.slice(11, 23) }), element("td", { class: "num", text: seconds(state.durationMs) }),
+        element("td", { class: "num", text: String(state.retries) }), element("td", { text: state.errors.join(", ") || "" })));
+      const head = element("tr", {}, ...["State", "Type", "Start (UTC)", "Duration", "Retries", "Errors"].map((h) => element("th", { scope: "col", text: h })));
+      return element("section", {},
+        element("h3", { text: `${execution.name}: ${execution.status}${execution.error ? ` (${execution.error})` : ""}, ${seconds(execution.durationMs)}` }),
+        element("table", { "data-testid": "trace-table" }, element("thead", {}, head), element("tbody", {}, ...rows)));
+    }));
+  } catch (error) {
+    body.replaceChildren(element("p", { class: "reason", text: `No trace: ${error.message}` }));
+  }
+}
+
+// ---------------------------------------------------------------- wiring
+
+function init() {
+  const key = $("#api-key");
+  key.value = apiKey();
+  const save = () => { localStorage.setItem("imgpipe.apiKey", key.value.trim()); location.reload(); };
+  key.addEventListener("change", save);
+  $("#settings-form").addEventListener("submit", (e) => { e.preventDefault(); save(); });
+  const input = $("#file-input");
+  input.addEventListener("change", () => { uploadAll(input.files); input.value = ""; });
+  const zone = $("#drop-zone");
+  zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("over"); });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (e) => { e.preventDefault(); zone.classList.remove("over"); uploadAll(e.dataTransfer.files); });
+  $("#more").addEventListener("click", loadPage);
+  loadPage();
+}
+
+init();
