@@ -3,6 +3,19 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
+# Debian packages the tests need: chromium (the web page's browser tests, through Playwright) and jq (README blocks).
+missing=()
+command -v chromium >/dev/null || missing+=(chromium)
+command -v jq >/dev/null || missing+=(jq)
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing ${missing[*]} (apt-get)"
+  sudo_cmd=(); [ "$(id -u)" = 0 ] || sudo_cmd=(sudo)
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q "${missing[@]}" >/dev/null 2>&1 \
+    || { DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get update -q >/dev/null 2>&1 \
+         && DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q "${missing[@]}" >/dev/null 2>&1; } \
+    || die "could not install ${missing[*]} with apt-get (run as root or with sudo)"
+fi
+
 ls_python="$(find_localstack_python)" || die "LocalStack needs Python 3.12 or 3.13: none found on PATH or under pyenv (install one, e.g. 'pyenv install 3.13')"
 
 # LocalStack + our extensions, pinned to LocalStack's own last lock.

@@ -18,24 +18,6 @@ from tests import images
 from .conftest import executions_for, expected_renditions, stored_renditions, wait_executions_done
 
 
-@pytest.fixture
-def faults(localcloud):
-    """Add fault rules over the local cloud's HTTP API; all are removed afterwards."""
-    url = f"{localcloud}/_localcloud/faults"
-
-    def add(**rule) -> dict:
-        resp = requests.post(url, json=rule)
-        assert resp.status_code == 201, resp.text
-        return resp.json()
-
-    def fired() -> dict[str, int]:
-        return {r["id"]: r["fired"] for r in requests.get(url).json()["faults"]}
-
-    add.fired = fired
-    yield add
-    requests.delete(url)
-
-
 def renditions_of(s3, stack, image_id: str) -> int:
     return len(stored_renditions(s3, stack, image_id))
 

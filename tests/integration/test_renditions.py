@@ -158,41 +158,6 @@ def test_a_small_image_is_never_upscaled_but_has_every_format(client):
 # ---------------------------------------------------------------- completion events
 
 
-@pytest.fixture(scope="module")
-def bus_events(stack, aws):
-    """Every event on the stack's bus, through a rule into an SQS queue made for this test module."""
-    sqs, events = aws("sqs"), aws("events")
-    queue = sqs.create_queue(QueueName="completion-events-test")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    bus = stack.outputs["EventBusName"]
-    events.put_rule(
-        Name="completion-events-test", EventBusName=bus, EventPattern=json.dumps({"source": ["image-pipeline"]})
-    )
-    events.put_targets(Rule="completion-events-test", EventBusName=bus, Targets=[{"Id": "queue", "Arn": arn}])
-    seen: list[dict] = []
-
-    def collect(image_ids: set[str], settle: float = 3.0) -> list[dict]:
-        """The events of these images: read until one event per image has come, then ``settle`` s more."""
-        deadline, quiet_until = time.monotonic() + 60, None
-        while time.monotonic() < deadline:
-            for message in sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
-                "Messages", []
-            ):
-                seen.append(json.loads(message["Body"]))
-                sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
-            mine = [e for e in seen if e["detail"]["imageId"] in image_ids]
-            if quiet_until is None and {e["detail"]["imageId"] for e in mine} == image_ids:
-                quiet_until = time.monotonic() + settle
-            if quiet_until is not None and time.monotonic() > quiet_until:
-                return mine
-        raise AssertionError(f"no event for {image_ids - {e['detail']['imageId'] for e in seen}}")
-
-    yield collect
-    events.remove_targets(Rule="completion-events-test", EventBusName=bus, Ids=["queue"])
-    events.delete_rule(Name="completion-events-test", EventBusName=bus)
-    sqs.delete_queue(QueueUrl=queue)
-
-
 def test_each_terminal_outcome_publishes_exactly_one_event_and_a_duplicate_none(client, stack, aws, bus_events):
     good = client.upload(images.jpeg(900, 600), "image/jpeg")
     bad = client.upload(b"GIF89a but not really a GIF", "image/gif")
