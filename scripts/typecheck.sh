@@ -6,7 +6,8 @@ source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 mypy="$VENV_DIR/dev/bin/mypy"
 "$mypy" layers/shared/image_pipeline
+"$mypy" cli/imgpipe
 for handler in functions/*/app.py; do
   out="$("$mypy" "$handler" 2>&1)" || { echo "$out"; exit 1; }
 done
-echo "mypy: the layer and $(ls functions/*/app.py | wc -l) handlers are clean"
+echo "mypy: the layer, imgpipe and $(ls functions/*/app.py | wc -l) handlers are clean"

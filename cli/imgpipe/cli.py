@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
-import requests
+import requests  # type: ignore[import-untyped]  # no stubs in the dev environment
 import typer
 from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
@@ -21,7 +21,7 @@ from rich.live import Live
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
-from imgpipe.client import Api, ApiFailure, CliError, Target, aws_message, dumps
+from imgpipe.client import TERMINAL, Api, ApiFailure, CliError, Target, aws_message, dumps
 
 app = typer.Typer(
     help="The image pipeline from a terminal: the local cloud by default, a real AWS stack with --region.",
@@ -353,6 +353,27 @@ def reprocess_event(image_id: str) -> dict[str, Any]:
     }
 
 
+def wait_for_execution(image_id: str, arn: str, timeout: float) -> dict[str, Any]:
+    """The image's record once execution ``arn`` has finished with it: terminal and recorded by that execution, or
+    the execution ended without claiming it (then the record as it is)."""
+    sfn, deadline, delay = state.target.client("stepfunctions"), time.monotonic() + timeout, 0.3
+    while True:
+        record = state.api.image(image_id)
+        if record.get("executionArn") == arn and record["status"] in TERMINAL:
+            return record
+        if sfn.describe_execution(executionArn=arn)["status"] != "RUNNING":
+            record = state.api.image(image_id)  # it may have recorded the end just before it ended
+            if record.get("executionArn") != arn:
+                raise CliError(
+                    f"execution {arn.rsplit(':', 1)[-1]} ended without processing {image_id} (imgpipe trace)"
+                )
+            return record
+        if time.monotonic() > deadline:
+            raise CliError(f"{image_id} is still {record['status']} after {timeout:.0f} s")
+        time.sleep(delay)
+        delay = min(delay * 1.5, 5.0)
+
+
 @app.command()
 def reprocess(
     image_id: str,
@@ -367,10 +388,7 @@ def reprocess(
     arn = state.target.client("stepfunctions").start_execution(
         stateMachineArn=state.target.output("ImagePipelineStateMachineArn"), input=json.dumps(event)
     )["executionArn"]
-    record = None
-    if wait:
-        time.sleep(0.5)
-        record = state.api.wait(image_id, 600)
+    record = wait_for_execution(image_id, arn, 600) if wait else None
     if state.json:
         emit({"imageId": image_id, "executionArn": arn, **({"status": record["status"]} if record else {})})
     else:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import boto3
-import requests
+import requests  # type: ignore[import-untyped]  # no stubs in the dev environment
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -47,7 +47,7 @@ class Target:
             endpoint = os.environ.get("IMGPIPE_ENDPOINT_URL", LOCAL_ENDPOINT)
         return cls(stack, region or os.environ.get("AWS_DEFAULT_REGION", "us-east-1"), endpoint, api_url, api_key)
 
-    def client(self, service: str):
+    def client(self, service: str) -> Any:
         if self._session is None:
             if self.endpoint and not os.environ.get("AWS_ACCESS_KEY_ID"):
                 self._session = boto3.Session(
@@ -56,7 +56,8 @@ class Target:
             else:
                 self._session = boto3.Session(region_name=self.region)
         config = Config(retries={"mode": "standard", "max_attempts": 5})
-        return self._session.client(service, endpoint_url=self.endpoint, config=config)
+        session: Any = self._session  # boto3-stubs type client() per service name; ours is any
+        return session.client(service, endpoint_url=self.endpoint, config=config)
 
     @property
     def outputs(self) -> dict[str, str]:

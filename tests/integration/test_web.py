@@ -49,7 +49,7 @@ def test_upload_a_photo_and_a_bad_file_through_the_page(browser, stack, client, 
     for card in (good_card, bad_card):  # the ids are the API's
         assert client.image(card.get_attribute("data-image-id")).json()["status"] == card.get_attribute("data-status")
     SCREENSHOT.parent.mkdir(exist_ok=True)
-    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    page.screenshot(path=str(SCREENSHOT))
 
     good_card.get_by_role("button", name="Trace of harbour.jpg").click()
     trace = page.get_by_test_id("trace-table")

@@ -1,0 +1,54 @@
+"""The README's shell blocks marked `<!-- tested -->` run as pasted, in order, in one shell, from a directory laid
+out like the repository's root (its .localcloud, .venv, scripts and events): they cannot drift from the code."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+
+from .conftest import ROOT
+
+MARKED = re.compile(r"<!-- tested -->\n```bash\n(.*?)\n```", re.S)
+
+
+def readme_blocks() -> list[str]:
+    return MARKED.findall((ROOT / "README.md").read_text())
+
+
+def test_the_readme_has_its_usage_blocks_marked():
+    blocks = readme_blocks()
+    assert len(blocks) >= 5
+    joined = "\n".join(blocks)
+    for command in (
+        "imgpipe upload",
+        'curl -s -X POST "$API/upload"',
+        "get-execution-history",
+        "start-execution",
+        "-X DELETE",
+        "_localcloud/faults",
+    ):
+        assert command in joined, command
+
+
+def test_the_readme_blocks_run_as_pasted(stack, tmp_path):
+    for name in (".localcloud", ".venv", "scripts", "events"):
+        (tmp_path / name).symlink_to(ROOT / name)
+    # as a person pastes them: one interactive-like shell; stop at the first command that fails
+    script = "set -eo pipefail\n" + "\n".join(
+        f"echo '>>> block {i}'\n{block}" for i, block in enumerate(readme_blocks())
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IMGPIPE_", "PYTEST_"))}
+    env["COLUMNS"] = "160"
+    done = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-4000:]
+    assert "Traceback" not in output and "None\tNone" not in output
+    assert (tmp_path / "photo-800.jpg").read_bytes()[:3] == b"\xff\xd8\xff"  # the curl block's download
+    assert (tmp_path / "beach-400.webp").read_bytes()[8:12] == b"WEBP"  # imgpipe get
+    assert '"status": "PROCESSED"' in done.stdout  # the curl block's record
+    assert "1 PROCESSED, 1 REJECTED" in done.stdout  # imgpipe upload --wait's summary
+    assert "\n204\n204\n" in done.stdout  # DELETE, and DELETE again
+    assert re.search(r"\n2\t\+\d+ms\tTaskStateEntered\tValidate image\n", done.stdout)  # the history, every column
+    assert "\tExecutionSucceeded\t{" in done.stdout
+    assert "Skip duplicate" not in done.stderr
