@@ -8,7 +8,6 @@ json() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval('d' + s
 
 bash "$ROOT/scripts/deploy_local.sh"
 API="$(json "['LocalApiUrl']" < "$STATE_DIR/stack-image-pipeline.json")"
-SM="$(json "['ImagePipelineStateMachineArn']" < "$STATE_DIR/stack-image-pipeline.json")"
 demo="$STATE_DIR/demo"; mkdir -p "$demo"
 "$VENV_DIR/dev/bin/python" "$ROOT/scripts/sample_image.py" "$demo/photo.jpg"
 size=$(stat -c %s "$demo/photo.jpg")
@@ -56,11 +55,12 @@ for r in d['renditions']:
     print(f\"  {r['size']:>5} {r['format']:<5} {r['width']}x{r['height']:<5} {r['bytes']:>8} bytes\")
 print('  placeholder:', d['placeholder'])"
 
-log "6. the execution that did it"
-ex="$(aws stepfunctions list-executions --state-machine-arn "$SM" --query 'executions[0].executionArn' --output text)"
-aws stepfunctions get-execution-history --execution-arn "$ex" --output json \
-  | python3 -c "import json,sys; [print(' ', e['type'], (e.get('stateEnteredEventDetails') or {}).get('name', '')) for e in json.load(sys.stdin)['events'] if e['type'] in ('ExecutionStarted','TaskStateEntered','ChoiceStateEntered','ExecutionSucceeded','ExecutionFailed')]"
+log "6. the execution that did it: imgpipe trace $id"
+COLUMNS=120 "$VENV_DIR/dev/bin/imgpipe" trace "$id"
 echo
 key="$(curl -sS "$API/images/$id" | json "['processed']['key']")"
 echo "Done. Rendition: $demo/photo-rendition.jpg (s3://$(json "['ProcessedBucketName']" < "$STATE_DIR/stack-image-pipeline.json")/$key), 400-px AVIF: $demo/photo-400.avif"
+web="$(json "['LocalWebUrl']" < "$STATE_DIR/stack-image-pipeline.json")"
+echo "The web page: $web"
+echo "From a terminal: export PATH=\"\$PWD/.venv/dev/bin:\$PATH\"; imgpipe upload <folder> --wait; imgpipe ls; imgpipe --help"
 echo "The local cloud keeps running: 'make down' stops it."

@@ -240,7 +240,7 @@ def show_image(record: dict[str, Any]) -> None:
     renditions = record.get("renditions") or []
     if renditions:
         t.add_row("renditions", ", ".join(f"{r['size']}/{r['format']} {r['width']}x{r['height']}" for r in renditions))
-    t.add_row("execution", record.get("executionArn") or "-")
+    t.add_row("execution", record.get("execution") or "-")
     out.print(t)
 
 
@@ -357,16 +357,15 @@ def wait_for_execution(image_id: str, arn: str, timeout: float) -> dict[str, Any
     """The image's record once execution ``arn`` has finished with it: terminal and recorded by that execution, or
     the execution ended without claiming it (then the record as it is)."""
     sfn, deadline, delay = state.target.client("stepfunctions"), time.monotonic() + timeout, 0.3
+    name = arn.rsplit(":", 1)[-1]  # the API names executions by name
     while True:
         record = state.api.image(image_id)
-        if record.get("executionArn") == arn and record["status"] in TERMINAL:
+        if record.get("execution") == name and record["status"] in TERMINAL:
             return record
         if sfn.describe_execution(executionArn=arn)["status"] != "RUNNING":
             record = state.api.image(image_id)  # it may have recorded the end just before it ended
-            if record.get("executionArn") != arn:
-                raise CliError(
-                    f"execution {arn.rsplit(':', 1)[-1]} ended without processing {image_id} (imgpipe trace)"
-                )
+            if record.get("execution") != name:
+                raise CliError(f"execution {name} ended without processing {image_id} (imgpipe trace)")
             return record
         if time.monotonic() > deadline:
             raise CliError(f"{image_id} is still {record['status']} after {timeout:.0f} s")

@@ -40,7 +40,11 @@ def test_images_are_listed_newest_first_in_pages_with_a_cursor(world):
     repo.claim(ids[2], keys.upload_key(ids[2]), "e", "arn:x")
     only = api.list_images(repo, "PROCESSING", None, None)
     assert [i["imageId"] for i in only["images"]] == [ids[2]] and only["cursor"] is None
-    assert only["images"][0]["executionArn"] == "arn:x" and only["images"][0]["executions"] == ["arn:x"]
+    arn = "arn:aws:states:us-east-1:123456789012:execution:sm:run-1"
+    repo.claim(ids[3], keys.upload_key(ids[3]), "e", arn)
+    listed = api.list_images(repo, "PROCESSING", None, None)["images"]
+    assert [i["imageId"] for i in listed] == [ids[3], ids[2]]  # the last changed first
+    assert listed[0]["execution"] == "run-1" and listed[0]["executions"] == ["run-1"]  # names: no account id
 
 
 @pytest.mark.parametrize(

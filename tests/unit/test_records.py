@@ -94,12 +94,12 @@ def test_to_api_shape(repo):
         "renditions",
         "placeholder",
         "error",
-        "executionArn",
+        "execution",
         "executions",
         "filename",
     }
     assert body["status"] == "PENDING" and body["original"] is None and body["error"] is None
-    assert body["executionArn"] is None and body["executions"] == []
+    assert body["execution"] is None and body["executions"] == []
     assert body["renditions"] == [] and body["placeholder"] is None  # until PROCESSED
 
 

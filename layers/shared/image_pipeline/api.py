@@ -315,9 +315,15 @@ def to_api(record: dict[str, Any]) -> dict[str, Any]:
         "renditions": [{k: r[k] for k in RENDITION_FIELDS} for r in _plain(record.get("renditions") or [])],
         "placeholder": _plain(record.get("placeholder")),
         "error": _plain(record.get("error")),
-        "executionArn": record.get("executionArn"),  # the execution that processes (or processed) it last
-        "executions": sorted(record.get("executions") or []),  # every execution that owned it (imgpipe trace)
+        # Step Functions execution *names*, not ARNs (an ARN names the account): the one that processes or processed
+        # it last, and every one that owned it; the ARN is the state machine's with ":execution:" and the name
+        "execution": _execution_name(record.get("executionArn")),
+        "executions": sorted(_execution_name(arn) for arn in record.get("executions") or []),
     }
+
+
+def _execution_name(arn: str | None) -> str | None:
+    return arn.rsplit(":", 1)[-1] if arn else None
 
 
 RENDITION_FIELDS = ("size", "width", "height", "format", "bytes")  # what GET /images shows of each (not its key)

@@ -74,7 +74,7 @@ def image_trace(sfn, execution_arns: list[str]) -> list[dict[str, Any]]:
             events: list[dict[str, Any]] = []
             for page in sfn.get_paginator("get_execution_history").paginate(executionArn=arn):
                 events += page["events"]
-        traces.append({"executionArn": arn, "name": described["name"], **timeline(events)})
+        traces.append({"name": described["name"], **timeline(events)})  # the name, not the ARN (it names the account)
         if traces[-1]["status"] == "RUNNING" and described["status"] != "RUNNING":
             traces[-1]["status"] = described["status"]
     traces.sort(key=lambda t: t["start"] or "")
