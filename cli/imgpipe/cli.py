@@ -451,8 +451,8 @@ def function_logs(image_id: str, start: str, end: str | None) -> list[dict[str, 
 def short_message(message: str) -> str:
     try:
         data = json.loads(message)
-    except ValueError:
-        return message[:200]
+    except ValueError:  # the runtime's own lines (START/END, an uncaught error): their first line says it
+        return message.strip().splitlines()[0][:200] if message.strip() else ""
     fields = [f"{data.get('level', '')} {data.get('message', '')}".strip()]
     fields += [f"{k}={data[k]}" for k in ("error", "reason", "code", "status") if k in data]
     return " ".join(fields)[:200]

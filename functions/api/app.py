@@ -139,7 +139,7 @@ def download() -> Response:
     return Response(status_code=200, content_type="application/json", body=json.dumps(result), headers=headers)
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)  # responses hold presigned URLs and keys
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:

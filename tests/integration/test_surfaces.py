@@ -173,3 +173,13 @@ def test_status_ls_get_trace_reprocess_and_rm(stack, folder, tmp_path, aws):
     missing = imgpipe("status", image_id)
     assert missing.returncode == 2 and missing.stdout == ""
     assert missing.stderr.strip() == "imgpipe: NOT_FOUND (404): the image was deleted"  # one line, no traceback
+
+
+def test_upload_retries_when_storage_throttles(stack, faults, tmp_path):
+    rule = faults(service="s3", operation="PutObject", resource=stack.original_bucket, error="SlowDown", count=2)
+    photo = tmp_path / "throttled.jpg"
+    photo.write_bytes(images.jpeg(640, 480))
+    done = imgpipe("--json", "upload", str(photo), "--wait")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [i["status"] for i in json.loads(done.stdout)["images"]] == ["PROCESSED"]
+    assert faults.fired()[rule["id"]] == 2  # two 503 SlowDown answers, each retried

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 from image_pipeline import observability
@@ -27,3 +28,20 @@ def test_every_handler_takes_its_setup_from_the_observability_module_and_is_trac
         assert "from image_pipeline.observability import" in source, handler
         assert "Logger()" not in source and "Metrics()" not in source and "Tracer()" not in source, handler
         assert "@tracer.capture_lambda_handler" in source, handler
+
+
+def test_no_invocation_logs_under_the_image_id_of_the_one_before(aws_env, lambda_context):
+    """A warm function's next invocation starts without the previous image's id (imgpipe trace finds an image's
+    log lines by it): a line logged before the handler names its image carries no image id at all."""
+    from tests.unit.conftest import load_handler
+
+    handler = load_handler("mark_failed")
+    observability.annotate_image("11111111-1111-4111-8111-111111111111")  # what the previous invocation did
+    stream = io.StringIO()
+    previous = observability.logger.registered_handler.setStream(stream)
+    try:  # an invocation that fails before it knows its image
+        handler.lambda_handler({"state": {"error": {"Error": "X"}}, "executionArn": "arn:y"}, lambda_context)
+    finally:
+        observability.logger.registered_handler.setStream(previous)
+    lines = stream.getvalue().splitlines()
+    assert lines and all("11111111-1111-4111-8111-111111111111" not in line for line in lines)
