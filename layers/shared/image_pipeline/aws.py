@@ -6,7 +6,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from botocore.exceptions import ClientError, ConnectionError, ReadTimeoutError
+from botocore.exceptions import (
+    ClientError,
+    ConnectionError,
+    HTTPClientError,
+    IncompleteReadError,
+    ResponseStreamingError,
+)
 
 from image_pipeline.errors import TransientAWSError
 
@@ -56,5 +62,7 @@ def transient_errors() -> Iterator[None]:
         if is_transient(e):
             raise TransientAWSError(f"{e.operation_name}: {error_code(e)}: {e}") from e
         raise
-    except (ConnectionError, ReadTimeoutError) as e:
-        raise TransientAWSError(str(e)) from e
+    # the connection failed or closed (ConnectionClosedError, ReadTimeoutError are HTTPClientErrors), or a response
+    # body broke off while it was read: after the SDK's own retries, the state machine retries the step
+    except (ConnectionError, HTTPClientError, ResponseStreamingError, IncompleteReadError) as e:
+        raise TransientAWSError(f"{type(e).__name__}: {e}") from e

@@ -111,16 +111,17 @@ def resize(s3, settings: Settings, image: dict[str, Any], execution_name: str) -
     try:
         with transient_errors():
             obj = s3.get_object(Bucket=image["bucket"], Key=image["key"], IfMatch=f'"{image["etag"]}"')
+            if obj["ContentLength"] > settings.max_upload_bytes:
+                raise InvalidImageError("TOO_LARGE", f"{obj['ContentLength']} bytes is over the limit")
+            data = obj["Body"].read()  # a body that breaks off while streaming is transient too
     except ClientError as e:
         if error_code(e) not in PRECONDITION_FAILED_CODES:
             raise
         raise OriginalReplacedError(
             f"{image['key']} was replaced by another upload after it was validated; upload again with a new URL"
         ) from e
-    if obj["ContentLength"] > settings.max_upload_bytes:
-        raise InvalidImageError("TOO_LARGE", f"{obj['ContentLength']} bytes is over the limit")
     rendered = engine.render_set(
-        obj["Body"].read(),
+        data,
         settings.rendition_sizes,
         settings.rendition_formats,
         settings.max_dimension,
