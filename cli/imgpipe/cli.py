@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import nullcontext
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -184,20 +185,21 @@ def watch_all(items: list[dict[str, Any]], api: Api, timeout: float) -> None:
             with lock:
                 item.update(status=record["status"], error=record.get("error"))
 
-        record = api.wait(item["imageId"], timeout, changed)
-        changed(record)
+        try:
+            changed(api.wait(item["imageId"], timeout, changed))
+        except CliError as e:  # e.g. deleted meanwhile: that image's line says so, the others go on
+            with lock:
+                item.update(status="UNKNOWN", error={"code": getattr(e, "code", "ERROR"), "message": str(e)})
 
-    with Live(table(), console=err, refresh_per_second=4, transient=True, redirect_stdout=False) as live:
-        if state.json:
-            live.stop()
-        with ThreadPoolExecutor(max_workers=min(16, max(1, len(items)))) as pool:
-            futures = [pool.submit(follow, item) for item in items]
-            while not all(f.done() for f in futures):
-                if not state.json:
-                    live.update(table())
-                time.sleep(0.25)
-            for f in futures:
-                f.result()
+    live = nullcontext() if state.json else Live(table(), console=err, refresh_per_second=4, transient=True)
+    with live, ThreadPoolExecutor(max_workers=min(16, max(1, len(items)))) as pool:
+        futures = [pool.submit(follow, item) for item in items]
+        while not all(f.done() for f in futures):
+            if isinstance(live, Live):
+                live.update(table())
+            time.sleep(0.25)
+        for f in futures:
+            f.result()
 
 
 def summarize(results: list[dict[str, Any]], waited: bool) -> None:
