@@ -21,13 +21,27 @@ def delete_original(s3, bucket: str, key: str) -> int:
 def delete_renditions(s3, bucket: str, image_id: str) -> list[str]:
     """Delete the image's renditions (``renditions/{id}.*``, ``renditions/{id}/…``) and staged objects
     (``staging/{id}/…``); returns the deleted keys. Ids are fixed-length UUIDs: the prefixes hold this image only."""
-    found: list[str] = []
-    with transient_errors():
-        for prefix in (keys.rendition_key(image_id, "")[:-1], keys.staging_key(image_id, "", "")[:-1]):
-            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-                found += [o["Key"] for o in page.get("Contents", [])]
-    _delete(s3, bucket, [{"Key": k} for k in found])
+    found = [*rendition_keys(s3, bucket, image_id), *listed(s3, bucket, keys.staging_key(image_id, "", "")[:-1])]
+    delete_keys(s3, bucket, found)
     return found
+
+
+def rendition_keys(s3, bucket: str, image_id: str) -> list[str]:
+    """Every rendition of the image: ``renditions/{id}`` holds the default's key and the set's folder."""
+    return listed(s3, bucket, keys.rendition_key(image_id, "")[:-1])
+
+
+def listed(s3, bucket: str, prefix: str) -> list[str]:
+    with transient_errors():
+        return [
+            o["Key"]
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+            for o in page.get("Contents", [])
+        ]
+
+
+def delete_keys(s3, bucket: str, object_keys: list[str]) -> None:
+    _delete(s3, bucket, [{"Key": k} for k in object_keys])
 
 
 def _delete(s3, bucket: str, objects: list[dict[str, str]]) -> None:

@@ -66,19 +66,19 @@ def timeline(events: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def image_trace(sfn, execution_arns: list[str]) -> list[dict[str, Any]]:
-    """The timelines of an image's most recent executions, oldest first."""
+    """The timelines of an image's most recent executions, oldest first (only their histories are read)."""
+    with transient_errors():
+        described = [sfn.describe_execution(executionArn=arn) for arn in execution_arns]
     traces = []
-    for arn in execution_arns:
+    for execution in sorted(described, key=lambda d: d["startDate"])[-MAX_EXECUTIONS:]:
         with transient_errors():
-            described = sfn.describe_execution(executionArn=arn)
             events: list[dict[str, Any]] = []
-            for page in sfn.get_paginator("get_execution_history").paginate(executionArn=arn):
+            for page in sfn.get_paginator("get_execution_history").paginate(executionArn=execution["executionArn"]):
                 events += page["events"]
-        traces.append({"name": described["name"], **timeline(events)})  # the name, not the ARN (it names the account)
-        if traces[-1]["status"] == "RUNNING" and described["status"] != "RUNNING":
-            traces[-1]["status"] = described["status"]
-    traces.sort(key=lambda t: t["start"] or "")
-    return traces[-MAX_EXECUTIONS:]
+        traces.append({"name": execution["name"], **timeline(events)})  # the name, not the ARN (it names the account)
+        if traces[-1]["status"] == "RUNNING" and execution["status"] != "RUNNING":
+            traces[-1]["status"] = execution["status"]
+    return traces
 
 
 def _iso(at: datetime) -> str:

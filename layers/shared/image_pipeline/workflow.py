@@ -258,17 +258,8 @@ def prune_renditions(s3, settings: Settings, image_id: str, stored: dict[str, An
     default that moved into it), once the record names the new ones; returns the deleted keys. Ids are fixed-length
     UUIDs, so the prefix ``renditions/{id}`` holds this image's objects only."""
     keep = {stored["processed"]["key"], *(r["key"] for r in stored.get("renditions", []))}
-    prefix = keys.rendition_key(image_id, "")[:-1]  # "renditions/{id}": the default's key and the set's folder
-    stale: list[str] = []
-    with transient_errors():
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.processed_bucket, Prefix=prefix):
-            stale += [o["Key"] for o in page.get("Contents", []) if o["Key"] not in keep]
-    for start in range(0, len(stale), 1000):
-        with transient_errors():
-            s3.delete_objects(
-                Bucket=settings.processed_bucket,
-                Delete={"Objects": [{"Key": k} for k in stale[start : start + 1000]], "Quiet": True},
-            )
+    stale = [k for k in purge.rendition_keys(s3, settings.processed_bucket, image_id) if k not in keep]
+    purge.delete_keys(s3, settings.processed_bucket, stale)
     return stale
 
 
