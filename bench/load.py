@@ -1,10 +1,13 @@
-"""Load benchmark: N uploads in a burst through the HTTP API; throughput, upload-to-PROCESSED latency, outcomes.
+"""Load benchmark: N uploads in a burst through the HTTP API; throughput, upload-to-PROCESSED latency, outcomes, CPU.
 
 Usage: python bench/load.py [--uploads 300] [--clients 16] [--json OUT]   (stack deployed: make deploy)
+       python bench/load.py --single 20 [--megapixels 12]                 (one image at a time on a warm stack)
 
 Each client does what a user does (POST /upload, PUT to the presigned URL, retrying 429/5xx). Latency is
 from the end of the PUT to the record's final `updatedAt` (written by the workflow's last step), read from
-DynamoDB, so polling does not add load to the API under test.
+DynamoDB, so polling does not add load to the API under test. CPU: the LocalStack process's CPU-seconds
+(/proc/PID/stat) and the whole machine's (/proc/stat) from the first upload to the last terminal record.
+Task errors are counted from the execution histories of the run's executions (retried or not).
 """
 
 from __future__ import annotations
@@ -12,10 +15,11 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
@@ -27,9 +31,10 @@ ROOT = Path(__file__).resolve().parents[1]
 TERMINAL = {"PROCESSED", "REJECTED", "FAILED"}
 
 
-def sample_jpeg() -> bytes:
-    im = Image.radial_gradient("L").resize((2400, 1600)).convert("RGB")
-    ImageDraw.Draw(im).ellipse((400, 300, 1400, 1300), fill=(200, 40, 40))
+def sample_jpeg(size: tuple[int, int] = (2400, 1600)) -> bytes:
+    im = Image.radial_gradient("L").resize(size).convert("RGB")
+    w, h = size
+    ImageDraw.Draw(im).ellipse((w // 6, h // 5, w * 7 // 12, h * 13 // 16), fill=(200, 40, 40))
     im = Image.blend(im, Image.effect_noise(im.size, 20).convert("RGB"), 0.15)
     buf = io.BytesIO()
     im.save(buf, "JPEG", quality=90)
@@ -54,17 +59,101 @@ def upload(api: str, data: bytes) -> tuple[str, float]:
     return body["imageId"], time.time()
 
 
+def localstack_cpu_s() -> float:
+    """CPU-seconds (user + system) of the LocalStack process so far."""
+    pid = (ROOT / ".localcloud" / "localstack.pid").read_text().strip()
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu_s() -> float:
+    """CPU-seconds the whole machine spent busy so far (all cores; idle and iowait excluded)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    busy = sum(values[:8]) - values[3] - values[4]
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def admission_stats() -> dict | None:
+    """The local cloud's Lambda admission queue counters (localcloud.admission), if it has one."""
+    endpoint = os.environ.get("AWS_ENDPOINT_URL", "http://localhost:4566")
+    resp = requests.get(f"{endpoint}/_localcloud/admission", timeout=5)
+    return resp.json() if resp.ok else None
+
+
+def task_errors(state_machine_arn: str, since: datetime) -> dict[str, int]:
+    """Errors of failed tasks, timed-out tasks and failed executions in the executions started since ``since``."""
+    sfn = boto3.client("stepfunctions")
+    arns = []
+    for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=state_machine_arn):
+        arns += [e["executionArn"] for e in page["executions"] if e["startDate"] >= since]
+    errors: dict[str, int] = {}
+    for arn in arns:
+        for page in sfn.get_paginator("get_execution_history").paginate(executionArn=arn):
+            for event in page["events"]:
+                for key in ("taskFailedEventDetails", "taskTimedOutEventDetails", "lambdaFunctionFailedEventDetails"):
+                    if key in event:
+                        error = event[key].get("error", "?")
+                        errors[error] = errors.get(error, 0) + 1
+    return dict(sorted(errors.items(), key=lambda kv: -kv[1]))
+
+
+def single(stack: dict, table, count: int, megapixels: float) -> dict:
+    """One upload at a time on a warm stack: upload-to-PROCESSED of each (after 3 uploads that warm it)."""
+    width = int((megapixels * 1e6 * 4 / 3) ** 0.5)
+    data = sample_jpeg((width, width * 3 // 4))
+    latencies = []
+    for i in range(count + 3):
+        image_id, put_done = upload(stack["LocalApiUrl"], data)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            item = table.get_item(Key={"imageId": image_id}, ConsistentRead=True).get("Item", {})
+            if item.get("status") in TERMINAL:
+                break
+            time.sleep(0.01)
+        if item.get("status") != "PROCESSED":
+            raise SystemExit(f"{image_id} ended {item.get('status')}")
+        if i >= 3:
+            latencies.append((ts(item["updatedAt"]) - put_done) * 1000)
+    return {
+        "mode": "single",
+        "uploads": count,
+        "image": f"{width}x{width * 3 // 4} JPEG",
+        "image_bytes": len(data),
+        "latency_ms": {
+            "p50": round(pct(latencies, 50)),
+            "p95": round(pct(latencies, 95)),
+            "min": round(min(latencies)),
+        },
+    }
+
+
+def ts(value: str) -> float:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--uploads", type=int, default=300)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--single", type=int, metavar="N", help="N uploads one at a time on a warm stack instead")
+    parser.add_argument("--megapixels", type=float, default=12, help="size of the --single image")
+    parser.add_argument("--no-errors", action="store_true", help="skip reading the execution histories")
     args = parser.parse_args()
 
     stack = json.loads((ROOT / ".localcloud" / "stack-image-pipeline.json").read_text())
     table = boto3.resource("dynamodb").Table(stack["ImageTableName"])
+    if args.single:
+        result = single(stack, table, args.single, args.megapixels)
+        print(json.dumps(result, indent=2))
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(result, indent=2))
+        return
     data = sample_jpeg()
+    since = datetime.now(UTC)
+    cpu_localstack, cpu_machine = localstack_cpu_s(), machine_cpu_s()
     started = time.time()
     with ThreadPoolExecutor(max_workers=args.clients) as pool:
         uploaded = dict(pool.map(lambda _: upload(stack["LocalApiUrl"], data), range(args.uploads)))
@@ -82,9 +171,7 @@ def main() -> None:
             for item in resp["Responses"][table.name]:
                 records[item["imageId"]] = item
         time.sleep(0.5)
-
-    def ts(value: str) -> float:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    cpu_localstack, cpu_machine = localstack_cpu_s() - cpu_localstack, machine_cpu_s() - cpu_machine
 
     statuses: dict[str, int] = {}
     for image_id in uploaded:
@@ -109,6 +196,12 @@ def main() -> None:
         if latencies
         else None,
         "statuses": statuses,
+        "localstack_cpu_s": round(cpu_localstack, 1),
+        "localstack_cpu_ms_per_image": round(cpu_localstack * 1000 / args.uploads),
+        "machine_cpu_s": round(cpu_machine, 1),
+        "machine_cpu_ms_per_image": round(cpu_machine * 1000 / args.uploads),
+        "admission": admission_stats(),
+        "task_errors": None if args.no_errors else task_errors(stack["ImagePipelineStateMachineArn"], since),
         "all_terminal": statuses.get("NOT_FINISHED", 0) == 0
         and "PENDING" not in statuses
         and "PROCESSING" not in statuses,

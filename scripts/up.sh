@@ -37,7 +37,7 @@ mkdir -p "$STATE_DIR/fs" "$STATE_DIR/tmp" "$STATE_DIR/cache"
     PROVIDER_OVERRIDE_DYNAMODB=moto \
     SERVICES="${LOCALCLOUD_SERVICES}" \
     LOCALCLOUD_SWITCH_INTERVAL="${LOCALCLOUD_SWITCH_INTERVAL:-0.0005}" \
-    S3_SKIP_SIGNATURE_VALIDATION=0 \
+    S3_SKIP_SIGNATURE_VALIDATION=0 IN_MEMORY_CLIENT="${LOCALCLOUD_IN_MEMORY_CLIENT:-1}" \
     setsid "$VENV_DIR/localstack/bin/python" -m localstack.runtime.main
 ) >>"$STATE_DIR/localstack.log" 2>&1 < /dev/null &
 echo $! > "$pidfile"

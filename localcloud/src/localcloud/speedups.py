@@ -7,7 +7,11 @@ Measured on these 2-core machines (bench/localcloud_bench.py), a Lambda task too
   factory for 10 minutes per (role, principal, region, config);
 - parses every JSONPath (InputPath, OutputPath, ResultPath, ...) with jsonpath_ng, whose ply parser
   regenerates its LALR tables on each parse (~20-40 ms); parsed expressions are immutable, so we
-  memoise the parse per path string.
+  memoise the parse per path string;
+- parses the whole ASL definition with ANTLR (pure Python) at every execution start: ~53 ms for this
+  project's state machine, then ~10 ms to turn the parse tree into evaluation components. The parse tree
+  is only read by that step, so we keep it per definition; the components are still built fresh for every
+  execution (Map and Parallel components hold the state of their workers).
 Each hook is skipped, with a log line, if LocalStack's internals are not what it expects.
 """
 
@@ -22,6 +26,7 @@ from localstack.runtime import hooks
 
 LOG = logging.getLogger(__name__)
 SESSION_REUSE_S = 600
+CLOSE_HANDLER_ID = "localcloud-connection-close"
 
 
 def _close_after_response(request, **kwargs) -> None:
@@ -29,22 +34,32 @@ def _close_after_response(request, **kwargs) -> None:
 
 
 class FreshConnections:
-    """A client factory whose clients open a new connection per request.
+    """A client factory whose clients are made once per (service, arguments) and open a new connection per request.
 
     Reused clients would otherwise keep pooled keep-alive connections that the gateway closes when idle;
     LocalStack configures these clients with no retries, so a connection closed as it is reused would fail
-    the task (States.Runtime). A loopback connection costs ~0.3 ms; a client costs ~50 ms.
+    the task (States.Runtime). A loopback connection costs ~0.3 ms; a client costs ~50 ms. (With
+    ``IN_MEMORY_CLIENT`` there is no connection at all and the header does nothing.)
+
+    The clients of one factory share one event emitter: the handler is registered under a unique id, once. (It was
+    registered once per client made, so every Task added a handler and a ``Connection`` header to every later
+    request of every Task: after a few thousand Tasks, building a request took most of LocalStack's CPU.)
     """
 
     def __init__(self, factory) -> None:
         self._factory = factory
-        self._prepared: set[int] = set()
+        self._clients: dict[tuple, object] = {}
+        self._lock = threading.Lock()
 
     def get_client(self, *args, **kwargs):
-        client = self._factory.get_client(*args, **kwargs)
-        if id(client) not in self._prepared:
-            client.meta.events.register("request-created", _close_after_response)
-            self._prepared.add(id(client))
+        key = (args, tuple(sorted(kwargs.items())))
+        with self._lock:
+            client = self._clients.get(key)
+        if client is None:
+            client = self._factory.get_client(*args, **kwargs)
+            client.meta.events.register("request-created", _close_after_response, unique_id=CLOSE_HANDLER_ID)
+            with self._lock:
+                client = self._clients.setdefault(key, client)
         return client
 
     def __getattr__(self, name: str):
@@ -108,3 +123,48 @@ def cache_stepfunctions_jsonpath_parsing() -> None:
         if parse is not None and not hasattr(parse, "cache_info"):
             module.parse = functools.lru_cache(maxsize=4096)(parse)
     LOG.info("localcloud: Step Functions JSONPath parses are cached")
+
+
+class ParseTrees:
+    """ASL definition -> ANTLR parse tree, for the definitions seen most recently."""
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self.trees: dict[str, object] = {}
+        self.lock = threading.Lock()
+
+    def get(self, definition: str):
+        with self.lock:
+            return self.trees.get(definition)
+
+    def put(self, definition: str, tree) -> None:
+        with self.lock:
+            if len(self.trees) >= self.size:
+                self.trees.pop(next(iter(self.trees)))
+            self.trees[definition] = tree
+
+
+@hooks.on_infra_start()
+def cache_stepfunctions_definition_parsing() -> None:
+    try:
+        from localstack.services.stepfunctions.asl.parse.asl_parser import AmazonStateLanguageParser
+        from localstack.services.stepfunctions.asl.parse.preprocessor import Preprocessor
+    except ImportError as e:
+        LOG.warning("localcloud: Step Functions definition cache not installed: %s", e)
+        return
+    if getattr(AmazonStateLanguageParser.parse, "localcloud_cached", False):
+        return
+    parse = AmazonStateLanguageParser.parse
+    trees = ParseTrees()
+
+    def cached_parse(definition: str):
+        tree = trees.get(definition)
+        if tree is None:
+            program, tree = parse(definition)  # raises on a syntax error: nothing is cached then
+            trees.put(definition, tree)
+            return program, tree
+        return Preprocessor().visit(tree), tree
+
+    cached_parse.localcloud_cached = True
+    AmazonStateLanguageParser.parse = staticmethod(cached_parse)
+    LOG.info("localcloud: Step Functions definitions are parsed once")
