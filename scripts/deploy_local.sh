@@ -15,11 +15,20 @@ bash "$ROOT/scripts/up.sh" >/dev/null
 artifacts="sam-artifacts-000000000000-${AWS_DEFAULT_REGION}"
 aws s3api head-bucket --bucket "$artifacts" >/dev/null 2>&1 || aws s3api create-bucket --bucket "$artifacts" >/dev/null
 
-log "sam build"
-SAM_CLI_TELEMETRY=0 sam build --cached --parallel >"$STATE_DIR/sam-build.log" 2>&1 \
-  || { tail -30 "$STATE_DIR/sam-build.log" >&2; die "sam build failed (log: .localcloud/sam-build.log)"; }
+# Build and package under a lock: .aws-sam/ is shared by every local cloud of this checkout (scripts/test.sh runs two),
+# and a build rewrites what a concurrent package reads. The deploy itself works from the packaged template.
+packaged="$STATE_DIR/packaged-$STACK.yaml"
+(
+  flock 9
+  log "sam build"
+  SAM_CLI_TELEMETRY=0 sam build --cached --parallel >"$STATE_DIR/sam-build.log" 2>&1 \
+    || { tail -30 "$STATE_DIR/sam-build.log" >&2; die "sam build failed (log: .localcloud/sam-build.log)"; }
+  SAM_CLI_TELEMETRY=0 sam package --template-file "$ROOT/.aws-sam/build/template.yaml" --s3-bucket "$artifacts" --s3-prefix "$STACK" --region "$AWS_DEFAULT_REGION" \
+    --output-template-file "$packaged" >"$STATE_DIR/sam-package.log" 2>&1 \
+    || { tail -30 "$STATE_DIR/sam-package.log" >&2; die "sam package failed (log: .localcloud/sam-package.log)"; }
+) 9>"$ROOT/.aws-sam.lock"
 log "sam deploy ($STACK)"
-SAM_CLI_TELEMETRY=0 sam deploy --stack-name "$STACK" --s3-bucket "$artifacts" --s3-prefix "$STACK" \
+SAM_CLI_TELEMETRY=0 sam deploy --template-file "$packaged" --stack-name "$STACK" --s3-bucket "$artifacts" --s3-prefix "$STACK" \
   --capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND --no-confirm-changeset --no-fail-on-empty-changeset \
   --region "$AWS_DEFAULT_REGION" "${overrides[@]}" >"$STATE_DIR/sam-deploy.log" 2>&1 \
   || { tail -40 "$STATE_DIR/sam-deploy.log" >&2

@@ -2,6 +2,9 @@
 # Usage: scripts/setup.sh — create or refresh the project's environments under .venv/ (idempotent).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
+# One setup at a time per checkout (the test lanes' local clouds each run it as they start).
+exec 8>"$ROOT/.setup.lock"
+flock 8
 
 # Debian packages the tests need: chromium (the web page's browser tests, through Playwright) and jq (README blocks).
 missing=()

@@ -14,6 +14,9 @@ from botocore.config import Config
 
 ROOT = Path(__file__).resolve().parents[1]
 ENDPOINT = os.environ.get("AWS_ENDPOINT_URL", "http://localhost:4566")
+# The local cloud's state folder (its log, pid, the stacks' outputs): scripts/test.sh runs a second lane of tests
+# against a second local cloud with its own port and folder.
+STATE_DIR = Path(os.environ.get("LOCALCLOUD_STATE_DIR") or ROOT / ".localcloud")
 REGION = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
 
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")

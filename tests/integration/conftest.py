@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.conftest import STATE_DIR
+
 ROOT = Path(__file__).resolve().parents[2]
 TERMINAL = ("PROCESSED", "REJECTED", "FAILED")
 
@@ -31,7 +33,7 @@ def deploy(name: str, *overrides: str) -> Stack:
     subprocess.run(
         ["bash", str(ROOT / "scripts" / "deploy_local.sh"), name, *overrides], check=True, stdout=subprocess.DEVNULL
     )
-    out = json.loads((ROOT / ".localcloud" / f"stack-{name}.json").read_text())
+    out = json.loads((STATE_DIR / f"stack-{name}.json").read_text())
     return Stack(
         out["LocalApiUrl"],
         out["OriginalBucketName"],

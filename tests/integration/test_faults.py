@@ -94,7 +94,7 @@ def test_thirty_percent_transient_faults_still_process_every_upload(client, aws,
     assert all(fired[r["id"]] > 0 for r in rules), fired
     s3, sfn = aws("s3"), aws("stepfunctions")
     not_processed = [(r["imageId"], r["status"], r["error"]) for r in records if r["status"] != "PROCESSED"]
-    assert not not_processed, [(*n, failed_events(sfn, stack, n[0])) for n in not_processed]
+    assert not not_processed, "\n".join(str((*n, failed_events(sfn, stack, n[0]))) for n in not_processed)
     wait_executions_done(sfn, stack.state_machine, timeout=120)
     assert all(stored_renditions(s3, stack, r["imageId"]) == expected_renditions(r) for r in records)
     retried = [e for i in ids for e in retried_errors(sfn, stack, i)]

@@ -11,8 +11,7 @@ import requests
 from PIL import Image
 
 from tests import corpus, images
-
-from .conftest import ROOT
+from tests.conftest import STATE_DIR
 
 VALID = {
     # name: (bytes, declared content type, rendition format, rendition size)
@@ -96,7 +95,7 @@ def test_a_late_upload_after_the_reconciler_expired_it_is_processed_not_lost(cli
         UpdateExpression="SET updatedAt = :t, uploadTimestamp = :t",
         ExpressionAttributeValues={":t": {"S": "2000-01-01T00:00:00.000Z"}},
     )
-    reconciler = json.loads((ROOT / ".localcloud" / "stack-image-pipeline.json").read_text())["ReconcilerFunctionName"]
+    reconciler = json.loads((STATE_DIR / "stack-image-pipeline.json").read_text())["ReconcilerFunctionName"]
     report = json.loads(aws("lambda").invoke(FunctionName=reconciler, Payload=b"{}")["Payload"].read())
     assert image_id in report["expired"] and client.image(image_id).json()["status"] == "EXPIRED"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from .conftest import ROOT
+from tests.conftest import STATE_DIR
 
 
 def test_expired_upload_is_reported_then_gone(client, aws, stack):
@@ -18,7 +18,7 @@ def test_expired_upload_is_reported_then_gone(client, aws, stack):
         UpdateExpression="SET updatedAt = :t, uploadTimestamp = :t",
         ExpressionAttributeValues={":t": {"S": old}},
     )
-    reconciler = json.loads((ROOT / ".localcloud" / "stack-image-pipeline.json").read_text())["ReconcilerFunctionName"]
+    reconciler = json.loads((STATE_DIR / "stack-image-pipeline.json").read_text())["ReconcilerFunctionName"]
 
     # WHEN the reconciler runs (it is scheduled every 5 minutes; we invoke it now)
     resp = aws("lambda").invoke(FunctionName=reconciler, Payload=b"{}")

@@ -118,6 +118,28 @@ def test_logs_reach_cloudwatch_logs(aws, behaviours):
     assert any(m.startswith("REPORT RequestId:") and "Max Memory Used" in m for m in messages)
 
 
+def test_every_printed_line_reaches_its_own_invocations_log_tail_in_order(aws, behaviours):
+    """300 invocations (4 callers, so several environments), each printing 3 lines just before it returns: every
+    line in its own invocation's LogResult, in order, between START and END (it once went missing: the output
+    thread had read it but not stored it when the result was delivered)."""
+    lam, token = aws("lambda"), uuid.uuid4().hex[:8]
+
+    def run(i: int) -> tuple[list[str], list[str]]:
+        lines = [f"{token} call {i} line {j}" for j in range(3)]
+        payload, resp = invoke(lam, behaviours, {"action": "print", "lines": lines})
+        assert payload == {"printed": True}
+        tail = base64.b64decode(resp["LogResult"]).decode().splitlines()
+        start = next(n for n, line in enumerate(tail) if line.startswith("START RequestId:"))
+        end = next(n for n, line in enumerate(tail) if line.startswith("END RequestId:"))
+        return lines, tail[start + 1 : end]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        outcomes = list(pool.map(run, range(300)))
+
+    missing = [(i, got) for i, (lines, got) in enumerate(outcomes) if got != lines]
+    assert not missing, f"{len(missing)} of 300 invocations lost or reordered lines, e.g. {missing[:3]}"
+
+
 def test_twenty_concurrent_invocations_all_succeed(aws, make_function):
     name = make_function("behaviours", timeout=30)
     lam = aws("lambda")

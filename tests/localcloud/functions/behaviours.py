@@ -29,7 +29,8 @@ def handler(event, context):
     if action == "crash":
         os._exit(3)
     if action == "print":
-        print(event["text"])
+        for line in event.get("lines") or [event["text"]]:
+            print(line)
         return {"printed": True}
     if action == "flaky":
         # fails until the given marker exists in /tmp, so a Step Functions Retry can succeed
