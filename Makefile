@@ -15,7 +15,7 @@ help:
 	@echo "make bench-resize [IMAGES=dir] [JSON=out.json] - image engine vs libvips vs naive Pillow"
 	@echo "make bench-renditions [IMAGES=dir] [JSON=out.json] - the whole rendition set per input class; encoder settings"
 	@echo "make bench-formats - HEIC/AVIF vs JPEG of the same picture, and real phone files, through the engine"
-	@echo "make bench-load [N=300] - N uploads in a burst: throughput, upload-to-PROCESSED latency"
+	@echo "make bench-load [N=300] [RENDITIONS=one] [SINGLE=n] - N uploads in a burst: throughput, latency, CPU per image"
 	@echo "make bench-localcloud - Lambda/Step Functions latency benchmark (starts the local cloud)"
 
 setup:
@@ -61,8 +61,10 @@ bench-renditions: setup
 bench-formats: setup
 	@PYTHONPATH=layers/shared:. .venv/dev/bin/python bench/formats_bench.py --json $(or $(JSON),bench/out/formats.json)
 
-bench-load: deploy
-	@bash -c 'source scripts/lib.sh && export_client_env && .venv/dev/bin/python bench/load.py --uploads $(or $(N),300) --json bench/out/load.json'
+# RENDITIONS=one deploys the one-size, one-format configuration (an 800-px JPEG); SINGLE=n: n uploads one at a time
+bench-load: setup
+	@bash scripts/deploy_local.sh image-pipeline $(if $(filter one,$(RENDITIONS)),RenditionSizes=800 RenditionFormats=jpeg) >/dev/null
+	@bash -c 'source scripts/lib.sh && export_client_env && .venv/dev/bin/python bench/load.py $(if $(SINGLE),--single $(SINGLE),--uploads $(or $(N),300)) --json bench/out/load.json'
 
 scan:
 	@bash scripts/scan.sh

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Usage: scripts/test.sh [pytest args] — run the test suite; the tests start the local cloud they need and stop it.
 #
-# With no arguments (make test, CI) the suite runs in two lanes at once, each against its own local cloud: most of
-# the integration tests' time is waiting (Step Functions retry backoff, task timeouts, polling), so two lanes on this
-# 2-core machine take little more than the longer one. Lane "b" gets a second local cloud (port 4567, state under
-# .localcloud/lane-b) and the files listed in LANE_B; lane "a" everything else on the usual one (localhost:4566: the
-# README's blocks name it). Fault rules and stacks of one lane never touch the other's. Lane b's output follows
-# lane a's. With arguments, one pytest run with them, on the usual local cloud.
+# With no arguments (make test, CI) the suite runs in lanes at once, each against its own local cloud: most of the
+# integration tests' time is waiting (Step Functions retry backoff, task timeouts, polling), so lanes on this 2-core
+# machine overlap those waits. Each extra lane gets its own local cloud (port 4567, 4568, ...; state under
+# .localcloud/lane-<name>) and its own files; lane "a" runs everything else on the usual one (localhost:4566: the
+# README's blocks name it). Fault rules and stacks of one lane never touch another's. The extra lanes' output follows
+# lane a's. With arguments: one pytest run with them, on the usual local cloud.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 bash "$ROOT/scripts/setup.sh"
@@ -16,30 +16,47 @@ if [ $# -gt 0 ]; then
   exec "$VENV_DIR/dev/bin/python" -m pytest "$@"
 fi
 
-LANE_B=(tests/integration/test_faults.py tests/integration/test_renditions.py tests/integration/test_api_key.py)
-LANE_B_PORT="${LOCALCLOUD_LANE_B_PORT:-4567}"
-ignore=()
-for f in "${LANE_B[@]}"; do ignore+=(--ignore "$f"); done
-mkdir -p "$STATE_DIR/lane-b"
-lane_b_log="$STATE_DIR/lane-b/pytest.log"
+# name:files (space-separated), balanced by measured durations: two lanes took 5 min 44 s, three 6 min 40 s (the
+# machine's two cores are the limit then: each lane starts a LocalStack and deploys its stacks; docs/benchmarks.md)
+LANES=(
+  "b:tests/integration/test_faults.py tests/integration/test_renditions.py tests/integration/test_api_key.py"
+)
+PYTEST=("$VENV_DIR/dev/bin/python" -m pytest -p no:cacheprovider --durations=12)
 started=$SECONDS
-(
-  export LOCALCLOUD_PORT="$LANE_B_PORT" LOCALCLOUD_STATE_DIR="$STATE_DIR/lane-b"
-  ENDPOINT="http://localhost:${LANE_B_PORT}"
-  export_client_env
-  exec "$VENV_DIR/dev/bin/python" -m pytest -p no:cacheprovider "${LANE_B[@]}"
-) >"$lane_b_log" 2>&1 &
-lane_b=$!
-trap 'kill "$lane_b" 2>/dev/null || true' EXIT
+ignore=()
+pids=()
+port="${LOCALCLOUD_LANES_FIRST_PORT:-4567}"
+for lane in "${LANES[@]}"; do
+  name="${lane%%:*}"
+  read -r -a files <<<"${lane#*:}"
+  for f in "${files[@]}"; do ignore+=(--ignore "$f"); done
+  dir="$STATE_DIR/lane-$name"
+  mkdir -p "$dir"
+  (
+    export LOCALCLOUD_PORT="$port" LOCALCLOUD_STATE_DIR="$dir"
+    ENDPOINT="http://localhost:${port}"
+    export_client_env
+    exec "${PYTEST[@]}" "${files[@]}"
+  ) >"$dir/pytest.log" 2>&1 &
+  pids+=($!)
+  port=$((port + 1))
+done
+trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 
 export_client_env
-status_a=0
-"$VENV_DIR/dev/bin/python" -m pytest "${ignore[@]}" || status_a=$?
-status_b=0
-wait "$lane_b" || status_b=$?
+status=0
+"${PYTEST[@]}" "${ignore[@]}" || status=$?
+summary="lane a: exit $status"
+for i in "${!LANES[@]}"; do
+  name="${LANES[$i]%%:*}"
+  lane_status=0
+  wait "${pids[$i]}" || lane_status=$?
+  echo
+  echo "==================== lane $name (its own local cloud): ${LANES[$i]#*:} ===================="
+  cat "$STATE_DIR/lane-$name/pytest.log"
+  summary+=", lane $name: exit $lane_status"
+  [ "$lane_status" = 0 ] || status=1
+done
 trap - EXIT
-echo
-echo "==================== lane b (second local cloud: ${LANE_B[*]}) ===================="
-cat "$lane_b_log"
-log "lane a exit $status_a, lane b exit $status_b; $((SECONDS - started)) s for both"
-[ "$status_a" = 0 ] && [ "$status_b" = 0 ]
+log "$summary; $((SECONDS - started)) s in all"
+exit "$status"
