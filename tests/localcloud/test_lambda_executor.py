@@ -217,3 +217,35 @@ with sandbox.cond:
     python = ROOT / ".venv" / "localstack" / "bin" / "python"
     result = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def test_step_functions_task_clients_send_one_connection_header_however_many_tasks_ran():
+    """Every Step Functions Task asks the client factory for a client; the clients share one event emitter. The
+    handler that adds `Connection: close` was registered once per client made, so each Task added a handler and a
+    header to every later request (after a few thousand Tasks, building a request took most of LocalStack's CPU)."""
+    code = """
+import http.server, json, threading
+from localstack.aws.connect import connect_to
+from localcloud.speedups import FreshConnections
+seen = []
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        seen.append(self.headers.get_all("Connection"))
+        body = json.dumps({"AccountLimit": {}, "AccountUsage": {}}).encode()
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args): pass
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+factory = FreshConnections(connect_to)
+kwargs = dict(region_name="us-east-1", endpoint_url=f"http://127.0.0.1:{server.server_address[1]}",
+              aws_access_key_id="test", aws_secret_access_key="test")
+clients = {id(factory.get_client("lambda", **kwargs)) for _ in range(20)}
+for _ in range(5):
+    factory.get_client("lambda", **kwargs).get_account_settings()
+assert len(clients) == 1, clients  # made once per arguments
+assert seen == [["close"]] * 5, seen
+"""
+    python = ROOT / ".venv" / "localstack" / "bin" / "python"
+    result = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr

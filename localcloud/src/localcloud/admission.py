@@ -87,7 +87,7 @@ class Admission:
 
 
 def default_slots() -> int:
-    return max(8, 4 * (os.cpu_count() or 1))
+    return max(4, 2 * (os.cpu_count() or 1))
 
 
 ADMISSION = Admission(int(os.environ.get("LOCALCLOUD_LAMBDA_SLOTS") or default_slots()))
