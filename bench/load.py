@@ -28,6 +28,7 @@ from PIL import Image, ImageDraw
 from stats import pct  # bench/ is on the path: these run as scripts
 
 ROOT = Path(__file__).resolve().parents[1]
+STATE_DIR = Path(os.environ.get("LOCALCLOUD_STATE_DIR") or ROOT / ".localcloud")  # scripts/lib.sh's STATE_DIR
 TERMINAL = {"PROCESSED", "REJECTED", "FAILED"}
 
 
@@ -63,7 +64,7 @@ def upload(api: str, data: bytes, start_of_put: bool = False) -> tuple[str, floa
 
 def localstack_cpu_s() -> float:
     """CPU-seconds (user + system) of the LocalStack process so far."""
-    pid = (ROOT / ".localcloud" / "localstack.pid").read_text().strip()
+    pid = (STATE_DIR / "localstack.pid").read_text().strip()
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
@@ -147,7 +148,7 @@ def main() -> None:
     parser.add_argument("--no-errors", action="store_true", help="skip reading the execution histories")
     args = parser.parse_args()
 
-    stack = json.loads((ROOT / ".localcloud" / "stack-image-pipeline.json").read_text())
+    stack = json.loads((STATE_DIR / "stack-image-pipeline.json").read_text())
     table = boto3.resource("dynamodb").Table(stack["ImageTableName"])
     if args.single:
         result = single(stack, table, args.single, args.megapixels)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -43,7 +44,8 @@ def main() -> int:
     parser.add_argument("--stack", default="image-pipeline")
     parser.add_argument("--timeout", type=float, default=3600)
     args = parser.parse_args()
-    outputs = json.loads((ROOT / ".localcloud" / f"stack-{args.stack}.json").read_text())
+    state_dir = Path(os.environ.get("LOCALCLOUD_STATE_DIR") or ROOT / ".localcloud")  # scripts/lib.sh's STATE_DIR
+    outputs = json.loads((state_dir / f"stack-{args.stack}.json").read_text())
     sfn = boto3.client("stepfunctions")
     arn = sfn.start_execution(stateMachineArn=outputs["BackfillStateMachineArn"])["executionArn"]
     print(f"backfill started: {arn}", flush=True)
