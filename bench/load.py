@@ -137,6 +137,14 @@ def ts(value: str) -> float:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
+def report(result: dict, path: Path | None) -> None:
+    """Print the result, and write it to ``path`` as JSON if one is given."""
+    print(json.dumps(result, indent=2))
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--uploads", type=int, default=300)
@@ -151,11 +159,7 @@ def main() -> None:
     stack = json.loads((STATE_DIR / "stack-image-pipeline.json").read_text())
     table = boto3.resource("dynamodb").Table(stack["ImageTableName"])
     if args.single:
-        result = single(stack, table, args.single, args.megapixels)
-        print(json.dumps(result, indent=2))
-        if args.json:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps(result, indent=2))
+        report(single(stack, table, args.single, args.megapixels), args.json)
         return
     data = sample_jpeg()
     since = datetime.now(UTC)
@@ -212,10 +216,7 @@ def main() -> None:
         and "PENDING" not in statuses
         and "PROCESSING" not in statuses,
     }
-    print(json.dumps(result, indent=2))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2))
+    report(result, args.json)
     sys.exit(0 if result["all_terminal"] else 1)
 
 
