@@ -20,8 +20,7 @@ s3 = boto3.client("s3")
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     annotate_image(event["image"]["imageId"])
-    result = workflow.mark_processed(repo, event["image"], event["stored"], event["executionArn"])
-    pruned = workflow.prune_renditions(s3, settings, event["image"]["imageId"], event["stored"])
+    result, pruned = workflow.mark_processed(s3, repo, settings, event["image"], event["stored"], event["executionArn"])
     if pruned:
         logger.info("renditions of an earlier configuration deleted", extra={"keys": pruned})
     metrics.add_metric(name="ImagesProcessed", unit=MetricUnit.Count, value=1)

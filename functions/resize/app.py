@@ -1,4 +1,4 @@
-"""Workflow step: decode once, then resize and encode every rendition of the set to staging objects."""
+"""Workflow step: decode once, resize and encode every rendition of the set, and put each at its final key."""
 
 from __future__ import annotations
 
@@ -17,10 +17,13 @@ s3 = boto3.client("s3")
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     image = event["image"]
     annotate_image(image["imageId"])
-    execution_name = event["executionArn"].rsplit(":", 1)[-1]
-    resized = workflow.resize(s3, settings, image, execution_name)
+    stored = workflow.resize(s3, settings, image)
     logger.info(
-        "resized",
-        extra={"default": resized["default"], "renditions": len(resized["renditions"]), "engine": resized["engine"]},
+        "resized and stored",
+        extra={
+            "processed": stored["processed"]["key"],
+            "renditions": len(stored["renditions"]),
+            "engine": stored["engine"],
+        },
     )
-    return resized
+    return stored

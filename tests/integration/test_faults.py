@@ -134,24 +134,28 @@ def test_killed_worker_is_retried_and_the_image_processed(client, aws, stack, fa
 
 def _assert_one_intact_rendition(client, s3, stack, image_id: str, record: dict) -> None:
     assert stored_renditions(s3, stack, image_id) == expected_renditions(record)
-    assert s3.list_objects_v2(Bucket=stack.processed_bucket, Prefix=f"staging/{image_id}/")["KeyCount"] == 0
     rendition = requests.get(client.download(image_id).json()["downloadUrl"])
     size = (record["processed"]["width"], record["processed"]["height"])
     assert Image.open(io.BytesIO(rendition.content)).size == size
 
 
 def test_task_timeout_after_the_work_landed_is_retried_without_harm(client, aws, stack, faults):
-    # GIVEN the next Store invocation does its work but its answer comes back after the task's TimeoutSeconds
-    # (25 s): Step Functions records States.Timeout and retries a step whose work already landed.
-    rule = faults(service="lambda", operation="Invoke", resource="StoreFunction", latency_after_ms=30_000, count=1)
+    # GIVEN the next Mark processed invocation does its work but its answer comes back after the task's
+    # TimeoutSeconds (25 s): Step Functions records States.Timeout and retries a step whose work already landed.
+    rule = faults(
+        service="lambda", operation="Invoke", resource="MarkProcessedFunction", latency_after_ms=30_000, count=1
+    )
 
     image_id = client.upload(images.jpeg(1600, 1200), "image/jpeg")
-    record = client.wait(image_id, timeout=120)
+    first = client.wait(image_id, timeout=120)  # PROCESSED as soon as the held invocation wrote it
+    wait_executions_done(aws("stepfunctions"), stack.state_machine, timeout=120)
+    record = client.wait(image_id)
 
-    # THEN the retry finds the rendition in place (no NoSuchKey on the gone staging object) and the image
-    # ends PROCESSED with one intact rendition
+    # THEN the retry, by the same execution, re-enters its own write: the record names the same renditions, and
+    # there is one intact rendition
     assert faults.fired()[rule["id"]] == 1
     assert record["status"] == "PROCESSED", record
+    assert (record["processed"], record["renditions"]) == (first["processed"], first["renditions"])
     assert "States.Timeout" in retried_errors(aws("stepfunctions"), stack, image_id)
     _assert_one_intact_rendition(client, aws("s3"), stack, image_id, record)
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
 import json
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
+from botocore.exceptions import ClientError
 from PIL import Image
 
 from tests import images
@@ -43,8 +46,20 @@ def test_large_jpeg_is_resized_stored_and_downloadable(client, aws, stack):
     got, im = fetch_rendition(client, image_id)
     assert im.format == "JPEG" and im.size == (800, 600)
     assert got.headers["Content-Type"] == "image/jpeg"
-    head = aws("s3").head_object(Bucket=stack.processed_bucket, Key=record["processed"]["key"])
+    head = aws("s3").head_object(Bucket=stack.processed_bucket, Key=record["processed"]["key"], ChecksumMode="ENABLED")
     assert head["CacheControl"].startswith("public") and head["ContentLength"] == record["processed"]["bytes"]
+    assert head["ChecksumSHA256"] == base64.b64encode(hashlib.sha256(got.content).digest()).decode()
+
+
+def test_s3_refuses_a_rendition_whose_body_is_not_the_checksum_sent(aws, stack):
+    """What Resize's single PUT per rendition relies on: the local cloud's S3, like AWS, verifies ChecksumSHA256
+    before it stores anything (BadDigest), so a rendition is stored whole and as encoded, or not at all."""
+    s3, key = aws("s3"), "renditions/00000000-0000-4000-8000-000000000000/200.jpg"
+    wrong = base64.b64encode(hashlib.sha256(b"other bytes").digest()).decode()
+    with pytest.raises(ClientError) as refused:
+        s3.put_object(Bucket=stack.processed_bucket, Key=key, Body=b"these bytes", ChecksumSHA256=wrong)
+    assert refused.value.response["Error"]["Code"] in {"BadDigest", "InvalidRequest"}, refused.value.response
+    assert s3.list_objects_v2(Bucket=stack.processed_bucket, Prefix=key).get("KeyCount", 0) == 0
 
 
 def test_small_image_is_not_upscaled(client):
@@ -105,8 +120,7 @@ def test_bad_input_ends_rejected_with_its_code_and_writes_nothing(client, aws, s
     assert "could be decompression bomb" not in record["error"]["message"]  # our limit, not Pillow's backstop
     assert record["processed"] is None
     s3 = aws("s3")
-    for prefix in (f"renditions/{image_id}", f"staging/{image_id}"):
-        assert s3.list_objects_v2(Bucket=stack.processed_bucket, Prefix=prefix).get("KeyCount", 0) == 0
+    assert s3.list_objects_v2(Bucket=stack.processed_bucket, Prefix=f"renditions/{image_id}").get("KeyCount", 0) == 0
     resp = client.download(image_id)
     assert resp.status_code == 422
     assert resp.json()["status"] == "REJECTED" and resp.json()["error"]["code"] == code
@@ -161,7 +175,6 @@ def test_concurrent_duplicate_deliveries_process_once(client, aws, stack):
     runs = executions_for(sfn, stack.state_machine, f"uploads/{image_id}")
     assert all(r["status"] == "SUCCEEDED" for r in runs)
     assert stored_renditions(s3, stack, image_id) == expected_renditions(record)
-    assert s3.list_objects_v2(Bucket=stack.processed_bucket, Prefix=f"staging/{image_id}").get("KeyCount", 0) == 0
 
 
 def test_object_put_straight_into_the_bucket_is_processed(client, aws, stack):

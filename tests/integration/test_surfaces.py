@@ -19,12 +19,12 @@ IMGPIPE = ROOT / ".venv" / "dev" / "bin" / "imgpipe"
 
 
 def objects_left(s3, stack, image_id: str) -> list[str]:
-    """Every object of the image: versions and delete markers of its original, renditions, staging."""
+    """Every object of the image: versions and delete markers of its original, renditions."""
     left = []
     versions = s3.list_object_versions(Bucket=stack.original_bucket, Prefix=f"uploads/{image_id}")
     left += [f"{v['Key']}@{v['VersionId']}" for v in versions.get("Versions", []) + versions.get("DeleteMarkers", [])]
-    for prefix in (f"renditions/{image_id}", f"staging/{image_id}/"):
-        left += [o["Key"] for o in s3.list_objects_v2(Bucket=stack.processed_bucket, Prefix=prefix).get("Contents", [])]
+    listed = s3.list_objects_v2(Bucket=stack.processed_bucket, Prefix=f"renditions/{image_id}")
+    left += [o["Key"] for o in listed.get("Contents", [])]
     return left
 
 
@@ -66,14 +66,18 @@ def test_delete_leaves_nothing_behind_is_idempotent_and_announced(client, stack,
     assert [e["detail"]["previousStatus"] for e in deleted] == ["PROCESSED"]  # once, though deleted twice
 
 
-@pytest.mark.parametrize("late_step", ["StoreFunction", "MarkProcessedFunction"])
-def test_a_delete_racing_the_execution_leaves_no_rendition_and_no_record(client, stack, aws, faults, late_step):
-    """The image is deleted while its execution runs (after Resize staged the set; or after Store promoted it):
-    the execution cannot write the record again, and removes what it stored after the delete's cleanup."""
+@pytest.mark.parametrize("late", ["resize-answer", "mark-processed"])
+def test_a_delete_racing_the_execution_leaves_no_rendition_and_no_record(client, stack, aws, faults, late):
+    """The image is deleted while its execution runs (Resize stored the set but has not answered yet; or Mark
+    processed has not run yet): the execution cannot write the record again, and removes what it stored after the
+    delete's cleanup."""
     s3, sfn = aws("s3"), aws("stepfunctions")
-    faults(service="lambda", operation="Invoke", resource=late_step, latency_ms=4_000, count=1)
+    if late == "resize-answer":
+        faults(service="lambda", operation="Invoke", resource="ResizeFunction", latency_after_ms=4_000, count=1)
+    else:
+        faults(service="lambda", operation="Invoke", resource="MarkProcessedFunction", latency_ms=4_000, count=1)
     image_id = client.upload(images.jpeg(2400, 1800))
-    prefix = f"staging/{image_id}/" if late_step == "StoreFunction" else f"renditions/{image_id}/"
+    prefix = f"renditions/{image_id}/"
     deadline = time.monotonic() + 60
     while not s3.list_objects_v2(Bucket=stack.processed_bucket, Prefix=prefix).get("KeyCount"):
         assert time.monotonic() < deadline, f"nothing under {prefix}"
@@ -96,7 +100,6 @@ def test_the_trace_shows_each_state_of_the_execution(client, stack):
         "Validate image",
         "Is it a duplicate?",
         "Resize image",
-        "Store rendition",
         "Mark processed",
         "Publish processed",
     ]
@@ -158,7 +161,7 @@ def test_status_ls_get_trace_reprocess_and_rm(stack, folder, tmp_path, aws):
 
     trace = imgpipe("trace", image_id)
     assert trace.returncode == 0, trace.stderr
-    for state in ("Validate image", "Resize image", "Store rendition", "Mark processed", "SUCCEEDED"):
+    for state in ("Validate image", "Resize image", "Mark processed", "SUCCEEDED"):
         assert state in trace.stdout
     assert "log lines" in trace.stdout and "validated" in trace.stdout  # the functions' own lines of this image
 

@@ -77,7 +77,7 @@ def test_a_cursor_of_one_listing_is_refused_by_another(world):
 
 
 def a_processed_image(s3, settings, repo) -> str:
-    """An image with two versions of its original, renditions, a staged object and a PROCESSED record."""
+    """An image with two versions of its original, renditions and a PROCESSED record."""
     image_id = keys.new_image_id()
     key = keys.upload_key(image_id)
     repo.create_pending(image_id, key, "a.jpg", "image/jpeg")
@@ -86,7 +86,6 @@ def a_processed_image(s3, settings, repo) -> str:
     repo.claim(image_id, key, "e", "arn:run")
     for name in (keys.set_rendition_key(image_id, 400, "avif"), keys.rendition_key(image_id, "png")):
         s3.put_object(Bucket=settings.processed_bucket, Key=name, Body=b"r")
-    s3.put_object(Bucket=settings.processed_bucket, Key=keys.staging_key(image_id, "run", "400.avif"), Body=b"s")
     repo.mark_processed(image_id, "arn:run", {"processed": {"key": keys.rendition_key(image_id, "png")}})
     return image_id
 
@@ -95,7 +94,7 @@ def objects_of(s3, settings, image_id) -> list[str]:
     found = []
     versions = s3.list_object_versions(Bucket=settings.original_bucket, Prefix=keys.upload_key(image_id))
     found += [v["Key"] for v in versions.get("Versions", []) + versions.get("DeleteMarkers", [])]
-    for prefix in (f"renditions/{image_id}", f"staging/{image_id}"):
+    for prefix in (f"renditions/{image_id}",):
         found += [
             o["Key"] for o in s3.list_objects_v2(Bucket=settings.processed_bucket, Prefix=prefix).get("Contents", [])
         ]
@@ -110,7 +109,7 @@ def test_delete_removes_every_version_every_rendition_and_the_record_once(world)
 
     api.delete_image(s3, repo, settings, image_id, publish)
     assert objects_of(s3, settings, image_id) == []
-    assert len(objects_of(s3, settings, other)) == 5  # the other image is untouched
+    assert len(objects_of(s3, settings, other)) == 4  # the other image is untouched
     with pytest.raises(ApiError) as e:
         api.get_image(repo, image_id)
     assert e.value.http_status == 404
@@ -135,7 +134,9 @@ def test_an_execution_of_a_deleted_image_writes_nothing_and_removes_what_it_stor
     # the execution goes on: it stores a rendition after the delete cleaned up, then cannot mark the image
     s3.put_object(Bucket=settings.processed_bucket, Key=keys.set_rendition_key(image_id, 200, "jpg"), Body=b"r")
     with pytest.raises(ImageNotOwnedError):
-        workflow.mark_processed(repo, {"imageId": image_id}, {"processed": {"key": "k"}, "renditions": []}, "arn:run")
+        workflow.mark_processed(
+            s3, repo, settings, {"imageId": image_id}, {"processed": {"key": "k"}, "renditions": []}, "arn:run"
+        )
     failed = {"image": {"imageId": image_id, "bucket": settings.original_bucket, "key": key}}
     failed["error"] = {"Error": "ImageNotOwnedError", "Cause": "{}"}
     with pytest.raises(ImageNotOwnedError):

@@ -1,90 +1,93 @@
-"""The S3 side of the workflow's steps (moto): store's verified, idempotent promotion; resize of a replaced original."""
+"""The S3 side of the workflow's steps (moto): resize's verified, idempotent single put of each rendition; resize of a
+replaced original; validate's ranged reads; pruning renditions of an earlier configuration."""
 
 from __future__ import annotations
+
+import hashlib
 
 import pytest
 from image_pipeline import workflow
 from image_pipeline.config import Settings
-from image_pipeline.errors import ImageNotOwnedError, InvalidImageError
+from image_pipeline.errors import ImageNotOwnedError, InvalidImageError, RenditionIntegrityError
+from image_pipeline.records import ImageRepository
 
 from tests import corpus, images
 
 IMAGE = {"imageId": "3f1c7f5e-3b8e-4c3e-9a51-6d0d2b8f4a10"}
 
 
-@pytest.fixture
-def staged(aws_env):
-    """A 1200x900 JPEG original, resized: its whole set staged."""
-    s3, settings = aws_env["s3"], Settings.from_env()
+def original(s3, settings) -> dict:
+    """A 1200x900 JPEG original, validated: what Resize gets."""
     key = f"uploads/{IMAGE['imageId']}"
     put = s3.put_object(Bucket=settings.original_bucket, Key=key, Body=images.jpeg(1200, 900))
-    image = {**IMAGE, "bucket": settings.original_bucket, "key": key, "etag": put["ETag"].strip('"')}
-    resized = workflow.resize(s3, settings, image, "exec-1")
-    return s3, settings, resized
+    return {**IMAGE, "bucket": settings.original_bucket, "key": key, "etag": put["ETag"].strip('"')}
 
 
-def test_resize_stages_the_whole_set_under_its_execution(staged):
-    s3, settings, resized = staged
-    listed = s3.list_objects_v2(Bucket=settings.processed_bucket, Prefix="staging/")
-    staged_keys = sorted(o["Key"] for o in listed["Contents"])
+@pytest.fixture
+def stored(aws_env):
+    """The original, resized: its whole set stored."""
+    s3, settings = aws_env["s3"], Settings.from_env()
+    return s3, settings, workflow.resize(s3, settings, original(s3, settings))
+
+
+def test_resize_puts_the_whole_set_at_its_final_keys_once_verified(stored):
+    s3, settings, result = stored
     # 200, 400 and 800 are smaller than 1200; 1600 covers it (rendered at 1200): 4 sizes x 3 formats
-    assert [(r["size"], r["format"], r["width"]) for r in resized["renditions"]] == [
+    assert [(r["size"], r["format"], r["width"]) for r in result["renditions"]] == [
         (size, fmt, width)
         for size, width in ((200, 200), (400, 400), (800, 800), (1600, 1200))
         for fmt in ("avif", "webp", "jpeg")
     ]
-    assert staged_keys == sorted(r["stagingKey"] for r in resized["renditions"])
-    assert all(k.startswith(f"staging/{IMAGE['imageId']}/exec-1/") for k in staged_keys)
-    # the default (800 px JPEG for a JPEG) is the set's 800 px JPEG: made and stored once
-    assert resized["default"]["key"] == f"renditions/{IMAGE['imageId']}/800.jpg"
-    assert resized["placeholder"]["color"].startswith("#") and resized["renditionSet"] == settings.rendition_set
-
-
-def test_store_promotes_every_staged_rendition_and_removes_them(staged):
-    s3, settings, resized = staged
-    stored = workflow.store(s3, settings, IMAGE, resized)
-    processed = stored["processed"]
+    listed = s3.list_objects_v2(Bucket=settings.processed_bucket)["Contents"]
+    # the default (800 px JPEG for a JPEG) is the set's 800 px JPEG: made and stored once; nothing else is written
+    assert sorted(o["Key"] for o in listed) == sorted(r["key"] for r in result["renditions"])
+    processed = result["processed"]
     assert (processed["key"], processed["format"], processed["width"]) == (
         f"renditions/{IMAGE['imageId']}/800.jpg",
         "JPEG",
         800,
     )
-    for rendition, staged_one in zip(stored["renditions"], resized["renditions"], strict=True):
-        head = s3.head_object(Bucket=settings.processed_bucket, Key=rendition["key"], ChecksumMode="ENABLED")
-        assert head["ChecksumSHA256"] == staged_one["sha256"] and head["ContentLength"] == rendition["bytes"]
+    assert result["placeholder"]["color"].startswith("#") and result["renditionSet"] == settings.rendition_set
+    for rendition in result["renditions"]:
+        head = s3.head_object(Bucket=settings.processed_bucket, Key=rendition["key"])
+        assert head["ContentLength"] == rendition["bytes"]  # the stored checksum: on the local cloud (test_pipeline)
         assert (
             head["ContentType"]
             == {"avif": "image/avif", "webp": "image/webp", "jpeg": "image/jpeg"}[rendition["format"]]
         )
+        assert head["Metadata"] == {"image-id": IMAGE["imageId"]}
         # reprocessing rewrites these keys: caches must not be told they never change
         assert "immutable" not in head["CacheControl"] and head["CacheControl"].startswith("public")
-    assert s3.list_objects_v2(Bucket=settings.processed_bucket, Prefix="staging/")["KeyCount"] == 0
 
 
-def test_a_retry_after_a_run_that_landed_succeeds_without_writing(staged):
-    s3, settings, resized = staged
-    first = workflow.store(s3, settings, IMAGE, resized)  # the run Step Functions gave up on
+def test_a_retry_after_a_run_that_landed_stores_the_same_set(stored):
+    s3, settings, first = stored
     etags = [s3.head_object(Bucket=settings.processed_bucket, Key=r["key"])["ETag"] for r in first["renditions"]]
-    assert workflow.store(s3, settings, IMAGE, resized) == first  # the retry: staging is gone
+    again = workflow.resize(s3, settings, original(s3, settings))  # the run Step Functions gave up on, retried
+    assert again == first
     assert etags == [
-        s3.head_object(Bucket=settings.processed_bucket, Key=r["key"])["ETag"] for r in first["renditions"]
+        s3.head_object(Bucket=settings.processed_bucket, Key=r["key"])["ETag"] for r in again["renditions"]
     ]
 
 
-def test_a_lost_staging_object_without_the_rendition_is_a_named_failure(staged):
-    s3, settings, resized = staged
-    s3.delete_object(Bucket=settings.processed_bucket, Key=resized["renditions"][4]["stagingKey"])
-    with pytest.raises(workflow.RenditionLostError):
-        workflow.store(s3, settings, IMAGE, resized)
+class ChecksumOf:
+    """The S3 client, answering PUTs with another checksum than the one sent (what a broken store would say)."""
+
+    def __init__(self, s3) -> None:
+        self.s3 = s3
+
+    def get_object(self, **kwargs):
+        return self.s3.get_object(**kwargs)
+
+    def put_object(self, **kwargs):
+        return {**self.s3.put_object(**kwargs), "ChecksumSHA256": "bm90IHRoaXM="}
 
 
-def test_a_different_object_at_the_final_key_is_not_taken_for_the_rendition(staged):
-    s3, settings, resized = staged
-    lost = resized["renditions"][0]
-    s3.put_object(Bucket=settings.processed_bucket, Key=lost["key"], Body=b"other")
-    s3.delete_object(Bucket=settings.processed_bucket, Key=lost["stagingKey"])
-    with pytest.raises(workflow.RenditionLostError):
-        workflow.store(s3, settings, IMAGE, resized)
+def test_a_rendition_stored_with_another_checksum_is_an_integrity_error(aws_env):
+    s3, settings = aws_env["s3"], Settings.from_env()
+    image = original(s3, settings)
+    with pytest.raises(RenditionIntegrityError):
+        workflow.resize(ChecksumOf(s3), settings, image)
 
 
 def test_resize_of_a_replaced_original_is_a_named_failure(aws_env):
@@ -94,7 +97,7 @@ def test_resize_of_a_replaced_original_is_a_named_failure(aws_env):
     s3.put_object(Bucket=settings.original_bucket, Key=key, Body=images.jpeg(48, 64))  # the same URL, used again
     image = {**IMAGE, "bucket": settings.original_bucket, "key": key, "etag": first["ETag"].strip('"')}
     with pytest.raises(workflow.OriginalReplacedError, match="replaced by another upload"):
-        workflow.resize(s3, settings, image, "exec-1")
+        workflow.resize(s3, settings, image)
 
 
 class CountingS3:
@@ -122,20 +125,32 @@ def test_validate_reads_on_while_the_header_is_incomplete(aws_env, make, gets):
     s3, settings = CountingS3(aws_env["s3"]), Settings.from_env()
     data = make()
     aws_env["s3"].put_object(Bucket=settings.original_bucket, Key="uploads/x", Body=data)
-    info = workflow.probe_object(s3, settings.original_bucket, "uploads/x", len(data), settings)
+    info, size, etag = workflow.probe_object(s3, settings.original_bucket, "uploads/x", settings)
     assert info.width > 0 and len(s3.ranges) == gets, s3.ranges
+    assert size == len(data) and etag == hashlib.md5(data).hexdigest()  # from the first ranged GET: no HEAD
     assert s3.ranges[0] == "bytes=0-262143"
     ends = [int(r.rsplit("-", 1)[1]) for r in s3.ranges]
     assert all(b > a for a, b in zip(ends, ends[1:], strict=False))  # each read continues the last one
 
 
-def test_validate_finds_a_heif_meta_box_at_the_end_and_refuses_200_megapixels(aws_env):
+def test_validate_finds_a_heif_meta_box_at_the_end_and_refuses_200_megapixels(aws_env, monkeypatch):
+    monkeypatch.setenv("MAX_UPLOAD_BYTES", str(25 * 1024 * 1024))
     s3, settings = CountingS3(aws_env["s3"]), Settings.from_env()
     data = corpus.read("200mp.heic")  # mdat first: the meta box is in the last 46 KB of 2.4 MB
     aws_env["s3"].put_object(Bucket=settings.original_bucket, Key="uploads/big", Body=data)
     with pytest.raises(InvalidImageError) as err:
-        workflow.probe_object(s3, settings.original_bucket, "uploads/big", len(data), settings)
+        workflow.probe_object(s3, settings.original_bucket, "uploads/big", settings)
     assert err.value.code == "TOO_MANY_PIXELS" and len(s3.ranges) == 3  # 256 KiB, 1 MiB, the rest
+
+
+@pytest.mark.parametrize(("body", "code"), [(b"", "EMPTY_FILE"), (b"\xff\xd8" + b"\0" * 300_000, "TOO_LARGE")])
+def test_validate_knows_the_size_from_its_first_ranged_get(aws_env, monkeypatch, body, code):
+    monkeypatch.setenv("MAX_UPLOAD_BYTES", "300000")
+    s3, settings = CountingS3(aws_env["s3"]), Settings.from_env()
+    aws_env["s3"].put_object(Bucket=settings.original_bucket, Key="uploads/e", Body=body)
+    with pytest.raises(InvalidImageError) as err:
+        workflow.probe_object(s3, settings.original_bucket, "uploads/e", settings)
+    assert err.value.code == code and s3.ranges == ["bytes=0-262143"]  # one read, not the whole object
 
 
 def test_validate_refuses_heic_when_it_is_turned_off(aws_env, monkeypatch):
@@ -144,13 +159,12 @@ def test_validate_refuses_heic_when_it_is_turned_off(aws_env, monkeypatch):
     data = corpus.read("xiaomi.heic")
     s3.put_object(Bucket=settings.original_bucket, Key="uploads/h", Body=data)
     with pytest.raises(InvalidImageError) as err:
-        workflow.probe_object(s3, settings.original_bucket, "uploads/h", len(data), settings)
+        workflow.probe_object(s3, settings.original_bucket, "uploads/h", settings)
     assert err.value.code == "UNSUPPORTED_FORMAT"
 
 
 @pytest.fixture
 def failing(aws_env):
-    from image_pipeline.records import ImageRepository
 
     s3, settings, repo = aws_env["s3"], Settings.from_env(), ImageRepository(aws_env["table"])
     s3.put_object(Bucket=settings.original_bucket, Key="uploads/bad", Body=b"not an image")
@@ -187,12 +201,11 @@ def test_an_execution_that_does_not_own_the_image_tags_nothing(failing):
     assert tags(s3, settings) == [] and repo.get(image_id)["status"] == "PENDING"
 
 
-def test_renditions_the_record_no_longer_names_are_deleted_and_nothing_else(staged, monkeypatch):
-    s3, settings, resized = staged
-    stored = workflow.store(s3, settings, IMAGE, resized)
+def test_renditions_the_record_no_longer_names_are_deleted_and_nothing_else(stored, monkeypatch):
+    s3, settings, first = stored
     other = "renditions/3f1c7f5e-3b8e-4c3e-9a51-6d0d2b8f4a11/800.jpg"  # another image's
     s3.put_object(Bucket=settings.processed_bucket, Key=other, Body=b"x")
-    assert workflow.prune_renditions(s3, settings, IMAGE["imageId"], stored) == []
+    assert workflow.prune_renditions(s3, settings, IMAGE["imageId"], first) == []
 
     # the configuration changes to 300 px AVIF only: re-rendered, the record names the new set
     monkeypatch.setenv("RENDITION_SIZES", "300")
@@ -200,9 +213,37 @@ def test_renditions_the_record_no_longer_names_are_deleted_and_nothing_else(stag
     narrow = Settings.from_env()
     image = {**IMAGE, "bucket": settings.original_bucket, "key": f"uploads/{IMAGE['imageId']}"}
     image["etag"] = s3.head_object(Bucket=image["bucket"], Key=image["key"])["ETag"].strip('"')
-    restored = workflow.store(s3, narrow, IMAGE, workflow.resize(s3, narrow, image, "exec-2"))
+    restored = workflow.resize(s3, narrow, image)
     deleted = workflow.prune_renditions(s3, narrow, IMAGE["imageId"], restored)
 
-    assert sorted(deleted) == sorted(r["key"] for r in stored["renditions"])  # the whole old set, default included
+    assert sorted(deleted) == sorted(r["key"] for r in first["renditions"])  # the whole old set, default included
     left = [o["Key"] for o in s3.list_objects_v2(Bucket=settings.processed_bucket, Prefix="renditions/")["Contents"]]
     assert sorted(left) == sorted([other, restored["processed"]["key"], *(r["key"] for r in restored["renditions"])])
+
+
+class CountingLists:
+    """The S3 client, counting the LIST requests."""
+
+    def __init__(self, s3) -> None:
+        self.s3, self.lists = s3, 0
+
+    def __getattr__(self, name):
+        if name in ("list_objects_v2", "get_paginator"):
+            self.lists += 1
+        return getattr(self.s3, name)
+
+
+def test_mark_processed_lists_the_renditions_only_once_another_execution_owned_the_image(stored, aws_env):
+    s3, settings, result = stored
+    repo, image_id = ImageRepository(aws_env["table"]), IMAGE["imageId"]
+    counting = CountingLists(s3)
+    repo.claim(image_id, f"uploads/{image_id}", "e", "arn:first")
+    detail, pruned = workflow.mark_processed(counting, repo, settings, IMAGE, result, "arn:first")
+    assert detail["status"] == "PROCESSED" and len(detail["renditions"]) == 12
+    assert (pruned, counting.lists) == ([], 0)  # the first execution: the record names all it wrote
+
+    stale = f"renditions/{image_id}/100.webp"  # e.g. a size of an earlier configuration
+    s3.put_object(Bucket=settings.processed_bucket, Key=stale, Body=b"old")
+    repo.claim(image_id, f"uploads/{image_id}", "e", "arn:second", reprocess=True)
+    detail, pruned = workflow.mark_processed(counting, repo, settings, IMAGE, result, "arn:second")
+    assert pruned == [stale] and counting.lists == 1

@@ -44,7 +44,7 @@ PUBLISH_TASKS = {
 
 def test_every_task_retries_transient_errors_with_jitter_and_is_caught():
     tasks = LAMBDA_TASKS
-    assert set(tasks) == {"Validate image", "Resize image", "Store rendition", "Mark processed", "Record failure"}
+    assert set(tasks) == {"Validate image", "Resize image", "Mark processed", "Record failure"}
     for name, state in tasks.items():
         retried = {e for r in state["Retry"] for e in r["ErrorEquals"]}
         assert TRANSIENT <= retried, name
@@ -121,7 +121,7 @@ def test_every_custom_error_the_state_machine_matches_is_a_named_exception():
 
 
 def test_failures_are_recorded_before_the_execution_fails():
-    for name in ("Validate image", "Resize image", "Store rendition", "Mark processed"):
+    for name in ("Validate image", "Resize image", "Mark processed"):
         assert ASL["States"][name]["Catch"][0]["Next"] == "Record failure"
     assert ASL["States"]["Record failure"]["Next"] == "Was the failure recorded?"
     assert {c["Next"] for c in ASL["States"]["Which failure?"]["Choices"]} | {
@@ -141,7 +141,7 @@ def test_every_substitution_in_the_definition_is_provided_by_the_template():
 
 def test_every_function_has_a_log_group_with_retention():
     functions = re.findall(r"^  (\w+Function):\n    Type: AWS::Serverless::Function", TEMPLATE, re.M)
-    assert len(functions) == 7
+    assert len(functions) == 6
     for fn in functions:
         assert re.search(rf"LogGroupName: !Sub /aws/lambda/\${{{fn}}}\n      RetentionInDays:", TEMPLATE), fn
 
@@ -182,7 +182,7 @@ def test_policy_scan_has_no_findings(tmp_path):
     subprocess.run([sys.executable, str(ROOT / "scripts" / "sam_transform.py"), str(transformed)], check=True)
     roles = [r for r in json.loads(transformed.read_text())["Resources"].values() if r["Type"] == "AWS::IAM::Role"]
     # 7 functions, the two state machines, the pipeline's EventBridge rule (SAM), the webhook's role (ours)
-    assert len(roles) == 11
+    assert len(roles) == 10
     result = subprocess.run(
         [str(checkov), "--config-file", ".checkov.yaml", "-f", "template.yaml", "-f", str(transformed), "-o", "json"],
         capture_output=True,
@@ -218,7 +218,7 @@ def _load_template() -> dict:
 
 DOC = _load_template()
 RESOURCES = DOC["Resources"]
-STAGING, RENDITIONS, UPLOADS = keys.STAGING_PREFIX, keys.RENDITION_PREFIX, keys.UPLOAD_PREFIX
+RENDITIONS, UPLOADS = keys.RENDITION_PREFIX, keys.UPLOAD_PREFIX
 # What each function's code calls (image_pipeline/*.py), and on what. HeadObject needs s3:GetObject; ListBucket
 # lets S3 answer 404 rather than 403 for a missing key.
 LEAST_PRIVILEGE = {
@@ -234,7 +234,6 @@ LEAST_PRIVILEGE = {
         ("s3:ListBucketVersions", "OriginalBucket"),
         ("s3:GetObject", f"ProcessedBucket/{RENDITIONS}*"),
         ("s3:DeleteObject", f"ProcessedBucket/{RENDITIONS}*"),
-        ("s3:DeleteObject", f"ProcessedBucket/{STAGING}*"),
         ("s3:ListBucket", "ProcessedBucket"),
         ("s3:GetObject", "WebBucket/*"),
         ("events:PutEvents", "CompletionEventBus"),
@@ -250,14 +249,7 @@ LEAST_PRIVILEGE = {
         ("s3:DeleteObject", "OriginalBucket/*"),
         ("s3:DeleteObjectVersion", "OriginalBucket/*"),
     },
-    "ResizeFunction": {("s3:GetObject", "OriginalBucket/*"), ("s3:PutObject", f"ProcessedBucket/{STAGING}*")},
-    "StoreFunction": {
-        ("s3:GetObject", f"ProcessedBucket/{STAGING}*"),
-        ("s3:GetObject", f"ProcessedBucket/{RENDITIONS}*"),
-        ("s3:PutObject", f"ProcessedBucket/{RENDITIONS}*"),
-        ("s3:DeleteObject", f"ProcessedBucket/{STAGING}*"),
-        ("s3:ListBucket", "ProcessedBucket"),
-    },
+    "ResizeFunction": {("s3:GetObject", "OriginalBucket/*"), ("s3:PutObject", f"ProcessedBucket/{RENDITIONS}*")},
     "MarkProcessedFunction": {
         ("dynamodb:GetItem", "ImageTable"),
         ("dynamodb:UpdateItem", "ImageTable"),
@@ -270,7 +262,6 @@ LEAST_PRIVILEGE = {
         ("s3:PutObjectTagging", "OriginalBucket/*"),
         ("s3:ListBucket", "ProcessedBucket"),  # an image deleted while its execution ran: what it stored goes
         ("s3:DeleteObject", f"ProcessedBucket/{RENDITIONS}*"),
-        ("s3:DeleteObject", f"ProcessedBucket/{STAGING}*"),
     },
     "ReconcilerFunction": {
         ("dynamodb:Query", "ImageTable"),

@@ -32,17 +32,12 @@ class HeaderIncompleteError(Exception):
 
 
 class RenditionIntegrityError(TransientAWSError):
-    """The stored rendition does not match what was encoded (retried: the copy is redone)."""
+    """S3 stored a rendition whose checksum is not the encoded one's (retried: the step renders and puts it again)."""
 
 
 class OriginalReplacedError(Exception):
     """The original changed between validate and resize (a second PUT to the same upload URL): FAILED, not retried;
     what was validated is no longer what is there."""
-
-
-class RenditionLostError(Exception):
-    """The staged rendition is gone and the final key does not hold it: this execution cannot finish (FAILED;
-    reprocess the image)."""
 
 
 class ApiError(Exception):

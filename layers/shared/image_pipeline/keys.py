@@ -7,7 +7,6 @@ import uuid
 
 UPLOAD_PREFIX = "uploads/"
 RENDITION_PREFIX = "renditions/"
-STAGING_PREFIX = "staging/"
 # Objects put straight into the bucket (not through POST /upload) get an id derived from what they are,
 # so a duplicate event for the same object maps to the same image.
 _DIRECT_NAMESPACE = uuid.UUID("6f1c7f5e-3b8e-4c3e-9a51-6d0d2b8f4a10")
@@ -41,7 +40,3 @@ def rendition_key(image_id: str, extension: str) -> str:
 def set_rendition_key(image_id: str, box: int, extension: str) -> str:
     """A rendition of the responsive set: one key per image, box and format."""
     return f"{RENDITION_PREFIX}{image_id}/{box}.{extension}"
-
-
-def staging_key(image_id: str, execution_name: str, name: str) -> str:
-    return f"{STAGING_PREFIX}{image_id}/{execution_name}/{name}"

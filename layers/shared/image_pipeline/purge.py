@@ -1,4 +1,4 @@
-"""Deleting an image's objects: every version of its original, every rendition and anything staged for it."""
+"""Deleting an image's objects: every version of its original and every rendition."""
 
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ def delete_original(s3, bucket: str, key: str) -> int:
 
 
 def delete_renditions(s3, bucket: str, image_id: str) -> list[str]:
-    """Delete the image's renditions (``renditions/{id}.*``, ``renditions/{id}/…``) and staged objects
-    (``staging/{id}/…``); returns the deleted keys. Ids are fixed-length UUIDs: the prefixes hold this image only."""
-    found = [*rendition_keys(s3, bucket, image_id), *listed(s3, bucket, keys.staging_key(image_id, "", "")[:-1])]
+    """Delete the image's renditions (``renditions/{id}.*``, ``renditions/{id}/…``); returns the deleted keys. Ids
+    are fixed-length UUIDs: the prefix holds this image only."""
+    found = rendition_keys(s3, bucket, image_id)
     delete_keys(s3, bucket, found)
     return found
 

@@ -23,7 +23,6 @@ from image_pipeline.errors import (
     InvalidImageError,
     OriginalReplacedError,
     RenditionIntegrityError,
-    RenditionLostError,
     TransientAWSError,
 )
 from image_pipeline.records import DELETED, FAILED, REJECTED, ImageRepository
@@ -40,7 +39,6 @@ PUBLIC_FAILURES = {
         "ORIGINAL_REPLACED",
         "the original was replaced by another upload after it was validated; upload again with a new URL",
     ),
-    RenditionLostError.__name__: ("RENDITION_LOST", "the rendition could not be stored" + _REPROCESS),
     RenditionIntegrityError.__name__: ("RENDITION_LOST", "the rendition could not be stored" + _REPROCESS),
     TransientAWSError.__name__: ("SERVICE_UNAVAILABLE", "a service the pipeline depends on kept failing" + _REPROCESS),
     "States.Timeout": ("TIMEOUT", "processing took too long" + _REPROCESS),
@@ -68,14 +66,7 @@ def validate(s3, repo: ImageRepository, settings: Settings, event: dict, executi
         if claim.status == DELETED:  # uploaded (or re-sent) after DELETE /images/{id}: the bytes must not stay
             purge.delete_original(s3, bucket, key)
         return {"imageId": image_id, "duplicate": True, "status": claim.status}
-    with transient_errors():
-        head = s3.head_object(Bucket=bucket, Key=key)
-    size = head["ContentLength"]
-    if size == 0:
-        raise InvalidImageError("EMPTY_FILE", "the object is empty")
-    if size > settings.max_upload_bytes:
-        raise InvalidImageError("TOO_LARGE", f"{size} bytes is over the limit of {settings.max_upload_bytes} bytes")
-    info = probe_object(s3, bucket, key, size, settings)
+    info, size, etag = probe_object(s3, bucket, key, settings)
     original = {"key": key, "bytes": size, "format": info.format, "width": info.width, "height": info.height}
     repo.record_original(image_id, execution_arn, original)
     return {
@@ -83,31 +74,52 @@ def validate(s3, repo: ImageRepository, settings: Settings, event: dict, executi
         "duplicate": False,
         "bucket": bucket,
         "key": key,
-        "etag": head["ETag"].strip('"'),
+        "etag": etag,
         **{k: v for k, v in original.items() if k != "key"},
     }
 
 
-def probe_object(s3, bucket: str, key: str, size: int, settings: Settings) -> engine.Probe:
-    """Probe the object from its first bytes: one ranged GET of ``engine.HEADER_BYTES`` for almost every file; while
-    the header goes on past what was read (large ICC/XMP, a WebP, a HEIF whose meta box follows mdat), read on in
-    growing steps (x4) up to the whole object, which is bounded by MaxUploadBytes."""
-    data, window = b"", engine.HEADER_BYTES
+def probe_object(s3, bucket: str, key: str, settings: Settings) -> tuple[engine.Probe, int, str]:
+    """(what the image is, its size, its ETag), read from its first bytes: one ranged GET of ``engine.HEADER_BYTES``
+    for almost every file, which also says the object's whole size (no HEAD first). While the header goes on past
+    what was read (large ICC/XMP, a WebP, a HEIF whose meta box follows mdat), read on in growing steps (x4) up to
+    the whole object, which is bounded by MaxUploadBytes."""
+    window = engine.HEADER_BYTES
+    try:
+        with transient_errors():
+            first = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{window - 1}")
+            data = first["Body"].read()
+    except ClientError as e:
+        if error_code(e) != "InvalidRange":
+            raise
+        raise InvalidImageError("EMPTY_FILE", "the object is empty") from e  # it has no first byte to read
+    content_range = first.get("ContentRange")  # "bytes 0-262143/5242880"; absent if the server sent it all
+    size = int(content_range.rsplit("/", 1)[1]) if content_range else first["ContentLength"]
+    if size == 0:
+        raise InvalidImageError("EMPTY_FILE", "the object is empty")
+    if size > settings.max_upload_bytes:
+        raise InvalidImageError("TOO_LARGE", f"{size} bytes is over the limit of {settings.max_upload_bytes} bytes")
+    etag = first["ETag"].strip('"')
     while True:
         end = min(size, window)
-        with transient_errors():
-            data += s3.get_object(Bucket=bucket, Key=key, Range=f"bytes={len(data)}-{end - 1}")["Body"].read()
+        if len(data) < end:
+            with transient_errors():
+                data += s3.get_object(Bucket=bucket, Key=key, Range=f"bytes={len(data)}-{end - 1}")["Body"].read()
         try:
-            return engine.probe(data, settings.max_pixels, complete=len(data) >= size, formats=settings.input_formats)
+            info = engine.probe(data, settings.max_pixels, complete=len(data) >= size, formats=settings.input_formats)
+            return info, size, etag
         except HeaderIncompleteError:
-            if len(data) < end:  # the object is shorter than its HEAD said (replaced meanwhile): judge what is there
-                return engine.probe(data, settings.max_pixels, formats=settings.input_formats)
+            if len(data) < end:  # the object is shorter than its first read said (replaced meanwhile): judge it
+                return engine.probe(data, settings.max_pixels, formats=settings.input_formats), size, etag
             window *= 4
 
 
-def resize(s3, settings: Settings, image: dict[str, Any], execution_name: str) -> dict[str, Any]:
-    """Render the whole set from one decode (engine.render_set) and stage each rendition under this execution's
-    staging prefix, with its SHA-256 checksum (S3 verifies the upload; Store verifies the promoted copy)."""
+def resize(s3, settings: Settings, image: dict[str, Any]) -> dict[str, Any]:
+    """Render the whole set from one decode (engine.render_set) and put each rendition at its final key, once, with
+    its headers and its SHA-256 checksum, which S3 verifies before it stores the object (a PUT replaces an object
+    whole: a reader sees the old rendition or the new one, never a part). Returns what Mark processed records.
+
+    Idempotent: a retry (or a late first attempt) renders the same bytes under the same keys."""
     try:
         with transient_errors():
             obj = s3.get_object(Bucket=image["bucket"], Key=image["key"], IfMatch=f'"{image["etag"]}"')
@@ -130,37 +142,30 @@ def resize(s3, settings: Settings, image: dict[str, Any], execution_name: str) -
         input_formats=settings.input_formats,
         workers=settings.encode_threads,
     )
-    # the default may be one of the set: each rendition is staged once, whichever lists name it
+    # the default may be one of the set: each rendition is stored once, whichever lists name it
     unique = list({id(r): r for r in (*rendered.renditions, rendered.default)}.values())
-    described = {id(r): _describe(r, image["imageId"], execution_name) for r in unique}
-
-    def put(r: engine.Rendition) -> None:
-        staged = described[id(r)]
-        with transient_errors():
-            s3.put_object(
-                Bucket=settings.processed_bucket,
-                Key=staged["stagingKey"],
-                Body=r.data,
-                ContentType=staged["contentType"],
-                ChecksumSHA256=staged["sha256"],
-            )
-
-    _in_parallel(put, unique)
+    described = {id(r): _describe(r, image["imageId"]) for r in unique}
+    _in_parallel(lambda r: _put(s3, settings.processed_bucket, image["imageId"], r, described[id(r)]), unique)
+    default = described[id(rendered.default)]
     return {
-        "renditions": [described[id(r)] for r in rendered.renditions],
-        "default": described[id(rendered.default)],
+        "processed": {k: default[k] for k in ("key", "bytes", "width", "height")}
+        | {"format": default["format"].upper()},
+        "renditions": [
+            {k: described[id(r)][k] for k in ("size", "width", "height", "format", "bytes", "key")}
+            for r in rendered.renditions
+        ],
         "placeholder": rendered.placeholder.as_dict() if rendered.placeholder else None,
         "renditionSet": settings.rendition_set,
         "engine": rendered.backend,
     }
 
 
-def _describe(r: engine.Rendition, image_id: str, execution_name: str) -> dict[str, Any]:
-    """What Store and the record need of a rendition: its keys (staging and final), type, size and checksum."""
+def _describe(r: engine.Rendition, image_id: str) -> dict[str, Any]:
+    """What the put and the record need of a rendition: its key, type, size and checksum."""
     if r.box is None:  # the default, outside the set
-        name, final = f"default.{r.extension}", keys.rendition_key(image_id, r.extension)
+        key = keys.rendition_key(image_id, r.extension)
     else:
-        name, final = f"{r.box}.{r.extension}", keys.set_rendition_key(image_id, r.box, r.extension)
+        key = keys.set_rendition_key(image_id, r.box, r.extension)
     return {
         "size": r.box,
         "format": r.format.lower(),  # avif | webp | jpeg | png, as the API names them
@@ -169,12 +174,29 @@ def _describe(r: engine.Rendition, image_id: str, execution_name: str) -> dict[s
         "height": r.height,
         "bytes": len(r.data),
         "sha256": base64.b64encode(hashlib.sha256(r.data).digest()).decode(),
-        "stagingKey": keys.staging_key(image_id, execution_name, name),
-        "key": final,
+        "key": key,
     }
 
 
-S3_THREADS = 8  # requests of one step in flight at once (each rendition's put, copy, check, delete)
+def _put(s3, bucket: str, image_id: str, r: engine.Rendition, described: dict[str, Any]) -> None:
+    """One PUT per rendition. S3 refuses a body whose SHA-256 is not the one sent (BadDigest: the request failed,
+    the step is retried) and answers with the checksum it stored, which must be ours (moto, in the unit tests,
+    answers none)."""
+    with transient_errors():
+        put = s3.put_object(
+            Bucket=bucket,
+            Key=described["key"],
+            Body=r.data,
+            ContentType=described["contentType"],
+            CacheControl=CACHE_CONTROL,
+            Metadata={"image-id": image_id},
+            ChecksumSHA256=described["sha256"],
+        )
+    if put.get("ChecksumSHA256", described["sha256"]) != described["sha256"]:
+        raise RenditionIntegrityError(f"S3 stored {described['key']} with checksum {put.get('ChecksumSHA256')}")
+
+
+S3_THREADS = 8  # requests of one step in flight at once (each rendition's put)
 
 
 def _in_parallel(call, items: list) -> list:
@@ -185,78 +207,30 @@ def _in_parallel(call, items: list) -> list:
         return list(pool.map(call, items))
 
 
-def store(s3, settings: Settings, image: dict[str, Any], resized: dict[str, Any]) -> dict[str, Any]:
-    """Promote every staged rendition to its final key, each verified by checksum; idempotent.
-
-    A retry may find a staging object gone because an earlier attempt finished after Step Functions had
-    given up on it (task timeout, lost response): then the final object, if it is this rendition, is the result.
-    """
-    unique = {r["key"]: r for r in [*resized["renditions"], resized["default"]]}
-    _in_parallel(lambda r: _promote(s3, settings.processed_bucket, image["imageId"], r), list(unique.values()))
-    default = resized["default"]
-    return {
-        "processed": {k: default[k] for k in ("key", "bytes", "width", "height")}
-        | {"format": default["format"].upper()},
-        "renditions": [
-            {k: r[k] for k in ("size", "width", "height", "format", "bytes", "key")} for r in resized["renditions"]
-        ],
-        "placeholder": resized["placeholder"],
-        "renditionSet": resized["renditionSet"],
-    }
-
-
-def _promote(s3, bucket: str, image_id: str, rendition: dict[str, Any]) -> None:
-    final = rendition["key"]
-    try:
-        with transient_errors():
-            s3.copy_object(
-                Bucket=bucket,
-                Key=final,
-                CopySource={"Bucket": bucket, "Key": rendition["stagingKey"]},
-                MetadataDirective="REPLACE",
-                ContentType=rendition["contentType"],
-                CacheControl=CACHE_CONTROL,
-                Metadata={"image-id": image_id},
-                ChecksumAlgorithm="SHA256",
-            )
-    except ClientError as e:
-        if not is_not_found(e):
-            raise
-        if not _is_stored(s3, bucket, final, rendition):
-            raise RenditionLostError(f"staged {rendition['stagingKey']} is gone and {final} is not it") from e
-    else:
-        if not _is_stored(s3, bucket, final, rendition):
-            raise RenditionIntegrityError(f"stored {final} does not match the encoded rendition")
-    with transient_errors():
-        s3.delete_object(Bucket=bucket, Key=rendition["stagingKey"])
-
-
-def _is_stored(s3, bucket: str, key: str, rendition: dict[str, Any]) -> bool:
-    """Whether ``key`` holds exactly this rendition (S3's SHA-256 checksum and size)."""
-    try:
-        with transient_errors():
-            head = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
-    except ClientError as e:
-        if is_not_found(e):
-            return False
-        raise
-    return head.get("ChecksumSHA256") == rendition["sha256"] and head["ContentLength"] == rendition["bytes"]
-
-
-def mark_processed(repo: ImageRepository, image: dict[str, Any], stored: dict[str, Any], execution_arn: str) -> dict:
-    """PROCESSED with the default rendition, the set and the placeholder; returns what the completion event says."""
+def mark_processed(
+    s3, repo: ImageRepository, settings: Settings, image: dict[str, Any], stored: dict[str, Any], execution_arn: str
+) -> tuple[dict[str, Any], list[str]]:
+    """PROCESSED with the default rendition, the set and the placeholder; then the renditions of an earlier
+    configuration are deleted (prune_renditions). Returns what the completion event says and the deleted keys."""
     record = repo.mark_processed(image["imageId"], execution_arn, stored)
-    return {
+    owners = record.get("executions")  # every execution that ever owned the image (a set; absent on old records)
+    pruned = [] if owners is not None and len(owners) <= 1 else prune_renditions(s3, settings, image["imageId"], stored)
+    detail = {
         "imageId": record["imageId"],
         "status": record["status"],
         "renditions": [{k: r[k] for k in ("size", "width", "height", "format", "bytes")} for r in stored["renditions"]],
     }
+    return detail, pruned
 
 
 def prune_renditions(s3, settings: Settings, image_id: str, stored: dict[str, Any]) -> list[str]:
     """Delete the image's renditions that its record no longer names (sizes or formats dropped from the set, a
     default that moved into it), once the record names the new ones; returns the deleted keys. Ids are fixed-length
-    UUIDs, so the prefix ``renditions/{id}`` holds this image's objects only."""
+    UUIDs, so the prefix ``renditions/{id}`` holds this image's objects only.
+
+    Only needed once more than one execution has owned the image (reprocessing): while one execution ever owned it,
+    only that execution wrote under the prefix and the record names all it wrote, so mark_processed skips the
+    LIST."""
     keep = {stored["processed"]["key"], *(r["key"] for r in stored.get("renditions", []))}
     stale = [k for k in purge.rendition_keys(s3, settings.processed_bucket, image_id) if k not in keep]
     purge.delete_keys(s3, settings.processed_bucket, stale)
