@@ -1,5 +1,5 @@
 # Verbs of the project; each is a small script under scripts/.
-.PHONY: help setup up down logs deploy demo test lint clean reprocess-all bench-localcloud bench-resize bench-formats bench-renditions bench-load scan
+.PHONY: help setup up down logs deploy demo test lint clean reprocess-all bench-localcloud bench-resize bench-formats bench-renditions bench-load cost scan
 
 help:
 	@echo "make setup  - create the environments under .venv/ (done by every verb that needs them)"
@@ -17,6 +17,7 @@ help:
 	@echo "make bench-formats - HEIC/AVIF vs JPEG of the same picture, and real phone files, through the engine"
 	@echo "make bench-load [N=300] [RENDITIONS=one] [SINGLE=n] - N uploads in a burst: throughput, latency, CPU per image"
 	@echo "make bench-localcloud - Lambda/Step Functions latency benchmark (starts the local cloud)"
+	@echo "make cost [N=10] [JSON=out.json] - what one image costs on AWS: counted on the local cloud, priced (docs/cost.md)"
 
 setup:
 	@bash scripts/setup.sh
@@ -65,6 +66,10 @@ bench-formats: setup
 bench-load: setup
 	@bash scripts/deploy_local.sh image-pipeline $(if $(filter one,$(RENDITIONS)),RenditionSizes=800 RenditionFormats=jpeg) >/dev/null
 	@bash -c 'source scripts/lib.sh && export_client_env && .venv/dev/bin/python bench/load.py $(if $(SINGLE),--single $(SINGLE),--uploads $(or $(N),300)) --json bench/out/load.json'
+
+# deploys the one-size, one-format configuration and the default set in turn; leaves the default deployed
+cost: up
+	@bash -c 'source scripts/lib.sh && export_client_env && .venv/dev/bin/python bench/cost.py --uploads $(or $(N),10) --json $(or $(JSON),bench/out/cost.json)'
 
 scan:
 	@bash scripts/scan.sh

@@ -81,7 +81,7 @@ LEAKY_CAUSE = json.dumps(
         ),
         ({"Error": "ClientError", "Cause": LEAKY_CAUSE}, "PROCESSING_FAILED"),
         (
-            {"Error": "States.Runtime", "Cause": "An error occurred while executing the state 'Store rendition'"},
+            {"Error": "States.Runtime", "Cause": "An error occurred while executing the state 'Resize image'"},
             "PROCESSING_FAILED",
         ),
         ({}, "PROCESSING_FAILED"),

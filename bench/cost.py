@@ -1,0 +1,424 @@
+"""Measured cost model: what one image really costs on AWS, counted on the local cloud and priced by a price table.
+
+Usage: python bench/cost.py [--uploads 10] [--configs one,default] [--prices bench/prices/us-east-1.json] [--json OUT]
+(deploys each configuration to the local cloud in turn; make cost)
+
+Each image goes the way a user sends it: POST /upload, PUT to the presigned URL, the workflow, then one download
+(GET /download and a GET of the rendition). Counted, per image, over the run:
+- AWS requests by service and operation: the local cloud's request meter (localcloud/meter.py), which sees the
+  functions' calls and LocalStack's own (Step Functions invoking Lambda, putting events, S3 notifying EventBridge).
+  This script's own reads (waiting, histories, logs) carry a User-Agent the meter ignores. The reconciler's schedule
+  is paused during the run: it is a fixed cost per month (reported apart), not a cost per image;
+- Lambda invocations and GB-seconds: the REPORT lines in CloudWatch Logs (billed duration x configured memory);
+  durations are this machine's, not Lambda's (a 1024 MB function gets ~0.6 vCPU on AWS: slower there);
+- Step Functions: state transitions (Standard) from the execution histories; an Express execution's billed duration
+  (100 ms increments, 64 MB) from the same histories' start and end;
+- DynamoDB write/read units: the requests times the units of the image's final record (1 KB per write unit, 4 KB
+  per strongly consistent read unit), plus each global secondary index the record is in (ProjectionType ALL: the
+  same units again; twice when the write changes the index's key, as every update of status/updatedAt does);
+- CloudWatch Logs bytes ingested (message + 26 bytes per event) of the run's log events;
+- X-Ray: traces recorded per image = the sampled fraction (the default rule samples 5% beyond 1 request/s).
+Storage and data transfer out are reported apart (per GB-month, per GB), not in the per-image figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import boto3
+import requests
+from botocore.config import Config
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from load import STATE_DIR, sample_jpeg  # noqa: E402  (bench/ is on the path: these run as scripts)
+
+ROOT = Path(__file__).resolve().parents[1]
+ENDPOINT = os.environ.get("AWS_ENDPOINT_URL", "http://localhost:4566")
+IGNORE = "localcloud-meter-ignore"  # localcloud/meter.py does not count requests with this in their User-Agent
+QUIET = Config(user_agent_extra=IGNORE)
+UNCOUNTED = {"User-Agent": f"python-requests {IGNORE}"}
+TERMINAL = {"PROCESSED", "REJECTED", "FAILED"}
+
+# S3 request classes as AWS prices them: PUT, COPY, POST and LIST requests (tier 1); GET, HEAD and all others
+# (tier 2); DELETE is free.
+S3_TIER1_PREFIXES = ("Put", "Copy", "List", "Post", "CreateMultipart", "UploadPart", "CompleteMultipart")
+S3_FREE = ("DeleteObject", "DeleteObjects", "AbortMultipartUpload")
+DYNAMODB_WRITES = {"PutItem", "UpdateItem", "DeleteItem"}
+DYNAMODB_READS = {"GetItem", "Query", "Scan"}
+KEY_CHANGING_ATTRIBUTES = {"status", "updatedAt"}  # every update of the workflow sets them (records.py)
+
+
+def aws(service: str):
+    return boto3.client(service, config=QUIET)
+
+
+def stack_outputs(stack: str) -> dict:
+    return json.loads((STATE_DIR / f"stack-{stack}.json").read_text())
+
+
+def meter(method: str = "GET") -> dict:
+    resp = requests.request(method, f"{ENDPOINT}/_localcloud/meter", timeout=10)
+    resp.raise_for_status()
+    return resp.json() if method == "GET" else {}
+
+
+def reconciler_rules(stack: str) -> list[str]:
+    """The stack's scheduled rules (the reconciler's): paused during the run."""
+    events = aws("events")
+    return [
+        r["Name"]
+        for r in events.list_rules()["Rules"]
+        if r.get("ScheduleExpression") and r["Name"].startswith(stack) and r.get("State") == "ENABLED"
+    ]
+
+
+def one_image(api: str, data: bytes, dynamodb, table_name: str) -> dict:
+    """Upload, wait for the record to be terminal (read from DynamoDB, not counted), download once."""
+    grant = requests.post(f"{api}/upload", json={"contentType": "image/jpeg", "size": len(data)}, timeout=30)
+    grant.raise_for_status()
+    body = grant.json()
+    requests.put(body["uploadUrl"], data=data, headers=body["headers"], timeout=60).raise_for_status()
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        item = dynamodb.get_item(TableName=table_name, Key={"imageId": {"S": body["imageId"]}}, ConsistentRead=True)
+        item = item.get("Item", {})
+        if item.get("status", {}).get("S") in TERMINAL:
+            break
+        time.sleep(0.05)
+    status = item.get("status", {}).get("S")
+    if status != "PROCESSED":
+        raise SystemExit(f"{body['imageId']} ended {status}")
+    link = requests.get(f"{api}/download", params={"imageId": body["imageId"]}, timeout=30)
+    link.raise_for_status()
+    got = requests.get(link.json()["downloadUrl"], timeout=60)
+    got.raise_for_status()
+    return {"imageId": body["imageId"], "item": item, "rendition_bytes": len(got.content)}
+
+
+def item_bytes(value) -> int:
+    """DynamoDB's size of a typed value (names count where they appear: in maps, and as attribute names)."""
+    ((kind, v),) = value.items()
+    if kind in ("S", "B"):
+        return len(v.encode() if isinstance(v, str) else v)
+    if kind == "N":
+        return len(v.lstrip("-").replace(".", "")) // 2 + 1 + 1
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind in ("SS", "NS", "BS"):
+        return sum(item_bytes({kind[0]: x}) for x in v)
+    if kind == "L":
+        return 3 + sum(1 + item_bytes(x) for x in v)
+    if kind == "M":
+        return 3 + sum(1 + len(k.encode()) + item_bytes(x) for k, x in v.items())
+    raise ValueError(kind)
+
+
+def record_bytes(item: dict) -> int:
+    return sum(len(name.encode()) + item_bytes(value) for name, value in item.items())
+
+
+def dynamodb_units(requests_by_op: dict[str, int], items: list[dict], table_name: str, images: int) -> dict:
+    """Write and read units per image: requests x the final record's units, with its indexes."""
+    size = max(record_bytes(i) for i in items)
+    write_units, read_units = math.ceil(size / 1024), math.ceil(size / 4096)
+    indexes = aws("dynamodb").describe_table(TableName=table_name)["Table"].get("GlobalSecondaryIndexes", [])
+    keys_of = {ix["IndexName"]: {k["AttributeName"] for k in ix["KeySchema"]} for ix in indexes}
+    in_index = {name: all(k in items[0] for k in keys) for name, keys in keys_of.items()}
+    puts = requests_by_op.get("PutItem", 0) / images
+    updates = requests_by_op.get("UpdateItem", 0) / images
+    table_writes = (puts + updates) * write_units
+    index_writes = 0.0
+    for name, keys in keys_of.items():
+        if in_index[name]:
+            per_update = 2 if keys & KEY_CHANGING_ATTRIBUTES else 1
+            index_writes += (puts + per_update * updates) * write_units
+    reads = sum(requests_by_op.get(op, 0) for op in DYNAMODB_READS) / images
+    return {
+        "record_bytes": size,
+        "writes": round(puts + updates, 3),
+        "reads": round(reads, 3),
+        "write_units_table": round(table_writes, 3),
+        "write_units_indexes": round(index_writes, 3),
+        "write_units": round(table_writes + index_writes, 3),
+        "read_units": round(reads * read_units, 3),
+        "indexes": {name: in_index[name] for name in keys_of},
+    }
+
+
+def lambda_usage(log_groups: dict[str, str], since_ms: int, until_ms: int) -> dict:
+    """Invocations, billed GB-seconds and log bytes per function from its log group in [since, until]."""
+    logs = aws("logs")
+    usage = {}
+    for function, group in log_groups.items():
+        invocations, gb_s, log_bytes = 0, 0.0, 0
+        kwargs = {"logGroupName": group, "startTime": since_ms, "endTime": until_ms}
+        try:
+            for page in logs.get_paginator("filter_log_events").paginate(**kwargs):
+                for event in page["events"]:
+                    message = event["message"]
+                    log_bytes += len(message.encode()) + 26
+                    if message.startswith("REPORT RequestId:"):
+                        fields = dict(
+                            part.split(": ", 1)
+                            for part in message.split("\t")
+                            if ": " in part and "RequestId" not in part
+                        )
+                        billed_ms = float(fields["Billed Duration"].split()[0])
+                        memory_mb = float(fields["Memory Size"].split()[0])
+                        invocations += 1
+                        gb_s += billed_ms / 1000 * memory_mb / 1024
+        except logs.exceptions.ResourceNotFoundException:
+            pass
+        usage[function] = {"invocations": invocations, "gb_seconds": gb_s, "log_bytes": log_bytes}
+    return usage
+
+
+def workflow_usage(state_machine_arn: str, since: datetime, prices: dict) -> dict:
+    """State transitions and Express-billed duration of the run's executions (from their histories)."""
+    sfn = aws("stepfunctions")
+    executions = []
+    for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=state_machine_arn):
+        executions += [e for e in page["executions"] if e["startDate"] >= since]
+    transitions, billed_ms, duration_ms = 0, 0, 0.0
+    step = prices["stepfunctions"]["express_billing_increment_ms"]
+    for e in executions:
+        events = []
+        for page in sfn.get_paginator("get_execution_history").paginate(executionArn=e["executionArn"]):
+            events += page["events"]
+        transitions += sum(1 for ev in events if ev["type"].endswith("StateEntered"))
+        ms = (events[-1]["timestamp"] - events[0]["timestamp"]).total_seconds() * 1000
+        duration_ms += ms
+        billed_ms += max(step, math.ceil(ms / step) * step)
+    return {
+        "executions": len(executions),
+        "transitions": transitions,
+        "duration_ms": duration_ms,
+        "billed_ms": billed_ms,
+    }
+
+
+def s3_requests(by_op: dict[str, int]) -> dict[str, int]:
+    tiers = Counter()
+    for op, n in by_op.items():
+        if op in S3_FREE:
+            tiers["free"] += n
+        elif op.startswith(S3_TIER1_PREFIXES):
+            tiers["tier1"] += n
+        else:
+            tiers["tier2"] += n
+    return dict(tiers)
+
+
+def functions_of(stack: str) -> dict[str, dict]:
+    """Each Lambda function of the stack: its log group, memory and architecture."""
+    cfn, lam = aws("cloudformation"), aws("lambda")
+    found = {}
+    for page in cfn.get_paginator("list_stack_resources").paginate(StackName=stack):
+        for r in page["StackResourceSummaries"]:
+            if r["ResourceType"] == "AWS::Lambda::Function":
+                conf = lam.get_function_configuration(FunctionName=r["PhysicalResourceId"])
+                found[r["LogicalResourceId"]] = {
+                    "name": conf["FunctionName"],
+                    "memory_mb": conf["MemorySize"],
+                    "architecture": (conf.get("Architectures") or ["x86_64"])[0],
+                    "log_group": f"/aws/lambda/{conf['FunctionName']}",
+                }
+    return found
+
+
+def price(per_image: dict, prices: dict, xray_sampled: float) -> dict:
+    """USD per million images, by item, for Standard and for Express."""
+    p = prices
+    lam = per_image["lambda"]
+    lambda_requests = sum(f["invocations"] for f in lam.values()) * p["lambda"]["request"]
+    lambda_compute = sum(f["gb_seconds"] * p["lambda"]["gb_second"][f["architecture"]] for f in lam.values())
+    common = {
+        "api_gateway": per_image["api_requests"] * p["apigateway"]["rest_request"],
+        "lambda_requests": lambda_requests,
+        "lambda_compute": lambda_compute,
+        "s3_requests": per_image["s3"].get("tier1", 0) * p["s3"]["tier1_request"]
+        + per_image["s3"].get("tier2", 0) * p["s3"]["tier2_request"],
+        "dynamodb": per_image["dynamodb"]["write_units"] * p["dynamodb"]["write_request_unit"]
+        + per_image["dynamodb"]["read_units"] * p["dynamodb"]["read_request_unit"],
+        "eventbridge": per_image["eventbridge_custom_events"] * p["eventbridge"]["custom_event"],
+        "cloudwatch_logs": per_image["log_bytes"] / 1e9 * p["cloudwatch_logs"]["ingested_gb"],
+        "xray": xray_sampled * p["xray"]["trace_recorded"],
+    }
+    sf = p["stepfunctions"]
+    wf = per_image["workflow"]
+    standard = {**common, "step_functions": wf["transitions"] * sf["standard_state_transition"]}
+    express_gb_s = wf["express_billed_ms"] / 1000 * sf["express_memory_chunk_mb"] / 1024
+    express = {**common, "step_functions": sf["express_request"] + express_gb_s * sf["express_gb_second"]}
+    million = lambda items: {k: round(v * 1e6, 2) for k, v in sorted(items.items(), key=lambda kv: -kv[1])}  # noqa: E731
+    return {"standard": million(standard), "express": million(express)}
+
+
+def measure(args: argparse.Namespace, prices: dict) -> dict:
+    """Run the uploads on the deployed stack and price what they made."""
+    outputs = stack_outputs(args.stack)
+    api = outputs["LocalApiUrl"]
+    table_name = outputs["ImageTableName"]
+    functions = functions_of(args.stack)
+    width = int((args.megapixels * 1e6 * 4 / 3) ** 0.5)
+    data = sample_jpeg((width, width * 3 // 4))
+    dynamodb = aws("dynamodb")
+    events = aws("events")
+
+    one_image(
+        api, data, dynamodb, table_name
+    )  # warm every function first: cold starts are not what a million images pay
+    paused = reconciler_rules(args.stack)
+    for rule in paused:
+        events.disable_rule(Name=rule)
+    try:
+        time.sleep(1.5)  # log events of the warm-up land before the window opens
+        since = datetime.now(UTC)
+        meter("DELETE")
+        results = [one_image(api, data, dynamodb, table_name) for _ in range(args.uploads)]
+        counted = meter()
+        time.sleep(3)  # the last REPORT lines reach CloudWatch Logs
+        until = datetime.now(UTC)
+    finally:
+        for rule in paused:
+            events.enable_rule(Name=rule)
+
+    n = args.uploads
+    by_service = counted["requests"]
+    usage = lambda_usage(
+        {logical: f["log_group"] for logical, f in functions.items()},
+        int(since.timestamp() * 1000),
+        int(until.timestamp() * 1000),
+    )
+    workflow = workflow_usage(outputs["ImagePipelineStateMachineArn"], since, prices)
+    s3 = s3_requests(by_service.get("s3", {}))
+    per_image = {
+        "api_requests": 2,  # POST /upload and GET /download (this script's waiting reads DynamoDB, uncounted)
+        "lambda": {
+            logical: {
+                "invocations": round(usage[logical]["invocations"] / n, 3),
+                "gb_seconds": round(usage[logical]["gb_seconds"] / n, 5),
+                "memory_mb": f["memory_mb"],
+                "architecture": f["architecture"],
+            }
+            for logical, f in functions.items()
+            if usage[logical]["invocations"]
+        },
+        "s3": {k: round(v / n, 3) for k, v in s3.items()},
+        "s3_by_operation": {k: round(v / n, 3) for k, v in by_service.get("s3", {}).items()},
+        "dynamodb": dynamodb_units(by_service.get("dynamodb", {}), [r["item"] for r in results], table_name, n),
+        "dynamodb_by_operation": {k: round(v / n, 3) for k, v in by_service.get("dynamodb", {}).items()},
+        "eventbridge_custom_events": by_service.get("events", {}).get("entries:custom", 0) / n,
+        "eventbridge_aws_events": by_service.get("events", {}).get("entries:aws", 0) / n,
+        "workflow": {
+            "executions": workflow["executions"] / n,
+            "transitions": workflow["transitions"] / n,
+            "express_billed_ms": workflow["billed_ms"] / n,
+            "duration_ms": round(workflow["duration_ms"] / n),
+        },
+        "log_bytes": round(sum(u["log_bytes"] for u in usage.values()) / n),
+        "xray_traces": args.xray_sampled,
+        "original_bytes": len(data),
+        "stored_bytes": None,
+    }
+    processed = aws("s3")
+    stored = 0
+    for r in results[:3]:
+        listed = processed.list_objects_v2(Bucket=outputs["ProcessedBucketName"], Prefix=f"renditions/{r['imageId']}")
+        stored += sum(o["Size"] for o in listed.get("Contents", []))
+    per_image["stored_bytes"] = round(stored / min(3, len(results)))
+    per_image["other_requests"] = {
+        svc: ops for svc, ops in by_service.items() if svc not in ("s3", "dynamodb", "events")
+    }
+    breakdown = price(per_image, prices, args.xray_sampled)
+    gb = 1024**3
+    result = {
+        "uploads": n,
+        "image": f"{width}x{width * 3 // 4} JPEG, {len(data)} bytes",
+        "rendition_set": next(iter(results))["item"].get("renditionSet", {}).get("S"),
+        "prices": {"region": prices["region"], "as_of": prices["prices_as_of"]},
+        "standard_usd_per_million": round(sum(breakdown["standard"].values()), 2),
+        "express_usd_per_million": round(sum(breakdown["express"].values()), 2),
+        "breakdown_usd_per_million": breakdown,
+        "per_image": per_image,
+        "excluded_usd_per_million_per_month": {
+            "s3_storage_originals": round(len(data) / gb * prices["s3"]["standard_gb_month"] * 1e6, 2),
+            "s3_storage_renditions": round(per_image["stored_bytes"] / gb * prices["s3"]["standard_gb_month"] * 1e6, 2),
+        },
+        "excluded_usd_per_million_downloads": {
+            "s3_egress": round(results[0]["rendition_bytes"] / gb * prices["s3"]["egress_gb"] * 1e6, 2),
+            "cloudfront_egress": round(
+                results[0]["rendition_bytes"] / gb * prices["cloudfront"]["egress_gb"] * 1e6
+                + prices["cloudfront"]["https_request"] * 1e6,
+                2,
+            ),
+        },
+    }
+    return result
+
+
+CONFIGURATIONS = {
+    # the seed's single 800-px rendition: the one-size, one-format configuration (the cost target's)
+    "one": ["RenditionSizes=800", "RenditionFormats=jpeg"],
+    "default": [],  # the default responsive set: 200,400,800,1600 x avif,webp,jpeg
+}
+
+
+def deploy(stack: str, overrides: list[str]) -> None:
+    subprocess.run(
+        ["bash", str(ROOT / "scripts" / "deploy_local.sh"), stack, *overrides],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--uploads", type=int, default=10)
+    parser.add_argument("--stack", default="image-pipeline")
+    parser.add_argument("--prices", type=Path, default=ROOT / "bench" / "prices" / "us-east-1.json")
+    parser.add_argument("--xray-sampled", type=float, default=0.05, help="fraction of images whose trace is recorded")
+    parser.add_argument("--megapixels", type=float, default=12.0)
+    parser.add_argument(
+        "--configs",
+        default="one,default",
+        help="deploy and measure these configurations (one: an 800-px JPEG; default: the responsive set); "
+        "'deployed' measures the stack as it is",
+    )
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    prices = json.loads(args.prices.read_text())
+    measured = {}
+    for name in args.configs.split(","):
+        if name != "deployed":
+            deploy(args.stack, CONFIGURATIONS[name])
+        measured[name] = measure(args, prices)
+        print(
+            f"{name}: standard ${measured[name]['standard_usd_per_million']} / express "
+            f"${measured[name]['express_usd_per_million']} per million images",
+            file=sys.stderr,
+        )
+    first = next(iter(measured.values()))
+    result = {
+        "standard_usd_per_million": first["standard_usd_per_million"],
+        "express_usd_per_million": first["express_usd_per_million"],
+        "configuration": next(iter(measured)),
+        "prices": first["prices"],
+        "configurations": measured,
+    }
+    print(json.dumps(result, indent=2))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

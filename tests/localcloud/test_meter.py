@@ -1,0 +1,76 @@
+"""The local cloud's request meter (localcloud/meter.py), which `make cost` counts with: every request by service and
+operation, LocalStack's own internal ones too (Step Functions invoking Lambda), except the ones marked to ignore."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import requests
+from botocore.config import Config
+
+
+def test_the_meter_counts_each_request_by_operation_and_skips_the_marked_ones(localcloud, aws):
+    s3, events = aws("s3"), aws("events")
+    bucket = "meter-test"
+    s3.create_bucket(Bucket=bucket)
+    requests.delete(f"{localcloud}/_localcloud/meter").raise_for_status()
+    for i in range(3):
+        s3.put_object(Bucket=bucket, Key=f"k{i}", Body=b"x")
+    s3.get_object(Bucket=bucket, Key="k0")["Body"].read()
+    events.put_events(
+        Entries=[
+            {"Source": "aws.s3", "DetailType": "Object Created", "Detail": "{}"},
+            {"Source": "image-pipeline", "DetailType": "Image Processed", "Detail": "{}"},
+            {"Source": "image-pipeline", "DetailType": "Image Processed", "Detail": "{}"},
+        ]
+    )
+    ignored = aws("s3", config=Config(user_agent_extra="localcloud-meter-ignore"))
+    ignored.list_objects_v2(Bucket=bucket)
+
+    counted = requests.get(f"{localcloud}/_localcloud/meter").json()
+    mine = {op: by[bucket] for op, by in counted["by_resource"]["s3"].items() if bucket in by}
+    assert mine == {"PutObject": 3, "GetObject": 1}  # not the ignored LIST (other tests' stacks may be busy)
+    assert counted["requests"]["s3"]["PutObject"] >= 3 and counted["ignored"] >= 1
+    assert counted["requests"]["events"]["entries:aws"] >= 1 and counted["requests"]["events"]["entries:custom"] >= 2
+
+    requests.delete(f"{localcloud}/_localcloud/meter").raise_for_status()
+    assert (
+        requests.get(f"{localcloud}/_localcloud/meter")
+        .json()["by_resource"]
+        .get("s3", {})
+        .get("PutObject", {})
+        .get(bucket)
+        is None
+    )
+
+
+def test_the_meter_sees_step_functions_invoking_lambda(localcloud, aws, make_function):
+    name = make_function("behaviours")
+    sfn = aws("stepfunctions")
+    definition = {
+        "StartAt": "Call",
+        "States": {
+            "Call": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::lambda:invoke",
+                "Parameters": {"FunctionName": name, "Payload.$": "$"},
+                "End": True,
+            }
+        },
+    }
+    machine = sfn.create_state_machine(
+        name="meter-test",
+        definition=json.dumps(definition),
+        roleArn="arn:aws:iam::000000000000:role/meter-test",
+    )["stateMachineArn"]
+    quiet = aws("stepfunctions", config=Config(user_agent_extra="localcloud-meter-ignore"))
+    requests.delete(f"{localcloud}/_localcloud/meter").raise_for_status()
+    arn = sfn.start_execution(stateMachineArn=machine, input="{}")["executionArn"]
+    deadline = time.monotonic() + 60
+    while quiet.describe_execution(executionArn=arn)["status"] == "RUNNING":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    counted = requests.get(f"{localcloud}/_localcloud/meter").json()["by_resource"]
+    assert counted["stepfunctions"]["StartExecution"] == {machine: 1}
+    assert counted["lambda"]["Invoke"][name] == 1  # LocalStack's own call, through the same handler chain
