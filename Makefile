@@ -1,4 +1,5 @@
 # Verbs of the project; each is a small script under scripts/.
+, := ,
 .PHONY: help setup up down logs deploy demo test lint clean reprocess-all bench-localcloud bench-resize bench-formats bench-renditions bench-load cost scan
 
 help:
@@ -64,7 +65,7 @@ bench-formats: setup
 
 # RENDITIONS=one deploys the one-size, one-format configuration (an 800-px JPEG); SINGLE=n: n uploads one at a time
 bench-load: setup
-	@bash scripts/deploy_local.sh image-pipeline $(if $(filter one,$(RENDITIONS)),RenditionSizes=800 RenditionFormats=jpeg) >/dev/null
+	@bash scripts/deploy_local.sh image-pipeline $(if $(filter one,$(RENDITIONS)),RenditionSizes=800 RenditionFormats=jpeg,RenditionSizes=200$(,)400$(,)800$(,)1600 RenditionFormats=avif$(,)webp$(,)jpeg) >/dev/null
 	@bash -c 'source scripts/lib.sh && export_client_env && .venv/dev/bin/python bench/load.py $(if $(SINGLE),--single $(SINGLE),--uploads $(or $(N),300)) --json bench/out/load.json'
 
 # deploys the one-size, one-format configuration and the default set in turn; leaves the default deployed

@@ -41,6 +41,9 @@ from botocore.config import Config
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from load import STATE_DIR, sample_jpeg  # noqa: E402  (bench/ is on the path: these run as scripts)
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "layers" / "shared"))
+from image_pipeline import trace  # noqa: E402  (an Express execution's history, read from its log)
+
 ROOT = Path(__file__).resolve().parents[1]
 ENDPOINT = os.environ.get("AWS_ENDPOINT_URL", "http://localhost:4566")
 IGNORE = "localcloud-meter-ignore"  # localcloud/meter.py does not count requests with this in their User-Agent
@@ -182,27 +185,46 @@ def lambda_usage(log_groups: dict[str, str], since_ms: int, until_ms: int) -> di
     return usage
 
 
-def workflow_usage(state_machine_arn: str, since: datetime, prices: dict) -> dict:
-    """State transitions and Express-billed duration of the run's executions (from their histories)."""
+def workflow_usage(state_machine_arn: str, log_group: str, since: datetime, until: datetime, prices: dict) -> dict:
+    """State transitions and Express-billed duration of the run's executions, and the bytes the state machine
+    logged: from the execution histories (Standard) or from its log, where an Express execution's history is."""
     sfn = aws("stepfunctions")
-    executions = []
-    for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=state_machine_arn):
-        executions += [e for e in page["executions"] if e["startDate"] >= since]
+    express = sfn.describe_state_machine(stateMachineArn=state_machine_arn)["type"] == "EXPRESS"
+    histories: list[list[dict]] = []
+    log_bytes = 0
+    logs = aws("logs")
+    window = {"startTime": int(since.timestamp() * 1000), "endTime": int(until.timestamp() * 1000)}
+    by_execution: dict[str, list[dict]] = {}
+    for page in logs.get_paginator("filter_log_events").paginate(logGroupName=log_group, **window):
+        for record in page["events"]:
+            log_bytes += len(record["message"].encode()) + prices["cloudwatch_logs"]["event_overhead_bytes"]
+            if express:
+                event = json.loads(record["message"])
+                by_execution.setdefault(event["execution_arn"], []).append(trace._history_event(event))
+    if express:
+        histories = [sorted(events, key=lambda e: e["id"]) for events in by_execution.values()]
+    else:
+        for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=state_machine_arn):
+            for e in page["executions"]:
+                if e["startDate"] >= since:
+                    events = []
+                    for hpage in sfn.get_paginator("get_execution_history").paginate(executionArn=e["executionArn"]):
+                        events += hpage["events"]
+                    histories.append(events)
     transitions, billed_ms, duration_ms = 0, 0, 0.0
     step = prices["stepfunctions"]["express_billing_increment_ms"]
-    for e in executions:
-        events = []
-        for page in sfn.get_paginator("get_execution_history").paginate(executionArn=e["executionArn"]):
-            events += page["events"]
+    for events in histories:
         transitions += sum(1 for ev in events if ev["type"].endswith("StateEntered"))
         ms = (events[-1]["timestamp"] - events[0]["timestamp"]).total_seconds() * 1000
         duration_ms += ms
         billed_ms += max(step, math.ceil(ms / step) * step)
     return {
-        "executions": len(executions),
+        "type": "EXPRESS" if express else "STANDARD",
+        "executions": len(histories),
         "transitions": transitions,
         "duration_ms": duration_ms,
         "billed_ms": billed_ms,
+        "log_bytes": log_bytes,
     }
 
 
@@ -298,7 +320,9 @@ def measure(args: argparse.Namespace, prices: dict) -> dict:
         int(since.timestamp() * 1000),
         int(until.timestamp() * 1000),
     )
-    workflow = workflow_usage(outputs["ImagePipelineStateMachineArn"], since, prices)
+    workflow = workflow_usage(
+        outputs["ImagePipelineStateMachineArn"], outputs["ImagePipelineStateMachineLogGroupName"], since, until, prices
+    )
     s3 = s3_requests(by_service.get("s3", {}))
     per_image = {
         "api_requests": 2,  # POST /upload and GET /download (this script's waiting reads DynamoDB, uncounted)
@@ -319,12 +343,14 @@ def measure(args: argparse.Namespace, prices: dict) -> dict:
         "eventbridge_custom_events": by_service.get("events", {}).get("entries:custom", 0) / n,
         "eventbridge_aws_events": by_service.get("events", {}).get("entries:aws", 0) / n,
         "workflow": {
+            "type": workflow["type"],
             "executions": workflow["executions"] / n,
             "transitions": workflow["transitions"] / n,
             "express_billed_ms": workflow["billed_ms"] / n,
             "duration_ms": round(workflow["duration_ms"] / n),
         },
-        "log_bytes": round(sum(u["log_bytes"] for u in usage.values()) / n),
+        "log_bytes": round((sum(u["log_bytes"] for u in usage.values()) + workflow["log_bytes"]) / n),
+        "state_machine_log_bytes": round(workflow["log_bytes"] / n),
         "xray_traces": args.xray_sampled,
         "original_bytes": len(data),
         "stored_bytes": None,
@@ -365,10 +391,14 @@ def measure(args: argparse.Namespace, prices: dict) -> dict:
     return result
 
 
+# Every parameter that differs is named: sam deploy keeps a parameter's previous value when it is not given.
+ONE = ["RenditionSizes=800", "RenditionFormats=jpeg"]  # the seed's single 800-px rendition (the cost target's)
+DEFAULT_SET = ["RenditionSizes=200,400,800,1600", "RenditionFormats=avif,webp,jpeg"]
 CONFIGURATIONS = {
-    # the seed's single 800-px rendition: the one-size, one-format configuration (the cost target's)
-    "one": ["RenditionSizes=800", "RenditionFormats=jpeg"],
-    "default": [],  # the default responsive set: 200,400,800,1600 x avif,webp,jpeg
+    "one": [*ONE, "WorkflowType=STANDARD"],
+    "one-express": [*ONE, "WorkflowType=EXPRESS"],
+    "default": [*DEFAULT_SET, "WorkflowType=STANDARD"],
+    "default-express": [*DEFAULT_SET, "WorkflowType=EXPRESS"],
 }
 
 
@@ -389,7 +419,7 @@ def main() -> None:
     parser.add_argument("--megapixels", type=float, default=12.0)
     parser.add_argument(
         "--configs",
-        default="one,default",
+        default="one,one-express,default,default-express",
         help="deploy and measure these configurations (one: an 800-px JPEG; default: the responsive set); "
         "'deployed' measures the stack as it is",
     )
@@ -406,12 +436,14 @@ def main() -> None:
             f"${measured[name]['express_usd_per_million']} per million images",
             file=sys.stderr,
         )
-    first = next(iter(measured.values()))
+    # the headline figures: each workflow type priced from a run of that type, for the one-size configuration
+    standard = measured.get("one") or next(iter(measured.values()))
+    express = measured.get("one-express") or standard
     result = {
-        "standard_usd_per_million": first["standard_usd_per_million"],
-        "express_usd_per_million": first["express_usd_per_million"],
-        "configuration": next(iter(measured)),
-        "prices": first["prices"],
+        "standard_usd_per_million": standard["standard_usd_per_million"],
+        "express_usd_per_million": express["express_usd_per_million"],
+        "rendition_set": standard["rendition_set"],
+        "prices": standard["prices"],
         "configurations": measured,
     }
     print(json.dumps(result, indent=2))

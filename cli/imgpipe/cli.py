@@ -359,12 +359,13 @@ def wait_for_execution(image_id: str, arn: str, timeout: float) -> dict[str, Any
     """The image's record once execution ``arn`` has finished with it: terminal and recorded by that execution, or
     the execution ended without claiming it (then the record as it is)."""
     sfn, deadline, delay = state.target.client("stepfunctions"), time.monotonic() + timeout, 0.3
-    name = arn.rsplit(":", 1)[-1]  # the API names executions by name
+    name = arn.split(":")[7]  # the API names executions by name (…:execution:SM:NAME, …:express:SM:NAME:ID)
+    express = arn.split(":")[5] == "express"  # not describable: it ends within 5 minutes, the record tells
     while True:
         record = state.api.image(image_id)
         if record.get("execution") == name and record["status"] in TERMINAL:
             return record
-        if sfn.describe_execution(executionArn=arn)["status"] != "RUNNING":
+        if not express and sfn.describe_execution(executionArn=arn)["status"] != "RUNNING":
             record = state.api.image(image_id)  # it may have recorded the end just before it ended
             if record.get("execution") != name:
                 raise CliError(f"execution {name} ended without processing {image_id} (imgpipe trace)")

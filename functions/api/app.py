@@ -19,6 +19,7 @@ from image_pipeline.observability import annotate_image, logger, metrics, reposi
 settings = Settings.from_env()
 s3 = boto3.client("s3", config=Config(signature_version="s3v4"))
 sfn = boto3.client("stepfunctions")
+logs = boto3.client("logs")  # an Express execution's history (GET /images/{id}/trace)
 repo = repository(settings)
 publish = events.Publisher(boto3.client("events"), settings.event_bus_name) if settings.event_bus_name else None
 app = APIGatewayRestResolver(cors=CORSConfig(allow_origin=settings.cors_allow_origin, max_age=600))
@@ -95,7 +96,7 @@ def list_images() -> dict:
 def get_trace(image_id: str) -> dict:
     image_id = (app.current_event.path_parameters or {}).get("imageId", image_id)
     annotate_image(image_id)
-    return api.get_trace(sfn, repo, image_id)
+    return api.get_trace(sfn, repo, image_id, logs=logs, log_group=settings.workflow_log_group)
 
 
 @app.delete("/images/<image_id>")

@@ -93,6 +93,21 @@ def test_processing_image_whose_execution_is_gone_becomes_failed(world):
     assert repo.get("recent")["status"] == "PROCESSING"
 
 
+def test_an_express_execution_is_judged_by_age_without_describing_it(world):
+    """An Express execution's ARN is refused by DescribeExecution, and it runs at most 5 minutes: an image it owns
+    that is still PROCESSING after STALE_PROCESSING was left behind; a recent one is left alone."""
+    repo = world["repo"]
+    express = "arn:aws:states:us-east-1:123456789012:express:pipeline:run-1:5f0c"
+    put(repo, "stuck", "PROCESSING", timedelta(minutes=20), executionArn=express)
+    put(repo, "young", "PROCESSING", timedelta(minutes=2), executionArn=express)
+
+    report = run(world)
+
+    assert report.failed == ["stuck"] and report.errors == []
+    assert repo.get("stuck")["error"]["code"] == "EXECUTION_ENDED_WITHOUT_STATUS"
+    assert repo.get("young")["status"] == "PROCESSING"
+
+
 def test_a_record_that_moved_on_meanwhile_is_left_alone(world, monkeypatch):
     repo = world["repo"]
     put(repo, "racing", "PENDING", timedelta(minutes=30))

@@ -239,6 +239,7 @@ LEAST_PRIVILEGE = {
         ("events:PutEvents", "CompletionEventBus"),
         ("states:DescribeExecution", "execution:${ImagePipelineStateMachine.Name}:*"),
         ("states:GetExecutionHistory", "execution:${ImagePipelineStateMachine.Name}:*"),
+        ("logs:FilterLogEvents", "ImagePipelineStateMachineLogGroup"),  # an Express execution's history
     },
     "ValidateFunction": {
         ("dynamodb:GetItem", "ImageTable"),

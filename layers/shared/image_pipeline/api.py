@@ -8,6 +8,7 @@ import binascii
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from image_pipeline import keys, purge, trace
@@ -153,13 +154,19 @@ def _decode_cursor(cursor: str, status: str | None) -> dict[str, Any]:
     return key
 
 
-def get_trace(sfn, repo: ImageRepository, image_id: str | None) -> dict[str, Any]:
-    """GET /images/{id}/trace: the timelines of the image's executions (image_pipeline.trace)."""
+def get_trace(
+    sfn, repo: ImageRepository, image_id: str | None, logs=None, log_group: str | None = None
+) -> dict[str, Any]:
+    """GET /images/{id}/trace: the timelines of the image's executions (image_pipeline.trace; an Express
+    execution's from the state machine's log group)."""
     record = _record(repo, image_id)
     arns = sorted(
         set(record.get("executions") or []) | ({record["executionArn"]} if record.get("executionArn") else set())
     )
-    return {"imageId": record["imageId"], "status": record["status"], "executions": trace.image_trace(sfn, arns)}
+    uploaded = record.get("uploadTimestamp")
+    since = datetime.fromisoformat(uploaded.replace("Z", "+00:00")) if uploaded else None
+    executions = trace.image_trace(sfn, arns, logs=logs, log_group=log_group, since=since)
+    return {"imageId": record["imageId"], "status": record["status"], "executions": executions}
 
 
 def delete_image(
@@ -323,7 +330,7 @@ def to_api(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def _execution_name(arn: str | None) -> str | None:
-    return arn.rsplit(":", 1)[-1] if arn else None
+    return trace.execution_name(arn) if arn else None
 
 
 RENDITION_FIELDS = ("size", "width", "height", "format", "bytes")  # what GET /images shows of each (not its key)

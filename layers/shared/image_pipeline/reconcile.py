@@ -8,7 +8,8 @@ that fails is reported and logged, the others are still repaired.
   (``expiresAt``) after which the API treats the record as gone (local DynamoDB TTL never deletes).
 - PENDING images whose object *was* uploaded but whose S3 event never started the workflow -> the workflow is
   started for them (the event was lost).
-- PROCESSING images whose execution is no longer running -> FAILED (``EXECUTION_ENDED_WITHOUT_STATUS``).
+- PROCESSING images whose execution is no longer running -> FAILED (``EXECUTION_ENDED_WITHOUT_STATUS``); an
+  Express execution is over after 5 minutes, so its image is judged by age alone (no DescribeExecution).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from image_pipeline import keys
+from image_pipeline import keys, trace
 from image_pipeline.aws import error_code, is_not_found
 from image_pipeline.records import EXPIRED, FAILED, PENDING, PROCESSING, ImageRepository, now
 
@@ -125,8 +126,12 @@ def run(
 
 
 def _execution_status(sfn, execution_arn: str | None) -> str:
+    """RUNNING or how it ended. An Express execution cannot be described (its ARN is refused) and runs at most
+    5 minutes: one that owns an image PROCESSING for longer than STALE_PROCESSING has ended."""
     if not execution_arn:
         return "UNKNOWN"
+    if trace.is_express(execution_arn):
+        return "ENDED"
     try:
         return sfn.describe_execution(executionArn=execution_arn)["status"]
     except ClientError as e:

@@ -1,0 +1,132 @@
+"""The pipeline as an Express workflow (WorkflowType=EXPRESS): its own stack on the local cloud, the same product.
+
+Express executions cannot be listed, described or asked for their history (the local cloud refuses their ARNs as AWS
+does): the tests wait on the image's record and read the executions' histories from the state machine's log, as
+GET /images/{id}/trace does. Express starts are at-least-once: duplicate deliveries must change nothing."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+
+import pytest
+import requests
+from PIL import Image
+
+from tests import images
+from tests.conftest import load_event
+
+from .conftest import Client, deploy, expected_renditions, stored_renditions
+
+EXPRESS_STATES = ["Validate image", "Is it a duplicate?", "Resize image", "Mark processed", "Publish processed"]
+
+
+@pytest.fixture(scope="module")
+def stack(localcloud):
+    return deploy("image-pipeline-express", "WorkflowType=EXPRESS", "ImageTableName=image-pipeline-express")
+
+
+@pytest.fixture(scope="module")
+def client(stack) -> Client:
+    return Client(stack)
+
+
+def logged_outcomes(aws, stack, arns: list[str], timeout: float = 90) -> dict[str, str]:
+    """How each Express execution ended, from the state machine's log (waits until all have ended)."""
+    from image_pipeline import trace
+
+    logs, group = aws("logs"), stack.outputs["ImagePipelineStateMachineLogGroupName"]
+    deadline = time.monotonic() + timeout
+    while True:
+        histories = trace.express_histories(logs, group, set(arns), since=None)
+        ended = {arn: trace.timeline(events)["status"] for arn, events in histories.items()}
+        if all(ended.get(arn, "RUNNING") != "RUNNING" for arn in arns):
+            return ended
+        assert time.monotonic() < deadline, f"executions still running: {ended}"
+        time.sleep(0.5)
+
+
+def ended_trace(client, stack, image_id: str, timeout: float = 60) -> dict:
+    """GET /images/{id}/trace once every execution in it has ended (the record is written before the last states)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        trace = client.http.get(f"{stack.api}/images/{image_id}/trace").json()
+        if trace["executions"] and all(e["status"] != "RUNNING" for e in trace["executions"]):
+            return trace
+        assert time.monotonic() < deadline, trace
+        time.sleep(0.3)
+
+
+def test_the_state_machine_is_express(aws, stack):
+    described = aws("stepfunctions").describe_state_machine(stateMachineArn=stack.state_machine)
+    assert described["type"] == "EXPRESS"
+    assert described["loggingConfiguration"]["level"] == "ALL"  # the history of an Express execution is its log
+
+
+def test_an_upload_is_processed_announced_and_traced_from_the_log(client, stack, bus_events):
+    image_id = client.upload(images.jpeg(2400, 1800), "image/jpeg")
+    record = client.wait(image_id)
+    assert record["status"] == "PROCESSED", record
+    link = client.download(image_id)
+    assert link.status_code == 200, link.text
+    got = requests.get(link.json()["downloadUrl"])
+    assert got.status_code == 200 and Image.open(io.BytesIO(got.content)).size == (800, 600)
+
+    [event] = bus_events({image_id})
+    assert event["detail-type"] == "Image Processed" and event["detail"]["status"] == "PROCESSED"
+
+    [execution] = ended_trace(client, stack, image_id)["executions"]
+    assert execution["name"] == record["execution"] and execution["status"] == "SUCCEEDED"
+    assert [s["name"] for s in execution["states"]] == EXPRESS_STATES
+    assert all(s["durationMs"] is not None for s in execution["states"])
+
+
+def test_bad_input_ends_rejected_with_its_code(client, aws, stack):
+    image_id = client.upload(b"this is not an image at all", "image/jpeg")
+    record = client.wait(image_id)
+    assert record["status"] == "REJECTED" and record["error"]["code"] == "UNSUPPORTED_FORMAT", record
+    assert stored_renditions(aws("s3"), stack, image_id) == set()
+    [execution] = ended_trace(client, stack, image_id)["executions"]
+    assert execution["status"] == "FAILED" and execution["error"] == "InvalidImageError"
+
+
+def test_concurrent_duplicate_deliveries_process_once(client, aws, stack):
+    """At-least-once starts: the object's event four more times at once; one execution claims and processes it."""
+    s3, sfn = aws("s3"), aws("stepfunctions")
+    image_id = client.upload(images.jpeg(1600, 1200), "image/jpeg")
+    head = s3.head_object(Bucket=stack.original_bucket, Key=f"uploads/{image_id}")
+    event = load_event("image_pipeline_s3_object_created")
+    event["detail"]["bucket"]["name"] = stack.original_bucket
+    event["detail"]["object"].update(key=f"uploads/{image_id}", etag=head["ETag"].strip('"'))
+    arns = [
+        sfn.start_execution(stateMachineArn=stack.state_machine, input=json.dumps(event))["executionArn"]
+        for _ in range(4)
+    ]
+    assert all(":express:" in arn for arn in arns)
+
+    record = client.wait(image_id)
+    outcomes = logged_outcomes(aws, stack, arns)
+
+    assert record["status"] == "PROCESSED", record
+    assert set(outcomes.values()) == {"SUCCEEDED"}, outcomes  # the duplicates end in Skip duplicate
+    assert len(record["executions"]) == 1  # one execution ever owned the image
+    assert stored_renditions(s3, stack, image_id) == expected_renditions(record)
+    time.sleep(1)
+    assert client.image(image_id).json() == record  # nothing changed it afterwards
+
+
+def test_a_killed_worker_is_retried_and_the_retry_is_in_the_trace(client, aws, stack, faults):
+    resize = next(
+        r["PhysicalResourceId"]
+        for r in aws("cloudformation").describe_stack_resources(StackName="image-pipeline-express")["StackResources"]
+        if r["LogicalResourceId"] == "ResizeFunction"
+    )
+    rule = faults(service="lambda", operation="Invoke", resource=resize, action="crash", count=1)
+    image_id = client.upload(images.jpeg(2000, 1500), "image/jpeg")
+    record = client.wait(image_id, timeout=120)
+    assert faults.fired()[rule["id"]] == 1
+    assert record["status"] == "PROCESSED", record
+    trace = ended_trace(client, stack, image_id)
+    [resized] = [s for s in trace["executions"][0]["states"] if s["name"] == "Resize image"]
+    assert resized["retries"] == 1 and resized["errors"] == ["Runtime.ExitError"], resized
