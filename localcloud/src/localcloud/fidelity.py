@@ -173,3 +173,37 @@ def update_api_destinations_and_connections() -> None:
         "update_connection", ("Name", "AuthorizationType", "AuthParameters", "Description"), "ConnectionArn"
     )
     LOG.info("localcloud: stack updates change API destinations and connections")
+
+
+@hooks.on_infra_start()
+def update_event_rules() -> None:
+    """A stack update that changes an EventBridge rule (its pattern, schedule, state or targets: e.g. a target state
+    machine replaced because WorkflowType changed) updates the rule: LocalStack's provider has no update and
+    leaves the rule as it was, pointing at a deleted target."""
+    try:
+        from localstack.services.events.resource_providers import aws_events_rule as provider
+    except ImportError as e:
+        LOG.warning("localcloud: EventBridge rule updates not fixed: %s", e)
+        return
+    rules = provider.EventsRuleProvider
+    if getattr(rules.update, "localcloud", False):
+        return
+
+    def update(self, request):
+        previous = request.previous_state or {}
+        model = request.desired_state
+        name = model.get("Name") or provider.extract_rule_name(previous["Id"])  # Name is create-only
+        model["Name"] = name
+        if previous.get("EventBusName") and not model.get("EventBusName"):
+            model["EventBusName"] = previous["EventBusName"]
+        bus = {"EventBusName": model["EventBusName"]} if model.get("EventBusName") else {}
+        events = request.aws_client_factory.events
+        kept = {t["Id"] for t in model.get("Targets") or []}
+        gone = [t["Id"] for t in events.list_targets_by_rule(Rule=name, **bus)["Targets"] if t["Id"] not in kept]
+        if gone:
+            events.remove_targets(Rule=name, Ids=gone, Force=True, **bus)
+        return self.create(request)  # put_rule and put_targets update the rule and its targets in place
+
+    update.localcloud = True
+    rules.update = update
+    LOG.info("localcloud: stack updates change EventBridge rules and their targets")
