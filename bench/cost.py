@@ -44,6 +44,9 @@ from load import STATE_DIR, sample_jpeg  # noqa: E402  (bench/ is on the path: t
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "layers" / "shared"))
 from image_pipeline import trace  # noqa: E402  (an Express execution's history, read from its log)
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "localcloud" / "src"))
+from localcloud.item_size import item_size  # noqa: E402  (DynamoDB's item size rules, as the meter counts them)
+
 ROOT = Path(__file__).resolve().parents[1]
 ENDPOINT = os.environ.get("AWS_ENDPOINT_URL", "http://localhost:4566")
 IGNORE = "localcloud-meter-ignore"  # localcloud/meter.py does not count requests with this in their User-Agent
@@ -55,7 +58,6 @@ TERMINAL = {"PROCESSED", "REJECTED", "FAILED"}
 # (tier 2); DELETE is free.
 S3_TIER1_PREFIXES = ("Put", "Copy", "List", "Post", "CreateMultipart", "UploadPart", "CompleteMultipart")
 S3_FREE = ("DeleteObject", "DeleteObjects", "AbortMultipartUpload")
-DYNAMODB_WRITES = {"PutItem", "UpdateItem", "DeleteItem"}
 DYNAMODB_READS = {"GetItem", "Query", "Scan"}
 KEY_CHANGING_ATTRIBUTES = {"status", "updatedAt"}  # every update of the workflow sets them (records.py)
 
@@ -107,53 +109,35 @@ def one_image(api: str, data: bytes, dynamodb, table_name: str) -> dict:
     return {"imageId": body["imageId"], "item": item, "rendition_bytes": len(got.content)}
 
 
-def item_bytes(value) -> int:
-    """DynamoDB's size of a typed value (names count where they appear: in maps, and as attribute names)."""
-    ((kind, v),) = value.items()
-    if kind in ("S", "B"):
-        return len(v.encode() if isinstance(v, str) else v)
-    if kind == "N":
-        return len(v.lstrip("-").replace(".", "")) // 2 + 1 + 1
-    if kind in ("BOOL", "NULL"):
-        return 1
-    if kind in ("SS", "NS", "BS"):
-        return sum(item_bytes({kind[0]: x}) for x in v)
-    if kind == "L":
-        return 3 + sum(1 + item_bytes(x) for x in v)
-    if kind == "M":
-        return 3 + sum(1 + len(k.encode()) + item_bytes(x) for k, x in v.items())
-    raise ValueError(kind)
-
-
-def record_bytes(item: dict) -> int:
-    return sum(len(name.encode()) + item_bytes(value) for name, value in item.items())
-
-
 def dynamodb_units(requests_by_op: dict[str, int], items: list[dict], table_name: str, images: int) -> dict:
-    """Write and read units per image: requests x the final record's units, with its indexes."""
-    size = max(record_bytes(i) for i in items)
-    write_units, read_units = math.ceil(size / 1024), math.ceil(size / 4096)
+    """Write and read units per image. A write the meter could size (the item was in the request or the answer) counts
+    its own units; any other write counts the units of the image's final record (an upper bound: items grow).
+    Each global secondary index the record is in costs the same units again per write (ProjectionType ALL), twice
+    for an update that changes the index's key (a delete and a put), as every update of status/updatedAt does."""
+    final = max(item_size(i) for i in items)
     indexes = aws("dynamodb").describe_table(TableName=table_name)["Table"].get("GlobalSecondaryIndexes", [])
     keys_of = {ix["IndexName"]: {k["AttributeName"] for k in ix["KeySchema"]} for ix in indexes}
     in_index = {name: all(k in items[0] for k in keys) for name, keys in keys_of.items()}
-    puts = requests_by_op.get("PutItem", 0) / images
-    updates = requests_by_op.get("UpdateItem", 0) / images
-    table_writes = (puts + updates) * write_units
-    index_writes = 0.0
-    for name, keys in keys_of.items():
-        if in_index[name]:
-            per_update = 2 if keys & KEY_CHANGING_ATTRIBUTES else 1
-            index_writes += (puts + per_update * updates) * write_units
-    reads = sum(requests_by_op.get(op, 0) for op in DYNAMODB_READS) / images
+    table_units = index_units = writes = 0.0
+    for op in ("PutItem", "UpdateItem", "DeleteItem"):
+        n = requests_by_op.get(op, 0)
+        sized, units = requests_by_op.get(f"sized:{op}", 0), requests_by_op.get(f"write_units:{op}", 0)
+        op_units = units + (n - sized) * math.ceil(final / 1024)
+        writes += n
+        table_units += op_units
+        for name, keys in keys_of.items():
+            if in_index[name]:
+                index_units += op_units * (2 if op == "UpdateItem" and keys & KEY_CHANGING_ATTRIBUTES else 1)
+    reads = sum(requests_by_op.get(op, 0) for op in DYNAMODB_READS)
     return {
-        "record_bytes": size,
-        "writes": round(puts + updates, 3),
-        "reads": round(reads, 3),
-        "write_units_table": round(table_writes, 3),
-        "write_units_indexes": round(index_writes, 3),
-        "write_units": round(table_writes + index_writes, 3),
-        "read_units": round(reads * read_units, 3),
-        "indexes": {name: in_index[name] for name in keys_of},
+        "record_bytes": final,
+        "writes": round(writes / images, 3),
+        "reads": round(reads / images, 3),
+        "write_units_table": round(table_units / images, 3),
+        "write_units_indexes": round(index_units / images, 3),
+        "write_units": round((table_units + index_units) / images, 3),
+        "read_units": round(reads * math.ceil(final / 4096) / images, 3),
+        "indexes": in_index,
     }
 
 
@@ -339,7 +323,9 @@ def measure(args: argparse.Namespace, prices: dict) -> dict:
         "s3": {k: round(v / n, 3) for k, v in s3.items()},
         "s3_by_operation": {k: round(v / n, 3) for k, v in by_service.get("s3", {}).items()},
         "dynamodb": dynamodb_units(by_service.get("dynamodb", {}), [r["item"] for r in results], table_name, n),
-        "dynamodb_by_operation": {k: round(v / n, 3) for k, v in by_service.get("dynamodb", {}).items()},
+        "dynamodb_by_operation": {
+            k: round(v / n, 3) for k, v in by_service.get("dynamodb", {}).items() if ":" not in k
+        },
         "eventbridge_custom_events": by_service.get("events", {}).get("entries:custom", 0) / n,
         "eventbridge_aws_events": by_service.get("events", {}).get("entries:aws", 0) / n,
         "workflow": {

@@ -74,3 +74,33 @@ def test_the_meter_sees_step_functions_invoking_lambda(localcloud, aws, make_fun
     counted = requests.get(f"{localcloud}/_localcloud/meter").json()["by_resource"]
     assert counted["stepfunctions"]["StartExecution"] == {machine: 1}
     assert counted["lambda"]["Invoke"][name] == 1  # LocalStack's own call, through the same handler chain
+
+
+def test_the_meter_sizes_dynamodb_writes_in_write_units(localcloud, aws):
+    dynamodb = aws("dynamodb")
+    table = "meter-units-test"
+    dynamodb.create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    requests.delete(f"{localcloud}/_localcloud/meter").raise_for_status()
+    dynamodb.put_item(TableName=table, Item={"id": {"S": "a"}, "blob": {"S": "x" * 1500}})  # 2 KB: 2 units
+    dynamodb.update_item(  # ~3.1 KB after the update, answered whole: 4 units
+        TableName=table,
+        Key={"id": {"S": "a"}},
+        UpdateExpression="SET more = :m",
+        ExpressionAttributeValues={":m": {"S": "y" * 1600}},
+        ReturnValues="ALL_NEW",
+    )
+    dynamodb.update_item(  # no item in the answer: counted, not sized
+        TableName=table,
+        Key={"id": {"S": "a"}},
+        UpdateExpression="SET n = :n",
+        ExpressionAttributeValues={":n": {"N": "1"}},
+    )
+    counted = requests.get(f"{localcloud}/_localcloud/meter").json()["requests"]["dynamodb"]
+    assert (counted["PutItem"], counted["write_units:PutItem"], counted["sized:PutItem"]) == (1, 2, 1)
+    assert (counted["UpdateItem"], counted["write_units:UpdateItem"], counted["sized:UpdateItem"]) == (2, 4, 1)
+    dynamodb.delete_table(TableName=table)

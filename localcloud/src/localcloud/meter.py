@@ -12,7 +12,9 @@ EventBridge PutEvents also counts its entries by who sent them, as AWS prices th
 services, e.g. S3's Object Created, free on AWS) and ``entries:custom`` (everything else, priced per event).
 
 ``by_resource`` splits each count by the bucket, table, function or state machine named in the request (as fault
-rules match them). A request whose User-Agent contains ``localcloud-meter-ignore`` is not counted (a benchmark's own polling).
+rules match them). DynamoDB writes also count their write units from the item's size where the request or the answer holds the item
+(PutItem's ``Item``, an UpdateItem's ``Attributes`` with ReturnValues ALL_NEW): ``write_units:<Operation>`` and
+``sized:<Operation>`` (how many writes were sized), per table. A request whose User-Agent contains ``localcloud-meter-ignore`` is not counted (a benchmark's own polling).
 Requests answered with an error are counted too (AWS charges most of them).
 """
 
@@ -29,6 +31,7 @@ from localstack.http import Request, Response, route
 from localstack.runtime import hooks
 
 from localcloud.faults import resource_of
+from localcloud.item_size import item_size
 
 LOG = logging.getLogger(__name__)
 
@@ -81,6 +84,11 @@ def count_request(chain: HandlerChain, context: RequestContext, response: Respon
     agent = context.request.headers.get("User-Agent", "") if context.request is not None else ""
     service, operation = context.service.service_name, context.operation.name
     extra = None
+    if service == "dynamodb" and operation in ("PutItem", "UpdateItem"):
+        request = context.service_request or {}
+        item = request.get("Item") if operation == "PutItem" else (context.service_response or {}).get("Attributes")
+        if item:
+            extra = {f"write_units:{operation}": -(-item_size(item) // 1024), f"sized:{operation}": 1}
     if service == "events" and operation == "PutEvents":
         sources = [str(e.get("Source", "")) for e in (context.service_request or {}).get("Entries") or []]
         aws = sum(1 for s in sources if s.startswith("aws."))
