@@ -65,10 +65,11 @@ bench-formats: setup
 
 # RENDITIONS=one deploys the one-size, one-format configuration (an 800-px JPEG); SINGLE=n: n uploads one at a time
 bench-load: setup
-	@bash scripts/deploy_local.sh image-pipeline $(if $(filter one,$(RENDITIONS)),RenditionSizes=800 RenditionFormats=jpeg,RenditionSizes=200$(,)400$(,)800$(,)1600 RenditionFormats=avif$(,)webp$(,)jpeg) >/dev/null
+	@bash scripts/deploy_local.sh image-pipeline $(if $(filter one,$(RENDITIONS)),RenditionSizes=800 RenditionFormats=jpeg,RenditionSizes=200$(,)400$(,)800$(,)1600 RenditionFormats=avif$(,)webp$(,)jpeg) WorkflowType=STANDARD >/dev/null
 	@bash -c 'source scripts/lib.sh && export_client_env && .venv/dev/bin/python bench/load.py $(if $(SINGLE),--single $(SINGLE),--uploads $(or $(N),300)) --json bench/out/load.json'
 
-# deploys the one-size, one-format configuration and the default set in turn; leaves the default deployed
+# deploys the one-size, one-format configuration and the default set, as Standard and Express, in turn; leaves the
+# template's defaults deployed
 cost: up
 	@bash -c 'source scripts/lib.sh && export_client_env && .venv/dev/bin/python bench/cost.py --uploads $(or $(N),10) --json $(or $(JSON),bench/out/cost.json)'
 

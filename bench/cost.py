@@ -381,11 +381,11 @@ def measure(args: argparse.Namespace, prices: dict) -> dict:
 ONE = ["RenditionSizes=800", "RenditionFormats=jpeg"]  # the seed's single 800-px rendition (the cost target's)
 DEFAULT_SET = ["RenditionSizes=200,400,800,1600", "RenditionFormats=avif,webp,jpeg"]
 CONFIGURATIONS = {
-    "one": [*ONE, "WorkflowType=STANDARD"],
+    "one": [*ONE, "WorkflowType=STANDARD", "ExpressLogLevel=ALL"],
     "one-express": [*ONE, "WorkflowType=EXPRESS", "ExpressLogLevel=ALL"],
     "one-express-errors-logged": [*ONE, "WorkflowType=EXPRESS", "ExpressLogLevel=ERROR"],
-    "default": [*DEFAULT_SET, "WorkflowType=STANDARD"],
     "default-express": [*DEFAULT_SET, "WorkflowType=EXPRESS", "ExpressLogLevel=ALL"],
+    "default": [*DEFAULT_SET, "WorkflowType=STANDARD", "ExpressLogLevel=ALL"],  # last: the template's defaults stay
 }
 
 
@@ -397,6 +397,13 @@ def deploy(stack: str, overrides: list[str]) -> None:
     )
 
 
+def reprice(result: dict, prices: dict, xray_sampled: float) -> None:
+    breakdown = price(result["per_image"], prices, xray_sampled)
+    result["breakdown_usd_per_million"] = breakdown
+    result["standard_usd_per_million"] = round(sum(breakdown["standard"].values()), 2)
+    result["express_usd_per_million"] = round(sum(breakdown["express"].values()), 2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--uploads", type=int, default=10)
@@ -406,7 +413,7 @@ def main() -> None:
     parser.add_argument("--megapixels", type=float, default=12.0)
     parser.add_argument(
         "--configs",
-        default="one,one-express,one-express-errors-logged,default,default-express",
+        default=",".join(CONFIGURATIONS),
         help="deploy and measure these configurations (one: an 800-px JPEG; default: the responsive set); "
         "'deployed' measures the stack as it is",
     )
@@ -418,6 +425,15 @@ def main() -> None:
         if name != "deployed":
             deploy(args.stack, CONFIGURATIONS[name])
         measured[name] = measure(args, prices)
+        workflow = measured[name]["per_image"]["workflow"]
+        if workflow["executions"] == 0 and "one-express" in measured:
+            # an Express workflow logging ERROR leaves no history of a successful execution: its transitions and
+            # duration are those of the same workflow measured with ExpressLogLevel=ALL (its log bytes are its own)
+            measured[name]["per_image"]["workflow"] = {
+                **measured["one-express"]["per_image"]["workflow"],
+                "measured_in": "one-express",
+            }
+            reprice(measured[name], prices, args.xray_sampled)
         print(
             f"{name}: standard ${measured[name]['standard_usd_per_million']} / express "
             f"${measured[name]['express_usd_per_million']} per million images",
