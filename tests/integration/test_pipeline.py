@@ -219,3 +219,12 @@ def test_twenty_concurrent_uploads_all_end_processed(client):
         ids = list(pool.map(lambda _: client.upload(data, "image/jpeg"), range(20)))
         records = list(pool.map(lambda i: client.wait(i, timeout=180), ids))
     assert [r["status"] for r in records] == ["PROCESSED"] * 20, [r for r in records if r["status"] != "PROCESSED"]
+
+
+def test_the_originals_lifecycle_is_deployed_as_the_template_says(aws, stack):
+    """The local cloud stores lifecycle rules but never runs them: what it can check is that the deployed bucket has
+    them (the transition's parameters are checked statically, tests/unit/test_template.py)."""
+    rules = {r["ID"]: r for r in aws("s3").get_bucket_lifecycle_configuration(Bucket=stack.original_bucket)["Rules"]}
+    moved = rules["move-originals-to-a-cheaper-class"]
+    assert moved["Status"] == "Enabled" and moved["Transitions"] == [{"Days": 30, "StorageClass": "STANDARD_IA"}]
+    assert rules["expire-rejected-originals"]["Expiration"] == {"Days": 7}

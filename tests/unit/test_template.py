@@ -381,6 +381,20 @@ def test_rejected_originals_expire_by_tag_and_failed_ones_are_kept():
     ]
 
 
+def test_originals_move_to_a_cheaper_class_after_a_parameters_days_and_none_expire():
+    rules = {r["Id"]: r for r in RESOURCES["OriginalBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]}
+    rule = rules["move-originals-to-a-cheaper-class"]
+    assert "Prefix" not in rule and "TagFilters" not in rule and "Filter" not in rule  # every original
+    [transition] = rule["Transitions"]
+    assert transition["StorageClass"] == {"!Ref": "OriginalsStorageClass"}
+    assert rule["Status"] == {"!If": ["MoveOriginals", "Enabled", "Disabled"]}  # 0 days: kept in Standard
+    assert transition["TransitionInDays"] == {"!If": ["MoveOriginals", {"!Ref": "OriginalsTransitionDays"}, 30]}
+    days, storage_class = DOC["Parameters"]["OriginalsTransitionDays"], DOC["Parameters"]["OriginalsStorageClass"]
+    assert days["Default"] >= 30 and storage_class["Default"] == "STANDARD_IA"  # S3's minimum for Standard-IA
+    assert "STANDARD" not in storage_class["AllowedValues"] and "DEEP_ARCHIVE" not in storage_class["AllowedValues"]
+    assert "ExpirationInDays" not in rule  # moved, never deleted: the source of truth for reprocessing
+
+
 def test_heic_can_be_turned_off_at_deploy_time():
     assert DOC["Parameters"]["AcceptHeic"]["AllowedValues"] == ["true", "false"]
     assert DOC["Globals"]["Function"]["Environment"]["Variables"]["ACCEPT_HEIC"] == {"!Ref": "AcceptHeic"}
