@@ -395,6 +395,19 @@ def test_originals_move_to_a_cheaper_class_after_a_parameters_days_and_none_expi
     assert "ExpirationInDays" not in rule  # moved, never deleted: the source of truth for reprocessing
 
 
+def test_tracing_is_one_deploy_time_choice_for_every_part_of_the_stack():
+    assert DOC["Parameters"]["Tracing"]["Default"] == "Active"
+    assert DOC["Globals"]["Function"]["Tracing"] == {"!Ref": "Tracing"}
+    env = DOC["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["POWERTOOLS_TRACE_DISABLED"] == {"!If": ["Traced", "false", "true"]}  # the SDK sends nothing either
+    assert RESOURCES["ImageApi"]["Properties"]["TracingEnabled"] == {"!If": ["Traced", True, False]}
+    machines = [r for r in RESOURCES.values() if r["Type"] == "AWS::Serverless::StateMachine"]
+    assert machines and all(m["Properties"]["Tracing"]["Enabled"] == {"!If": ["Traced", True, False]} for m in machines)
+    assert not [
+        n for n, r in RESOURCES.items() if "Tracing" in r.get("Properties", {}) and r["Type"].endswith("Function")
+    ]
+
+
 def test_heic_can_be_turned_off_at_deploy_time():
     assert DOC["Parameters"]["AcceptHeic"]["AllowedValues"] == ["true", "false"]
     assert DOC["Globals"]["Function"]["Environment"]["Variables"]["ACCEPT_HEIC"] == {"!Ref": "AcceptHeic"}
