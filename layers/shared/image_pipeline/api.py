@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from image_pipeline import keys, purge, trace
 from image_pipeline.config import Settings
@@ -204,7 +205,16 @@ def _servable(repo: ImageRepository, image_id: str | None) -> dict[str, Any]:
     raise ApiError(409, "NOT_READY", "the image is not processed yet", status=status)
 
 
+def _url_lifetime(settings: Settings) -> int | None:
+    """Seconds a rendition URL stays valid: a presigned URL's expiry; None for a CDN URL (valid while it exists)."""
+    return None if settings.cdn_domain else settings.url_expiry_seconds
+
+
 def _presign(s3, settings: Settings, key: str) -> str:
+    """A URL of a rendition: the CloudFront distribution's (EnableCdn; unsigned, cacheable by every client) or a
+    presigned GET of the bucket, valid for URL_EXPIRY_SECONDS."""
+    if settings.cdn_domain:
+        return f"https://{settings.cdn_domain}/{quote(key)}"
     return s3.generate_presigned_url(
         "get_object", ExpiresIn=settings.url_expiry_seconds, Params={"Bucket": settings.processed_bucket, "Key": key}
     )
@@ -231,7 +241,7 @@ def download(
             raise ApiError(400, "INVALID_SIZE", "size must be a positive number of pixels (a box of the set)")
         box = int(size)
     record = _servable(repo, image_id)
-    result = {"imageId": record["imageId"], "expiresIn": settings.url_expiry_seconds}
+    result = {"imageId": record["imageId"], "expiresIn": _url_lifetime(settings)}
     if box is None and fmt is None:
         processed = _plain(record["processed"])
         return {"downloadUrl": _presign(s3, settings, processed["key"]), **result}
@@ -305,7 +315,7 @@ def srcset(s3, repo: ImageRepository, settings: Settings, image_id: str | None) 
             "height": processed.get("height"),
         },
         "placeholder": _plain(record.get("placeholder")),
-        "expiresIn": settings.url_expiry_seconds,
+        "expiresIn": _url_lifetime(settings),
     }
 
 

@@ -36,6 +36,7 @@ class Settings:
     rendition_sizes: tuple[int, ...] = DEFAULT_RENDITION_SIZES  # boxes of the responsive set (RenditionSizes)
     rendition_formats: tuple[str, ...] = DEFAULT_RENDITION_FORMATS  # its formats (RenditionFormats)
     web_bucket: str | None = None  # the web page's static files (the API serves them: GET /web/{file})
+    cdn_domain: str | None = None  # EnableCdn: download URLs name the CloudFront distribution, unsigned
     workflow_log_group: str | None = None  # the state machine's log group: an Express execution's history
     encode_threads: int = 1  # encoder threads: 2 halve the latency only from 1769 MB up (a whole vCPU, more)
 
@@ -92,6 +93,7 @@ class Settings:
             encode_threads=int(env.get("ENCODE_THREADS", 1)),
             web_bucket=env.get("WEB_BUCKET") or None,
             workflow_log_group=env.get("WORKFLOW_LOG_GROUP") or None,
+            cdn_domain=env.get("CDN_DOMAIN") or None,
         )
 
 
