@@ -146,7 +146,7 @@ def lambda_usage(log_groups: dict[str, str], since_ms: int, until_ms: int) -> di
     logs = aws("logs")
     usage = {}
     for function, group in log_groups.items():
-        invocations, gb_s, log_bytes = 0, 0.0, 0
+        invocations, gb_s, log_bytes, peak_mb = 0, 0.0, 0, 0
         kwargs = {"logGroupName": group, "startTime": since_ms, "endTime": until_ms}
         try:
             for page in logs.get_paginator("filter_log_events").paginate(**kwargs):
@@ -163,9 +163,10 @@ def lambda_usage(log_groups: dict[str, str], since_ms: int, until_ms: int) -> di
                         memory_mb = float(fields["Memory Size"].split()[0])
                         invocations += 1
                         gb_s += billed_ms / 1000 * memory_mb / 1024
+                        peak_mb = max(peak_mb, int(fields.get("Max Memory Used", "0 MB").split()[0]))
         except logs.exceptions.ResourceNotFoundException:
             pass
-        usage[function] = {"invocations": invocations, "gb_seconds": gb_s, "log_bytes": log_bytes}
+        usage[function] = {"invocations": invocations, "gb_seconds": gb_s, "log_bytes": log_bytes, "peak_mb": peak_mb}
     return usage
 
 
@@ -315,6 +316,7 @@ def measure(args: argparse.Namespace, prices: dict) -> dict:
                 "invocations": round(usage[logical]["invocations"] / n, 3),
                 "gb_seconds": round(usage[logical]["gb_seconds"] / n, 5),
                 "memory_mb": f["memory_mb"],
+                "max_memory_used_mb": usage[logical]["peak_mb"],
                 "architecture": f["architecture"],
             }
             for logical, f in functions.items()
