@@ -185,7 +185,7 @@ def workflow_usage(state_machine_arn: str, log_group: str, since: datetime, unti
             log_bytes += len(record["message"].encode()) + prices["cloudwatch_logs"]["event_overhead_bytes"]
             if express:
                 event = json.loads(record["message"])
-                by_execution.setdefault(event["execution_arn"], []).append(trace._history_event(event))
+                by_execution.setdefault(event["execution_arn"], []).append(trace.history_event(event))
     if express:
         histories = [sorted(events, key=lambda e: e["id"]) for events in by_execution.values()]
     else:

@@ -88,7 +88,7 @@ def image_trace(sfn, execution_arns: list[str], logs=None, log_group: str | None
     standard = [arn for arn in execution_arns if not is_express(arn)]
     with transient_errors():
         described = [sfn.describe_execution(executionArn=arn) for arn in standard]
-    for execution in described:
+    for execution in sorted(described, key=lambda d: d["startDate"])[-MAX_EXECUTIONS:]:  # only these histories
         with transient_errors():
             events: list[dict[str, Any]] = []
             for page in sfn.get_paginator("get_execution_history").paginate(executionArn=execution["executionArn"]):
@@ -125,13 +125,13 @@ def express_histories(logs, log_group: str, arns: set[str], since: datetime | No
                 except ValueError:
                     continue
                 if event.get("execution_arn") in arns:
-                    found.setdefault(event["execution_arn"], []).append(_history_event(event))
+                    found.setdefault(event["execution_arn"], []).append(history_event(event))
     for events in found.values():
         events.sort(key=lambda e: e["id"])
     return found
 
 
-def _history_event(logged: dict[str, Any]) -> dict[str, Any]:
+def history_event(logged: dict[str, Any]) -> dict[str, Any]:
     """A logged event (``{"id", "type", "event_timestamp", "details"}``) as GetExecutionHistory shapes it."""
     kind, stamp = logged["type"], str(logged["event_timestamp"])
     if stamp.isdigit():  # AWS logs epoch milliseconds
