@@ -12,10 +12,10 @@ EventBridge PutEvents also counts its entries by who sent them, as AWS prices th
 services, e.g. S3's Object Created, free on AWS) and ``entries:custom`` (everything else, priced per event).
 
 ``by_resource`` splits each count by the bucket, table, function or state machine named in the request (as fault
-rules match them). DynamoDB writes also count their write units from the item's size where the request or the answer holds the item
-(PutItem's ``Item``, an UpdateItem's ``Attributes`` with ReturnValues ALL_NEW): ``write_units:<Operation>`` and
-``sized:<Operation>`` (how many writes were sized), per table. A request whose User-Agent contains ``localcloud-meter-ignore`` is not counted (a benchmark's own polling).
-Requests answered with an error are counted too (AWS charges most of them).
+rules match them). DynamoDB writes also count their write units from the item's size where the request or the answer
+holds the item (PutItem's ``Item``, an UpdateItem's ``Attributes`` with ReturnValues ALL_NEW): ``write_units:<Op>``
+and ``sized:<Op>`` (how many writes were sized). A request whose User-Agent contains ``localcloud-meter-ignore`` is
+not counted (a benchmark's own polling). Requests answered with an error are counted too (AWS charges most of them).
 """
 
 from __future__ import annotations
