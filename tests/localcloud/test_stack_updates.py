@@ -1,6 +1,7 @@
-"""Stack updates the local cloud gets right (localcloud/fidelity.py): an EventBridge rule whose target or pattern
-changes is updated in place, as on AWS (LocalStack's own provider leaves it pointing at the old target). This is
-what switching the pipeline's WorkflowType does: the state machine is replaced and its S3 rule must follow it."""
+"""Stack deploys the local cloud gets right (localcloud/fidelity.py): a bucket gets its lifecycle rules, on create and
+on update (LocalStack ignored them); an EventBridge rule whose target or pattern changes is updated in place, as on
+AWS (LocalStack's own provider leaves it pointing at the old target). That is what switching the pipeline's
+WorkflowType does: the state machine is replaced and its S3 rule must follow it."""
 
 from __future__ import annotations
 
@@ -59,5 +60,40 @@ def test_an_updated_rule_sends_to_its_new_target_with_its_new_pattern(aws):
         events.put_events(Entries=[{"Source": "after", "DetailType": "t", "Detail": "{}"}])
         got = sqs.receive_message(QueueUrl=second, WaitTimeSeconds=5).get("Messages", [])
         assert len(got) == 1 and json.loads(got[0]["Body"])["source"] == "after"
+    finally:
+        cfn.delete_stack(StackName=name)
+
+
+def bucket_template(days: int) -> str:
+    rules = [
+        {
+            "Id": "expire-tagged",
+            "Status": "Enabled",
+            "TagFilters": [{"Key": "k", "Value": "v"}],
+            "ExpirationInDays": days,
+        },
+        {"Id": "move", "Status": "Enabled", "Transitions": [{"StorageClass": "STANDARD_IA", "TransitionInDays": 30}]},
+    ]
+    bucket = {"Type": "AWS::S3::Bucket", "Properties": {"LifecycleConfiguration": {"Rules": rules}}}
+    return json.dumps({"Resources": {"Bucket": bucket}, "Outputs": {"Bucket": {"Value": {"Ref": "Bucket"}}}})
+
+
+def test_a_buckets_lifecycle_rules_are_put_on_create_and_on_update(aws):
+    cfn, s3 = aws("cloudformation"), aws("s3")
+    name = f"lifecycle-{uuid.uuid4().hex[:8]}"
+    cfn.create_stack(StackName=name, TemplateBody=bucket_template(7))
+    stack = wait(cfn, name)
+    try:
+        assert stack["StackStatus"] == "CREATE_COMPLETE", stack
+        bucket = stack["Outputs"][0]["OutputValue"]
+        rules = {r["ID"]: r for r in s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]}
+        assert rules["expire-tagged"]["Filter"] == {"Tag": {"Key": "k", "Value": "v"}}
+        assert rules["expire-tagged"]["Expiration"] == {"Days": 7}
+        assert rules["move"]["Transitions"] == [{"Days": 30, "StorageClass": "STANDARD_IA"}]
+
+        cfn.update_stack(StackName=name, TemplateBody=bucket_template(3))
+        assert wait(cfn, name)["StackStatus"] == "UPDATE_COMPLETE"
+        rules = {r["ID"]: r for r in s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]}
+        assert rules["expire-tagged"]["Expiration"] == {"Days": 3}
     finally:
         cfn.delete_stack(StackName=name)
