@@ -228,3 +228,47 @@ def test_the_originals_lifecycle_is_deployed_as_the_template_says(aws, stack):
     moved = rules["move-originals-to-a-cheaper-class"]
     assert moved["Status"] == "Enabled" and moved["Transitions"] == [{"Days": 30, "StorageClass": "STANDARD_IA"}]
     assert rules["expire-rejected-originals"]["Expiration"] == {"Days": 7}
+
+
+def test_each_image_makes_the_requests_the_cost_model_prices(client, aws, stack, localcloud):
+    """What `make cost` counts, as a guard: per image, one PUT per rendition and no staging copy, HEAD or LIST; two
+    GETs of the original (validate's ranged read, resize); one PutItem and three updates; one invocation per step.
+    Counted by the local cloud's request meter for this stack's buckets, table and functions (its reconciler paused:
+    it reads the table and the originals on its own schedule)."""
+    sfn, events, lam = aws("stepfunctions"), aws("events"), aws("lambda")
+    reconciler = lam.get_function(FunctionName=stack.outputs["ReconcilerFunctionName"])["Configuration"]["FunctionArn"]
+    schedules = events.list_rule_names_by_target(TargetArn=reconciler)["RuleNames"]
+    functions = {
+        r["LogicalResourceId"]: r["PhysicalResourceId"]
+        for r in aws("cloudformation").describe_stack_resources(StackName="image-pipeline")["StackResources"]
+        if r["ResourceType"] == "AWS::Lambda::Function"
+    }
+    for rule in schedules:
+        events.disable_rule(Name=rule)
+    try:
+        wait_executions_done(sfn, stack.state_machine)  # nothing of an earlier test still running
+        requests.delete(f"{localcloud}/_localcloud/meter").raise_for_status()
+        ids = [client.upload(images.jpeg(1600, 1200), "image/jpeg") for _ in range(2)]
+        records = [client.wait(image_id) for image_id in ids]
+        wait_executions_done(sfn, stack.state_machine)
+        counted = requests.get(f"{localcloud}/_localcloud/meter").json()["by_resource"]
+    finally:
+        for rule in schedules:
+            events.enable_rule(Name=rule)
+
+    def of(service: str, resource: str) -> dict[str, int]:
+        return {
+            op: sum(n for name, n in by.items() if resource in name)
+            for op, by in counted.get(service, {}).items()
+            if any(resource in name for name in by)
+        }
+
+    assert schedules and all(r["status"] == "PROCESSED" for r in records), records
+    renditions = sum(len(expected_renditions(r)) for r in records)
+    assert of("s3", stack.processed_bucket) == {"PutObject": renditions}  # no COPY, HEAD, DELETE or LIST
+    assert of("s3", stack.original_bucket) == {"PutObject": 2, "GetObject": 4}  # no HEAD
+    table = of("dynamodb", stack.table)
+    assert (table["PutItem"], table["UpdateItem"]) == (2, 6)
+    for step in ("ValidateFunction", "ResizeFunction", "MarkProcessedFunction"):
+        assert of("lambda", functions[step]) == {"Invoke": 2}, step
+    assert "StoreFunction" not in functions
