@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -119,6 +121,23 @@ def executions_for(sfn, state_machine: str, image_key: str) -> list[dict]:
             if image_key in described.get("input", ""):
                 found.append(described)
     return found
+
+
+@contextmanager
+def reconciler_paused(aws, stack: Stack) -> Iterator[None]:
+    """The stack's scheduled reconciler does not run inside the block (its rule disabled): a test that invokes it, or
+    counts requests, is not raced by the run every fifth minute of the clock brings."""
+    events = aws("events")
+    function = aws("lambda").get_function(FunctionName=stack.outputs["ReconcilerFunctionName"])["Configuration"]
+    rules = events.list_rule_names_by_target(TargetArn=function["FunctionArn"])["RuleNames"]
+    assert rules, "the reconciler has no schedule"
+    for rule in rules:
+        events.disable_rule(Name=rule)
+    try:
+        yield
+    finally:
+        for rule in rules:
+            events.enable_rule(Name=rule)
 
 
 def wait_executions_done(sfn, state_machine: str, timeout: float = 60) -> None:

@@ -16,7 +16,13 @@ from PIL import Image
 from tests import images
 from tests.conftest import load_event
 
-from .conftest import executions_for, expected_renditions, stored_renditions, wait_executions_done
+from .conftest import (
+    executions_for,
+    expected_renditions,
+    reconciler_paused,
+    stored_renditions,
+    wait_executions_done,
+)
 
 
 def fetch_rendition(client, image_id: str) -> tuple[requests.Response, Image.Image]:
@@ -235,26 +241,19 @@ def test_each_image_makes_the_requests_the_cost_model_prices(client, aws, stack,
     GETs of the original (validate's ranged read, resize); one PutItem and three updates; one invocation per step.
     Counted by the local cloud's request meter for this stack's buckets, table and functions (its reconciler paused:
     it reads the table and the originals on its own schedule)."""
-    sfn, events, lam = aws("stepfunctions"), aws("events"), aws("lambda")
-    reconciler = lam.get_function(FunctionName=stack.outputs["ReconcilerFunctionName"])["Configuration"]["FunctionArn"]
-    schedules = events.list_rule_names_by_target(TargetArn=reconciler)["RuleNames"]
+    sfn = aws("stepfunctions")
     functions = {
         r["LogicalResourceId"]: r["PhysicalResourceId"]
         for r in aws("cloudformation").describe_stack_resources(StackName="image-pipeline")["StackResources"]
         if r["ResourceType"] == "AWS::Lambda::Function"
     }
-    for rule in schedules:
-        events.disable_rule(Name=rule)
-    try:
+    with reconciler_paused(aws, stack):
         wait_executions_done(sfn, stack.state_machine)  # nothing of an earlier test still running
         requests.delete(f"{localcloud}/_localcloud/meter").raise_for_status()
         ids = [client.upload(images.jpeg(1600, 1200), "image/jpeg") for _ in range(2)]
         records = [client.wait(image_id) for image_id in ids]
         wait_executions_done(sfn, stack.state_machine)
         counted = requests.get(f"{localcloud}/_localcloud/meter").json()["by_resource"]
-    finally:
-        for rule in schedules:
-            events.enable_rule(Name=rule)
 
     def of(service: str, resource: str) -> dict[str, int]:
         return {
@@ -263,7 +262,7 @@ def test_each_image_makes_the_requests_the_cost_model_prices(client, aws, stack,
             if any(resource in name for name in by)
         }
 
-    assert schedules and all(r["status"] == "PROCESSED" for r in records), records
+    assert all(r["status"] == "PROCESSED" for r in records), records
     renditions = sum(len(expected_renditions(r)) for r in records)
     assert of("s3", stack.processed_bucket) == {"PutObject": renditions}  # no COPY, HEAD, DELETE or LIST
     assert of("s3", stack.original_bucket) == {"PutObject": 2, "GetObject": 4}  # no HEAD

@@ -13,6 +13,8 @@ from PIL import Image
 from tests import corpus, images
 from tests.conftest import STATE_DIR
 
+from .conftest import reconciler_paused
+
 VALID = {
     # name: (bytes, declared content type, rendition format, rendition size)
     "iphone-heic-p3": (lambda: corpus.read("iphone.heic"), "image/heic", "JPEG", (800, 600)),
@@ -89,14 +91,15 @@ def test_a_late_upload_after_the_reconciler_expired_it_is_processed_not_lost(cli
     data = images.jpeg(1200, 900)
     grant = client.request_upload(contentType="image/jpeg", size=len(data)).json()
     image_id = grant["imageId"]
-    aws("dynamodb").update_item(
-        TableName=stack.table,
-        Key={"imageId": {"S": image_id}},
-        UpdateExpression="SET updatedAt = :t, uploadTimestamp = :t",
-        ExpressionAttributeValues={":t": {"S": "2000-01-01T00:00:00.000Z"}},
-    )
     reconciler = json.loads((STATE_DIR / "stack-image-pipeline.json").read_text())["ReconcilerFunctionName"]
-    report = json.loads(aws("lambda").invoke(FunctionName=reconciler, Payload=b"{}")["Payload"].read())
+    with reconciler_paused(aws, stack):  # so that this run is the one that expires it (not the scheduled one)
+        aws("dynamodb").update_item(
+            TableName=stack.table,
+            Key={"imageId": {"S": image_id}},
+            UpdateExpression="SET updatedAt = :t, uploadTimestamp = :t",
+            ExpressionAttributeValues={":t": {"S": "2000-01-01T00:00:00.000Z"}},
+        )
+        report = json.loads(aws("lambda").invoke(FunctionName=reconciler, Payload=b"{}")["Payload"].read())
     assert image_id in report["expired"] and client.image(image_id).json()["status"] == "EXPIRED"
 
     # WHEN the bytes land

@@ -6,22 +6,25 @@ import json
 
 from tests.conftest import STATE_DIR
 
+from .conftest import reconciler_paused
+
 
 def test_expired_upload_is_reported_then_gone(client, aws, stack):
     # GIVEN an upload URL issued 30 minutes ago (we age the record) and never used
     image_id = client.request_upload(contentType="image/jpeg", size=1000).json()["imageId"]
     table = aws("dynamodb")
     old = "2000-01-01T00:00:00.000Z"
-    table.update_item(
-        TableName=stack.table,
-        Key={"imageId": {"S": image_id}},
-        UpdateExpression="SET updatedAt = :t, uploadTimestamp = :t",
-        ExpressionAttributeValues={":t": {"S": old}},
-    )
     reconciler = json.loads((STATE_DIR / "stack-image-pipeline.json").read_text())["ReconcilerFunctionName"]
-
-    # WHEN the reconciler runs (it is scheduled every 5 minutes; we invoke it now)
-    resp = aws("lambda").invoke(FunctionName=reconciler, Payload=b"{}")
+    # its schedule (every fifth minute of the clock) paused, so that the run below is the one that finds the image
+    with reconciler_paused(aws, stack):
+        table.update_item(
+            TableName=stack.table,
+            Key={"imageId": {"S": image_id}},
+            UpdateExpression="SET updatedAt = :t, uploadTimestamp = :t",
+            ExpressionAttributeValues={":t": {"S": old}},
+        )
+        # WHEN the reconciler runs (we invoke it now)
+        resp = aws("lambda").invoke(FunctionName=reconciler, Payload=b"{}")
     report = json.loads(resp["Payload"].read())
 
     # THEN the API reports EXPIRED, download says why, and after its TTL the record is gone for the app

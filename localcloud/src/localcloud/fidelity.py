@@ -286,3 +286,38 @@ def apply_bucket_lifecycle_configurations() -> None:
     S3BucketProvider.create = create
     S3BucketProvider.update = update
     LOG.info("localcloud: stacks put their buckets' lifecycle configurations")
+
+
+@hooks.on_infra_start()
+def pause_disabled_schedules() -> None:
+    """DisableRule stops a scheduled rule, as on AWS; EnableRule starts it again. LocalStack only marks the rule:
+    its schedule job (``rate(5 minutes)`` runs at every fifth minute of the clock) kept invoking the target, so a
+    paused reconciler still ran in the middle of the tests that pause it."""
+    try:
+        from localstack.services.events.provider import EventsProvider
+        from localstack.services.events.scheduler import JobScheduler
+    except ImportError as e:
+        LOG.warning("localcloud: disabled schedules not paused: %s", e)
+        return
+    if getattr(EventsProvider.disable_rule, "localcloud", False):
+        return
+
+    def toggling(original, enabled: bool):
+        @functools.wraps(original)
+        def handler(self, context, *args, **kwargs):
+            result = original(self, context, *args, **kwargs)
+            name = args[0] if args else kwargs.get("name", kwargs.get("Name"))
+            for service in list(self._rule_services_store.values()):
+                rule = service.rule
+                if rule.name == name and getattr(service, "job_id", None):
+                    job = JobScheduler.instance().get_job(service.job_id)
+                    if job is not None:
+                        job.is_enabled = enabled
+            return result
+
+        handler.localcloud = True
+        return handler
+
+    EventsProvider.disable_rule = toggling(EventsProvider.disable_rule, False)
+    EventsProvider.enable_rule = toggling(EventsProvider.enable_rule, True)
+    LOG.info("localcloud: disabled scheduled rules stop running")
