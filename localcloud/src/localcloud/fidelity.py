@@ -274,10 +274,18 @@ def apply_bucket_lifecycle_configurations() -> None:
         return event
 
     def update(self, request):
-        model = {**(request.previous_state or {}), **request.desired_state}
-        model["BucketName"] = (request.previous_state or {}).get("BucketName") or model.get("BucketName")
-        if model.get("LifecycleConfiguration") != (request.previous_state or {}).get("LifecycleConfiguration"):
+        previous = request.previous_state or {}
+        model = {**previous, **request.desired_state}
+        model["BucketName"] = previous.get("BucketName") or model.get("BucketName")
+        if model.get("LifecycleConfiguration") != previous.get("LifecycleConfiguration"):
             put_lifecycle(request, model)
+        ignored = sorted(
+            k for k, v in request.desired_state.items() if k != "LifecycleConfiguration" and previous.get(k) != v
+        )
+        if ignored:  # as before this fix: LocalStack's provider updates nothing else of a bucket
+            LOG.warning(
+                "localcloud: bucket %s: only LifecycleConfiguration is updated; not %s", model["BucketName"], ignored
+            )
         return ProgressEvent(
             status=OperationStatus.SUCCESS, resource_model=model, custom_context=request.custom_context
         )
