@@ -123,6 +123,17 @@ def executions_for(sfn, state_machine: str, image_key: str) -> list[dict]:
     return found
 
 
+def object_created_event(s3, stack: Stack, image_id: str) -> dict:
+    """The S3 "Object Created" event of an uploaded image's original, as EventBridge delivers it (to send it again)."""
+    from tests.conftest import load_event
+
+    head = s3.head_object(Bucket=stack.original_bucket, Key=f"uploads/{image_id}")
+    event = load_event("image_pipeline_s3_object_created")
+    event["detail"]["bucket"]["name"] = stack.original_bucket
+    event["detail"]["object"].update(key=f"uploads/{image_id}", etag=head["ETag"].strip('"'))
+    return event
+
+
 @contextmanager
 def reconciler_paused(aws, stack: Stack) -> Iterator[None]:
     """The stack's scheduled reconciler does not run inside the block (its rule disabled): a test that invokes it, or

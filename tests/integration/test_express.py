@@ -15,9 +15,8 @@ import requests
 from PIL import Image
 
 from tests import images
-from tests.conftest import load_event
 
-from .conftest import Client, deploy, expected_renditions, stored_renditions
+from .conftest import Client, deploy, expected_renditions, object_created_event, stored_renditions
 
 EXPRESS_STATES = ["Validate image", "Is it a duplicate?", "Resize image", "Mark processed", "Publish processed"]
 
@@ -95,10 +94,7 @@ def test_concurrent_duplicate_deliveries_process_once(client, aws, stack):
     """At-least-once starts: the object's event four more times at once; one execution claims and processes it."""
     s3, sfn = aws("s3"), aws("stepfunctions")
     image_id = client.upload(images.jpeg(1600, 1200), "image/jpeg")
-    head = s3.head_object(Bucket=stack.original_bucket, Key=f"uploads/{image_id}")
-    event = load_event("image_pipeline_s3_object_created")
-    event["detail"]["bucket"]["name"] = stack.original_bucket
-    event["detail"]["object"].update(key=f"uploads/{image_id}", etag=head["ETag"].strip('"'))
+    event = object_created_event(s3, stack, image_id)
     arns = [
         sfn.start_execution(stateMachineArn=stack.state_machine, input=json.dumps(event))["executionArn"]
         for _ in range(4)

@@ -19,6 +19,7 @@ from tests.conftest import load_event
 from .conftest import (
     executions_for,
     expected_renditions,
+    object_created_event,
     reconciler_paused,
     stored_renditions,
     wait_executions_done,
@@ -167,10 +168,7 @@ def test_concurrent_duplicate_deliveries_process_once(client, aws, stack):
     # GIVEN an upload URL (PENDING image) and the object's event, delivered 4 times at once with the real one
     s3, sfn = aws("s3"), aws("stepfunctions")
     image_id = client.upload(images.jpeg(1600, 1200), "image/jpeg")
-    head = s3.head_object(Bucket=stack.original_bucket, Key=f"uploads/{image_id}")
-    event = load_event("image_pipeline_s3_object_created")
-    event["detail"]["bucket"]["name"] = stack.original_bucket
-    event["detail"]["object"].update(key=f"uploads/{image_id}", etag=head["ETag"].strip('"'))
+    event = object_created_event(s3, stack, image_id)
     for _ in range(4):
         sfn.start_execution(stateMachineArn=stack.state_machine, input=json.dumps(event))
 
