@@ -181,13 +181,13 @@ def test_a_late_first_step_does_not_reopen_a_finished_image(client, aws, stack, 
 
 def test_original_replaced_while_processing_fails_with_a_named_error(client, aws, stack, faults):
     # GIVEN resize is held back 3 s, and the same upload URL is used again once validate has run
-    faults(service="lambda", operation="Invoke", resource="ResizeFunction", latency_ms=3_000, count=1)
+    rule = faults(service="lambda", operation="Invoke", resource="ResizeFunction", latency_ms=3_000, count=1)
     first, second = images.jpeg(1200, 800), images.jpeg(800, 800)
     first, second = (data + b"\0" * (max(len(first), len(second)) - len(data)) for data in (first, second))  # same size
     grant = client.request_upload(size=len(first)).json()
     assert requests.put(grant["uploadUrl"], data=first).status_code == 200
     deadline = time.monotonic() + 30
-    while not client.image(grant["imageId"]).json().get("original"):  # validated: resize is being held back
+    while not faults.fired().get(rule["id"]):  # validated: resize has been invoked and is being held back
         assert time.monotonic() < deadline, "validate did not run"
         time.sleep(0.05)
     assert requests.put(grant["uploadUrl"], data=second).status_code == 200

@@ -236,7 +236,8 @@ def test_the_originals_lifecycle_is_deployed_as_the_template_says(aws, stack):
 
 def test_each_image_makes_the_requests_the_cost_model_prices(client, aws, stack, localcloud):
     """What `make cost` counts, as a guard: per image, one PUT per rendition and no staging copy, HEAD or LIST; two
-    GETs of the original (validate's ranged read, resize); one PutItem and three updates; one invocation per step.
+    GETs of the original (validate's ranged read, resize); one PutItem and two updates (claim, outcome), which write
+    the in-flight index four units (a put, a key change, a delete); one invocation per step.
     Counted by the local cloud's request meter for this stack's buckets, table and functions (its reconciler paused:
     it reads the table and the originals on its own schedule)."""
     sfn = aws("stepfunctions")
@@ -265,7 +266,9 @@ def test_each_image_makes_the_requests_the_cost_model_prices(client, aws, stack,
     assert of("s3", stack.processed_bucket) == {"PutObject": renditions}  # no COPY, HEAD, DELETE or LIST
     assert of("s3", stack.original_bucket) == {"PutObject": 2, "GetObject": 4}  # no HEAD
     table = of("dynamodb", stack.table)
-    assert (table["PutItem"], table["UpdateItem"]) == (2, 6)
+    assert (table["PutItem"], table["UpdateItem"]) == (2, 4)
+    assert table["index_write_units:inFlight"] == 2 * 4  # in, PENDING -> PROCESSING, out
+    assert "index_write_units:byStatus" not in table
     for step in ("ValidateFunction", "ResizeFunction", "MarkProcessedFunction"):
         assert of("lambda", functions[step]) == {"Invoke": 2}, step
     assert "StoreFunction" not in functions

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
 import requests
 from botocore.config import Config
 
@@ -76,31 +77,55 @@ def test_the_meter_sees_step_functions_invoking_lambda(localcloud, aws, make_fun
     assert counted["lambda"]["Invoke"][name] == 1  # LocalStack's own call, through the same handler chain
 
 
-def test_the_meter_sizes_dynamodb_writes_in_write_units(localcloud, aws):
+def test_the_meter_counts_dynamodb_write_units_in_the_table_and_each_index(localcloud, aws):
     dynamodb = aws("dynamodb")
     table = "meter-units-test"
     dynamodb.create_table(
         TableName=table,
         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        AttributeDefinitions=[
+            {"AttributeName": "id", "AttributeType": "S"},
+            {"AttributeName": "busy", "AttributeType": "S"},
+        ],
+        GlobalSecondaryIndexes=[  # sparse: only items with "busy"; projects the keys only
+            {
+                "IndexName": "busy",
+                "KeySchema": [{"AttributeName": "busy", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            }
+        ],
         BillingMode="PAY_PER_REQUEST",
     )
     requests.delete(f"{localcloud}/_localcloud/meter").raise_for_status()
-    dynamodb.put_item(TableName=table, Item={"id": {"S": "a"}, "blob": {"S": "x" * 1500}})  # 2 KB: 2 units
-    dynamodb.update_item(  # ~3.1 KB after the update, answered whole: 4 units
+    dynamodb.put_item(TableName=table, Item={"id": {"S": "a"}, "blob": {"S": "x" * 1500}, "busy": {"S": "yes"}})
+    dynamodb.update_item(  # ~3.1 KB after: 4 units; "busy" unchanged, "more" not projected: no index write
         TableName=table,
         Key={"id": {"S": "a"}},
         UpdateExpression="SET more = :m",
         ExpressionAttributeValues={":m": {"S": "y" * 1600}},
-        ReturnValues="ALL_NEW",
     )
-    dynamodb.update_item(  # no item in the answer: counted, not sized
+    dynamodb.update_item(  # leaves the index: one delete there; the larger image (before) is 4 units
         TableName=table,
         Key={"id": {"S": "a"}},
-        UpdateExpression="SET n = :n",
-        ExpressionAttributeValues={":n": {"N": "1"}},
+        UpdateExpression="REMOVE busy, more",
     )
-    counted = requests.get(f"{localcloud}/_localcloud/meter").json()["requests"]["dynamodb"]
-    assert (counted["PutItem"], counted["write_units:PutItem"], counted["sized:PutItem"]) == (1, 2, 1)
-    assert (counted["UpdateItem"], counted["write_units:UpdateItem"], counted["sized:UpdateItem"]) == (2, 4, 1)
+    with pytest.raises(dynamodb.exceptions.ConditionalCheckFailedException):  # refused: 2 units, nothing else
+        dynamodb.update_item(
+            TableName=table,
+            Key={"id": {"S": "a"}},
+            UpdateExpression="SET busy = :b",
+            ConditionExpression="attribute_not_exists(id)",
+            ExpressionAttributeValues={":b": {"S": "again"}},
+        )
+    counted = requests.get(f"{localcloud}/_localcloud/meter").json()
+    mine = {op: by[table] for op, by in counted["by_resource"]["dynamodb"].items() if table in by}
+    assert mine == {
+        "PutItem": 1,
+        "write_units:PutItem": 2,
+        "sized:PutItem": 1,
+        "UpdateItem": 3,
+        "write_units:UpdateItem": 4 + 4 + 2,
+        "sized:UpdateItem": 3,
+        "index_write_units:busy": 1 + 0 + 1 + 0,
+    }
     dynamodb.delete_table(TableName=table)

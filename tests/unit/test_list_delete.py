@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from image_pipeline import api, keys, workflow
+from image_pipeline import api, keys, records, workflow
 from image_pipeline.config import Settings
 from image_pipeline.errors import ApiError, ImageNotOwnedError
 from image_pipeline.records import DELETED, ImageRepository
@@ -177,3 +177,25 @@ def test_the_handler_routes_list_and_delete(world, lambda_context):
     assert handler.lambda_handler(delete, lambda_context)["statusCode"] == 204
     again = json.loads(handler.lambda_handler(listing, lambda_context)["body"])
     assert again["images"] == []
+
+
+def test_a_listing_by_status_reads_a_bounded_amount_and_pages_on_to_every_match(world, monkeypatch):
+    _, _, repo = world
+    monkeypatch.setattr(records, "FILTERED_READ_BUDGET", 4)  # a request reads at most 4 index entries
+    ids = [f"00000000-0000-4000-8000-{i:012d}" for i in range(23)]
+    for image_id in ids:
+        repo.claim(image_id, keys.upload_key(image_id), "e", f"arn:{image_id}")  # uploaded in this order
+    failed = ids[1::5]  # 1, 6, 11, 16, 21
+    for image_id in failed:
+        repo.mark_failed(image_id, f"arn:{image_id}", "FAILED", "PROCESSING_FAILED", "gave up")
+    seen, cursor, pages = [], None, 0
+    while True:
+        page = api.list_images(repo, "FAILED", "2", cursor)
+        pages += 1
+        assert len(page["images"]) <= 2
+        seen += [image["imageId"] for image in page["images"]]
+        cursor = page["cursor"]
+        if cursor is None:
+            break
+    assert seen == failed[::-1]  # newest upload first, each once, nothing else
+    assert pages >= 23 / 4  # the budget held: no request read more than 4 of the 23 entries

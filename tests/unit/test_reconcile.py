@@ -33,6 +33,7 @@ def put(repo, image_id: str, status: str, age: timedelta, **extra):
             "updatedAt": stamp,
             "uploadTimestamp": stamp,
             "originalKey": f"uploads/{image_id}",
+            **({"inFlight": status} if status in ("PENDING", "PROCESSING") else {}),  # as records.py writes it
             **extra,
         }
     )
@@ -58,6 +59,7 @@ def test_unused_expired_upload_becomes_expired_and_disappears_after_its_ttl(worl
     assert report.expired == ["old-pending"]
     record = repo.get("old-pending")
     assert record["status"] == "EXPIRED" and record["error"]["code"] == "UPLOAD_URL_EXPIRED"
+    assert "inFlight" not in record  # out of the in-flight index
     assert int(record["expiresAt"]) > datetime.now(UTC).timestamp()
     assert repo.get("fresh-pending")["status"] == "PENDING"
     repo.table.update_item(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 from image_pipeline.api import to_api
 from image_pipeline.errors import ImageNotOwnedError
@@ -141,3 +144,43 @@ def test_mark_failed_is_idempotent_for_its_execution(repo):
     repo.claim("id-12", "k", "e", ARN_A)
     repo.mark_failed("id-12", ARN_A, "REJECTED", "CORRUPT_IMAGE", "broken")
     assert repo.mark_failed("id-12", ARN_A, "REJECTED", "CORRUPT_IMAGE", "broken")["status"] == "REJECTED"
+
+
+def in_flight(repo, status: str) -> list[str]:
+    """The image ids the sparse inFlight index holds under ``status`` (what the reconciler reads)."""
+    items = repo.table.query(
+        IndexName="inFlight", KeyConditionExpression="inFlight = :s", ExpressionAttributeValues={":s": status}
+    )["Items"]
+    return sorted(i["imageId"] for i in items)
+
+
+def test_only_images_in_flight_are_in_the_in_flight_index(repo):
+    for image_id in ("f-done", "f-failed", "f-expired", "f-deleted", "f-busy", "f-new"):
+        repo.create_pending(image_id, f"uploads/{image_id}", None, None)
+    assert len(in_flight(repo, "PENDING")) == 6
+    for image_id in ("f-done", "f-failed", "f-busy", "f-deleted"):
+        repo.claim(image_id, f"uploads/{image_id}", "e", ARN_A)
+    original = {"key": "uploads/f-done", "bytes": 10, "format": "JPEG", "width": 4, "height": 3}
+    done = repo.mark_processed("f-done", ARN_A, {"processed": {"key": "renditions/f-done.jpg"}}, original)
+    failed = repo.mark_failed("f-failed", ARN_A, "FAILED", "PROCESSING_FAILED", "gave up", {**original, "key": "k"})
+    repo.transition_if_unchanged(repo.get("f-expired"), "EXPIRED", "UPLOAD_URL_EXPIRED", "expired")
+    repo.delete("f-deleted")
+
+    assert in_flight(repo, "PENDING") == ["f-new"] and in_flight(repo, "PROCESSING") == ["f-busy"]
+    assert done["original"] == original and failed["original"]["key"] == "k"  # recorded with the outcome
+    assert "inFlight" not in done and repo.get("f-expired")["status"] == "EXPIRED"
+    repo.claim("f-done", "uploads/f-done", "e", ARN_B, reprocess=True)  # in flight again while reprocessed
+    assert in_flight(repo, "PROCESSING") == ["f-busy", "f-done"]
+
+
+def test_an_upgraded_stacks_in_flight_images_are_put_under_the_index_once(repo):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+    import mark_in_flight
+
+    for image_id, status in (("old-p", "PENDING"), ("old-r", "PROCESSING"), ("old-d", "PROCESSED")):
+        repo.table.put_item(Item={"imageId": image_id, "status": status, "updatedAt": "2026-12-01T00:00:00.000Z"})
+    repo.create_pending("new-p", "uploads/new-p", None, None)  # written by the new code: marked already
+
+    assert mark_in_flight.mark(repo.table) == 2
+    assert in_flight(repo, "PENDING") == ["new-p", "old-p"] and in_flight(repo, "PROCESSING") == ["old-r"]
+    assert mark_in_flight.mark(repo.table) == 0  # again: nothing left

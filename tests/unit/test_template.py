@@ -229,8 +229,7 @@ LEAST_PRIVILEGE = {
         ("dynamodb:GetItem", "ImageTable"),
         ("dynamodb:PutItem", "ImageTable"),
         ("dynamodb:UpdateItem", "ImageTable"),  # DELETE: the tombstone
-        ("dynamodb:Query", "ImageTable/index/byUploadTime"),
-        ("dynamodb:Query", "ImageTable/index/byStatus"),
+        ("dynamodb:Query", "ImageTable/index/byUploadTime"),  # GET /images, with or without a status
         ("s3:PutObject", f"OriginalBucket/{UPLOADS}*"),
         ("s3:DeleteObject", "OriginalBucket/*"),
         ("s3:DeleteObjectVersion", "OriginalBucket/*"),
@@ -269,11 +268,11 @@ LEAST_PRIVILEGE = {
     },
     "ReconcilerFunction": {
         ("dynamodb:Query", "ImageTable"),
-        ("dynamodb:Query", "ImageTable/index/byStatus"),
+        ("dynamodb:Query", "ImageTable/index/inFlight"),
         ("dynamodb:GetItem", "ImageTable"),
-        ("dynamodb:GetItem", "ImageTable/index/byStatus"),
+        ("dynamodb:GetItem", "ImageTable/index/inFlight"),
         ("dynamodb:UpdateItem", "ImageTable"),
-        ("dynamodb:UpdateItem", "ImageTable/index/byStatus"),
+        ("dynamodb:UpdateItem", "ImageTable/index/inFlight"),
         ("s3:GetObject", "OriginalBucket/*"),
         ("s3:ListBucket", "OriginalBucket"),
         ("states:StartExecution", "ImagePipelineStateMachine"),
@@ -462,3 +461,19 @@ def test_the_backfill_never_picks_an_image_twice_and_bounds_its_work():
     carried = BACKFILL["States"]["Continue in a new execution"]["Parameters"]["Input"]["continue"]
     assert carried == {"startedAt.$": "$.settings.startedAt", "next.$": "$.page.LastEvaluatedKey"}
     assert BACKFILL["States"]["Resume"]["Parameters"]["settings"]["startedAt.$"] == "$.continue.startedAt"
+
+
+def test_the_table_indexes_hold_no_hot_status_key_and_an_old_stack_can_upgrade_in_two_deploys():
+    table = RESOURCES["ImageTable"]["Properties"]
+    plain = {ix["IndexName"]: ix for ix in table["GlobalSecondaryIndexes"] if "IndexName" in ix}
+    assert set(plain) == {"inFlight", "byUploadTime"}
+    in_flight = plain["inFlight"]
+    assert [k["AttributeName"] for k in in_flight["KeySchema"]] == ["inFlight", "updatedAt"]
+    # what the reconciler reads, nothing it does not: a write of other attributes does not write this index
+    assert in_flight["Projection"] == {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["executionArn", "originalKey"]}
+    # KeepStatusIndex=true keeps the old index (first deploy of an upgrade: CloudFormation adds inFlight alone)
+    (kept,) = [ix["!If"] for ix in table["GlobalSecondaryIndexes"] if "!If" in ix]
+    assert kept[0] == "KeepsStatusIndex" and kept[1]["IndexName"] == "byStatus" and kept[2] == {"!Ref": "AWS::NoValue"}
+    (status_attribute,) = [a["!If"] for a in table["AttributeDefinitions"] if "!If" in a]
+    assert status_attribute[0] == "KeepsStatusIndex" and status_attribute[1]["AttributeName"] == "status"
+    assert DOC["Parameters"]["KeepStatusIndex"]["Default"] == "false"

@@ -120,8 +120,9 @@ DEFAULT_PAGE = 20
 
 
 def list_images(repo: ImageRepository, status: str | None, limit: str | None, cursor: str | None) -> dict[str, Any]:
-    """GET /images: newest first (by upload time; with ``status``, by the time of the last change), at most
-    ``limit`` (1-100) per page; ``cursor`` is the previous page's, opaque to the client."""
+    """GET /images: newest first by upload time, of one ``status`` if given, at most ``limit`` (1-100) per page;
+    ``cursor`` is the previous page's, opaque to the client. A page filtered by a rare status may hold fewer images
+    (ImageRepository.newest): go on while there is a cursor."""
     if status is not None and status not in STATUSES:
         raise ApiError(400, "INVALID_STATUS", f"status must be one of {', '.join(STATUSES)}")
     page_size = DEFAULT_PAGE
@@ -130,15 +131,18 @@ def list_images(repo: ImageRepository, status: str | None, limit: str | None, cu
             raise ApiError(400, "INVALID_LIMIT", f"limit must be a whole number from 1 to {MAX_PAGE}")
         page_size = int(limit)
     items, last = repo.newest(status, page_size, _decode_cursor(cursor, status) if cursor else None)
-    return {"images": [to_api(item) for item in items], "cursor": _encode_cursor(last) if last else None}
+    return {"images": [to_api(item) for item in items], "cursor": _encode_cursor(last, status) if last else None}
 
 
-# A cursor is the index position where a page stopped: these attributes, all strings, of the index used.
-_CURSOR_FIELDS = {None: {"imageId", "gallery", "uploadTimestamp"}, "status": {"imageId", "status", "updatedAt"}}
+# A cursor is the byUploadTime index position where a page stopped (these attributes, all strings) and the status
+# the listing was filtered by ("*": none): a cursor of one listing is refused by another.
+_CURSOR_FIELDS = {"imageId", "gallery", "uploadTimestamp"}
+_ANY_STATUS = "*"
 
 
-def _encode_cursor(last_key: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(last_key, separators=(",", ":")).encode()).decode().rstrip("=")
+def _encode_cursor(last_key: dict[str, Any], status: str | None) -> str:
+    position = {**last_key, "listing": status or _ANY_STATUS}
+    return base64.urlsafe_b64encode(json.dumps(position, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
 def _decode_cursor(cursor: str, status: str | None) -> dict[str, Any]:
@@ -147,10 +151,9 @@ def _decode_cursor(cursor: str, status: str | None) -> dict[str, Any]:
         key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (ValueError, binascii.Error, RecursionError):
         raise invalid from None
-    expected = _CURSOR_FIELDS["status" if status else None]
-    if not isinstance(key, dict) or set(key) != expected or not all(isinstance(v, str) for v in key.values()):
+    if not isinstance(key, dict) or set(key) != _CURSOR_FIELDS | {"listing"}:
         raise invalid
-    if status and key["status"] != status:
+    if not all(isinstance(v, str) for v in key.values()) or key.pop("listing") != (status or _ANY_STATUS):
         raise invalid
     return key
 

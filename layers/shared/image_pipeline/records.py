@@ -29,6 +29,13 @@ STATUSES = (PENDING, PROCESSING, PROCESSED, REJECTED, FAILED, EXPIRED)  # what a
 # Every image record carries GALLERY_KEY = GALLERY: the partition of the byUploadTime index (newest first, for
 # GET /images). A tombstone does not, so deleted images leave the listing.
 GALLERY_KEY, GALLERY = "gallery", "images"
+# An image in flight (PENDING, PROCESSING) also carries IN_FLIGHT = its status: the key of the sparse inFlight index,
+# where the reconciler finds stale ones. Every write that ends the flight removes it.
+IN_FLIGHT = "inFlight"
+IN_FLIGHT_INDEX = "inFlight"
+# The listing filtered by status reads at most this many index entries per request (a page may then hold fewer
+# images than asked, with a cursor to go on).
+FILTERED_READ_BUDGET = 1000
 
 
 def now() -> str:
@@ -65,6 +72,7 @@ class ImageRepository:
             "updatedAt": stamp,
             "originalKey": key,
             GALLERY_KEY: GALLERY,
+            IN_FLIGHT: PENDING,
         }
         if filename:
             item["filename"] = filename
@@ -96,11 +104,11 @@ class ImageRepository:
             with transient_errors():
                 record = self.table.update_item(
                     Key={"imageId": image_id},
-                    UpdateExpression="SET #s = :processing, updatedAt = :now, executionArn = :arn, originalKey = :key,"
-                    " etag = :etag, uploadTimestamp = if_not_exists(uploadTimestamp, :now), #g = :gallery"
-                    " REMOVE #e, expiresAt ADD executions :arns",
+                    UpdateExpression="SET #s = :processing, #f = :processing, updatedAt = :now, executionArn = :arn,"
+                    " originalKey = :key, etag = :etag, uploadTimestamp = if_not_exists(uploadTimestamp, :now),"
+                    " #g = :gallery REMOVE #e, expiresAt ADD executions :arns",
                     ConditionExpression=allowed,
-                    ExpressionAttributeNames={"#s": "status", "#e": "error", "#g": GALLERY_KEY},
+                    ExpressionAttributeNames={"#s": "status", "#e": "error", "#g": GALLERY_KEY, "#f": IN_FLIGHT},
                     ExpressionAttributeValues={
                         ":gallery": GALLERY,
                         ":arns": {execution_arn},  # every execution that owned the image (imgpipe trace)
@@ -119,45 +127,52 @@ class ImageRepository:
         current = self.get(image_id) or {}
         return Claim(False, current.get("status", "UNKNOWN"), current)
 
-    def record_original(self, image_id: str, execution_arn: str, original: dict[str, Any]) -> None:
-        self._owned_update(
-            image_id, execution_arn, "SET #o = :v, updatedAt = :now", {":v": original}, {"#o": "original"}
-        )
-
-    def mark_processed(self, image_id: str, execution_arn: str, stored: dict[str, Any]) -> dict:
+    def mark_processed(
+        self, image_id: str, execution_arn: str, stored: dict[str, Any], original: dict[str, Any] | None = None
+    ) -> dict:
         """PROCESSING (owned) -> PROCESSED with ``stored``: the default rendition (``processed``), the responsive
-        set (``renditions``), the ``placeholder`` and the ``renditionSet`` configuration they were made with;
-        again for the same execution (a retried step whose first run landed)."""
+        set (``renditions``), the ``placeholder`` and the ``renditionSet`` configuration they were made with; and
+        what Validate found of the ``original`` (in the same write: one write per step, not two); again for the
+        same execution (a retried step whose first run landed)."""
         owned = Attr("status").is_in([PROCESSING, PROCESSED]) & Attr("executionArn").eq(execution_arn)
-        return self._owned_update(
-            image_id,
-            execution_arn,
-            "SET #s = :to, #p = :p, renditions = :r, placeholder = :ph, renditionSet = :set, updatedAt = :now",
-            {
-                ":to": PROCESSED,
-                ":p": stored["processed"],
-                ":r": stored.get("renditions", []),
-                ":ph": stored.get("placeholder"),
-                ":set": stored.get("renditionSet", ""),
-            },
-            {"#s": "status", "#p": "processed"},
-            condition=owned,
-        )
+        expression = "SET #s = :to, #p = :p, renditions = :r, placeholder = :ph, renditionSet = :set, updatedAt = :now"
+        values = {
+            ":to": PROCESSED,
+            ":p": stored["processed"],
+            ":r": stored.get("renditions", []),
+            ":ph": stored.get("placeholder"),
+            ":set": stored.get("renditionSet", ""),
+        }
+        names = {"#s": "status", "#p": "processed", "#f": IN_FLIGHT}
+        if original:
+            expression += ", #o = :o"
+            values[":o"] = original
+            names["#o"] = "original"
+        return self._owned_update(image_id, execution_arn, expression + " REMOVE #f", values, names, condition=owned)
 
-    def mark_failed(self, image_id: str, execution_arn: str, status: str, code: str, message: str) -> dict:
-        """PROCESSING (owned by this execution) -> REJECTED/FAILED with the error; again for the same execution
-        (a retried step). An execution that never claimed the image (a duplicate event's, one that gave up before
-        its claim) writes nothing: ImageNotOwnedError. The image's own execution, or the reconciler, decides."""
+    def mark_failed(
+        self,
+        image_id: str,
+        execution_arn: str,
+        status: str,
+        code: str,
+        message: str,
+        original: dict[str, Any] | None = None,
+    ) -> dict:
+        """PROCESSING (owned by this execution) -> REJECTED/FAILED with the error (and the ``original`` as Validate
+        found it, when it got that far); again for the same execution (a retried step). An execution that never
+        claimed the image (a duplicate event's, one that gave up before its claim) writes nothing:
+        ImageNotOwnedError. The image's own execution, or the reconciler, decides."""
         mine = Attr("executionArn").eq(execution_arn)
         owned = (Attr("status").eq(PROCESSING) & mine) | (Attr("status").eq(status) & mine)
-        return self._owned_update(
-            image_id,
-            execution_arn,
-            "SET #s = :to, #e = :err, updatedAt = :now",
-            {":to": status, ":err": {"code": code, "message": message[:1000]}},
-            {"#s": "status", "#e": "error"},
-            condition=owned,
-        )
+        expression = "SET #s = :to, #e = :err, updatedAt = :now"
+        values: dict[str, Any] = {":to": status, ":err": {"code": code, "message": message[:1000]}}
+        names = {"#s": "status", "#e": "error", "#f": IN_FLIGHT}
+        if original:
+            expression += ", #o = :o"
+            values[":o"] = original
+            names["#o"] = "original"
+        return self._owned_update(image_id, execution_arn, expression + " REMOVE #f", values, names, condition=owned)
 
     def _owned_update(
         self,
@@ -191,20 +206,40 @@ class ImageRepository:
     def newest(
         self, status: str | None, limit: int, start_key: dict[str, Any] | None = None
     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-        """One page of images, newest first: by upload time (byUploadTime), or of one status by the time of its
-        last change (byStatus); and the key to continue from (None after the last page)."""
+        """One page of images, newest first by upload time (the byUploadTime index), of one ``status`` if given;
+        and the key to continue from (None after the last page).
+
+        A status is a filter on that index (no index holds every image by status: one would put every processed
+        image under one key), read on until the page is full or FILTERED_READ_BUDGET entries were read; a page of
+        a rare status may then hold fewer images than ``limit``, even none, with a key to go on from."""
+        kwargs: dict[str, Any] = {
+            "IndexName": "byUploadTime",
+            "KeyConditionExpression": Key(GALLERY_KEY).eq(GALLERY),
+            "ScanIndexForward": False,
+        }
         if status is None:
-            kwargs: dict[str, Any] = {
-                "IndexName": "byUploadTime",
-                "KeyConditionExpression": Key(GALLERY_KEY).eq(GALLERY),
-            }
-        else:
-            kwargs = {"IndexName": "byStatus", "KeyConditionExpression": Key("status").eq(status)}
-        if start_key:
-            kwargs["ExclusiveStartKey"] = start_key
-        with transient_errors():
-            page = self.table.query(ScanIndexForward=False, Limit=limit, **kwargs)
-        return page["Items"], page.get("LastEvaluatedKey")
+            if start_key:
+                kwargs["ExclusiveStartKey"] = start_key
+            with transient_errors():
+                page = self.table.query(Limit=limit, **kwargs)
+            return page["Items"], page.get("LastEvaluatedKey")
+        found: list[dict[str, Any]] = []
+        read, position = 0, start_key
+        while True:
+            if position:
+                kwargs["ExclusiveStartKey"] = position
+            with transient_errors():
+                page = self.table.query(
+                    Limit=min(100, FILTERED_READ_BUDGET - read), FilterExpression=Attr("status").eq(status), **kwargs
+                )
+            read += page["ScannedCount"]
+            for item in page["Items"]:
+                found.append(item)
+                if len(found) == limit:  # full: go on after this one next time
+                    return found, {k: item[k] for k in ("imageId", GALLERY_KEY, "uploadTimestamp")}
+            position = page.get("LastEvaluatedKey")
+            if position is None or read >= FILTERED_READ_BUDGET:
+                return found, position
 
     def delete(self, image_id: str) -> dict[str, Any] | None:
         """Replace the record by a tombstone (status DELETED, the original's key kept for a retried delete) and
@@ -217,7 +252,7 @@ class ImageRepository:
                     Key={"imageId": image_id},
                     UpdateExpression="SET #s = :deleted, updatedAt = :now, deletedAt = if_not_exists(deletedAt, :now)"
                     " REMOVE #g, #o, #p, renditions, placeholder, renditionSet, #e, expiresAt, executionArn, etag,"
-                    " filename, declaredContentType",
+                    " filename, declaredContentType, #f",
                     ConditionExpression=Attr("imageId").exists(),
                     ExpressionAttributeNames={
                         "#s": "status",
@@ -225,6 +260,7 @@ class ImageRepository:
                         "#o": "original",
                         "#p": "processed",
                         "#e": "error",
+                        "#f": IN_FLIGHT,
                     },
                     ExpressionAttributeValues={":deleted": DELETED, ":now": stamp},
                     ReturnValues="ALL_OLD",
@@ -248,18 +284,20 @@ class ImageRepository:
     # ---- what the reconciler needs: find stale images, repair one only if nobody touched it meanwhile
 
     def older_than(self, status: str, cutoff: str, page_size: int = 100) -> Iterator[dict[str, Any]]:
-        """The images in ``status`` last updated before ``cutoff`` (ISO time), oldest first, read from the status
-        index one page at a time as the caller goes."""
+        """The images in flight in ``status`` (PENDING, PROCESSING) last updated before ``cutoff`` (ISO time), oldest
+        first, read from the inFlight index one page at a time as the caller goes: their keys, ``status``,
+        ``updatedAt``, ``executionArn`` and ``originalKey``."""
         kwargs: dict[str, Any] = {}
         while True:
             with transient_errors():
                 page = self.table.query(
-                    IndexName="byStatus",
-                    KeyConditionExpression=Key("status").eq(status) & Key("updatedAt").lt(cutoff),
+                    IndexName=IN_FLIGHT_INDEX,
+                    KeyConditionExpression=Key(IN_FLIGHT).eq(status) & Key("updatedAt").lt(cutoff),
                     Limit=page_size,
                     **kwargs,
                 )
-            yield from page["Items"]
+            for item in page["Items"]:
+                yield {**item, "status": item[IN_FLIGHT]}
             if "LastEvaluatedKey" not in page:
                 return
             kwargs = {"ExclusiveStartKey": page["LastEvaluatedKey"]}
@@ -284,9 +322,9 @@ class ImageRepository:
             with transient_errors():
                 self.table.update_item(
                     Key={"imageId": item["imageId"]},
-                    UpdateExpression=update,
+                    UpdateExpression=update + " REMOVE #f",  # ``to`` (EXPIRED, FAILED) is not in flight
                     ConditionExpression="#s = :from AND updatedAt = :seen",
-                    ExpressionAttributeNames={"#s": "status", "#e": "error"},
+                    ExpressionAttributeNames={"#s": "status", "#e": "error", "#f": IN_FLIGHT},
                     ExpressionAttributeValues=values,
                 )
             return True

@@ -67,16 +67,29 @@ def validate(s3, repo: ImageRepository, settings: Settings, event: dict, executi
             purge.delete_original(s3, bucket, key)
         return {"imageId": image_id, "duplicate": True, "status": claim.status}
     info, size, etag = probe_object(s3, bucket, key, settings)
-    original = {"key": key, "bytes": size, "format": info.format, "width": info.width, "height": info.height}
-    repo.record_original(image_id, execution_arn, original)
+    # What the original is goes into the record with the image's outcome (Mark processed, or Record failure), not
+    # in a write of its own: the steps pass it on.
     return {
         "imageId": image_id,
         "duplicate": False,
         "bucket": bucket,
         "key": key,
         "etag": etag,
-        **{k: v for k, v in original.items() if k != "key"},
+        "bytes": size,
+        "format": info.format,
+        "width": info.width,
+        "height": info.height,
     }
+
+
+ORIGINAL_FIELDS = ("key", "bytes", "format", "width", "height")
+
+
+def original_of(image: dict[str, Any]) -> dict[str, Any] | None:
+    """The record's ``original`` from Validate's result (None if the state holds no validated image)."""
+    if not all(field in image for field in ORIGINAL_FIELDS):
+        return None
+    return {field: image[field] for field in ORIGINAL_FIELDS}
 
 
 def probe_object(s3, bucket: str, key: str, settings: Settings) -> tuple[engine.Probe, int, str]:
@@ -212,7 +225,7 @@ def mark_processed(
 ) -> tuple[dict[str, Any], list[str]]:
     """PROCESSED with the default rendition, the set and the placeholder; then the renditions of an earlier
     configuration are deleted (prune_renditions). Returns what the completion event says and the deleted keys."""
-    record = repo.mark_processed(image["imageId"], execution_arn, stored)
+    record = repo.mark_processed(image["imageId"], execution_arn, stored, original_of(image))
     owners = record.get("executions")  # every execution that ever owned the image (a set; absent on old records)
     pruned = [] if owners is not None and len(owners) <= 1 else prune_renditions(s3, settings, image["imageId"], stored)
     detail = {
@@ -276,7 +289,7 @@ def record_failure(
         image_id = keys.image_id_for(bucket, key, etag)
     status, code, message = classify(state.get("error") or {})
     try:
-        record = repo.mark_failed(image_id, execution_arn, status, code, message)
+        record = repo.mark_failed(image_id, execution_arn, status, code, message, original_of(image))
     except ImageNotOwnedError:
         current = repo.get(image_id)
         if current is not None and current["status"] == DELETED:

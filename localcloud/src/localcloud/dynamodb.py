@@ -4,20 +4,73 @@ Real DynamoDB applies each write atomically (a condition is checked and the writ
 step). Moto does not lock: two concurrent conditional UpdateItems on one item can both pass their
 condition. LocalStack serves requests on many threads, so the write operations are serialised here.
 Reads go straight to moto.
+
+While a single-item write (PutItem, UpdateItem, DeleteItem) holds the lock, its item is read from moto's backend
+before and after it, and the write capacity units it consumed in the table and in each global secondary index
+(localcloud.capacity) are left on the request context (``CAPACITY_ATTRIBUTE``) for the request meter.
 """
 
+import logging
 import threading
+from typing import Any
 
 from localstack.aws.api import RequestContext, handler
 from localstack.aws.api.dynamodb import DynamodbApi
 from localstack.services.moto import call_moto
 
+from localcloud.capacity import write_units
+
+LOG = logging.getLogger(__name__)
+
 _WRITES = threading.RLock()
+CAPACITY_ATTRIBUTE = "localcloud_write_units"
+_SINGLE_ITEM_WRITES = ("PutItem", "UpdateItem", "DeleteItem")
 
 
 def _serialised(context: RequestContext):
     with _WRITES:
-        return call_moto(context)
+        if context.operation is None or context.operation.name not in _SINGLE_ITEM_WRITES:
+            return call_moto(context)
+        found = _find_item(context)
+        before = found[2]() if found else None
+        try:
+            return call_moto(context)
+        finally:  # a refused write (a failed condition) consumes capacity too
+            if found:
+                _leave_capacity(context, found, before)
+
+
+def _find_item(context: RequestContext):
+    """(moto's table, its key attribute names, a function reading the item's current image) for the write's item;
+    None when the table or key cannot be resolved (moto then answers the request's error)."""
+    try:
+        from moto.dynamodb.models import dynamodb_backends
+        from moto.dynamodb.models.dynamo_type import DynamoType
+
+        request: dict[str, Any] = context.service_request or {}
+        table = dynamodb_backends[context.account_id][context.region].get_table(request["TableName"])
+        key_attrs = [a for a in (table.hash_key_attr, table.range_key_attr) if a]
+        source = request.get("Key") or request.get("Item") or {}
+        key = [DynamoType(source[a]) for a in key_attrs]
+    except Exception:  # noqa: BLE001 — no such table, a malformed key: not metered, moto answers the error
+        return None
+
+    def read() -> dict[str, Any] | None:
+        item = table.get_item(key[0], key[1] if len(key) > 1 else None)
+        return item.to_json()["Attributes"] if item is not None else None
+
+    return table, key_attrs, read
+
+
+def _leave_capacity(context: RequestContext, found, before: dict[str, Any] | None) -> None:
+    table, key_attrs, read = found
+    try:
+        indexes = [
+            {"name": ix.name, "keys": ix.schema_key_attrs, "projection": ix.projection} for ix in table.global_indexes
+        ]
+        setattr(context, CAPACITY_ATTRIBUTE, write_units(before, read(), key_attrs, indexes))
+    except Exception:  # noqa: BLE001 — metering must never change what the request answers
+        LOG.exception("localcloud: could not size a DynamoDB write")
 
 
 class MotoDynamoDBProvider(DynamodbApi):

@@ -12,9 +12,10 @@ EventBridge PutEvents also counts its entries by who sent them, as AWS prices th
 services, e.g. S3's Object Created, free on AWS) and ``entries:custom`` (everything else, priced per event).
 
 ``by_resource`` splits each count by the bucket, table, function or state machine named in the request (as fault
-rules match them). DynamoDB writes also count their write units from the item's size where the request or the answer
-holds the item (PutItem's ``Item``, an UpdateItem's ``Attributes`` with ReturnValues ALL_NEW): ``write_units:<Op>``
-and ``sized:<Op>`` (how many writes were sized). A request whose User-Agent contains ``localcloud-meter-ignore`` is
+rules match them). Single-item DynamoDB writes (PutItem, UpdateItem, DeleteItem) also count the write capacity units
+they consumed, from their item before and after the write (localcloud.dynamodb, localcloud.capacity): in the table,
+``write_units:<Op>`` (and ``sized:<Op>``, how many writes were sized), and in each global secondary index,
+``index_write_units:<index name>``. A request whose User-Agent contains ``localcloud-meter-ignore`` is
 not counted (a benchmark's own polling). Requests answered with an error are counted too (AWS charges most of them).
 """
 
@@ -30,8 +31,8 @@ from localstack.aws.chain import HandlerChain
 from localstack.http import Request, Response, route
 from localstack.runtime import hooks
 
+from localcloud.dynamodb import CAPACITY_ATTRIBUTE
 from localcloud.faults import resource_of
-from localcloud.item_size import item_size
 
 LOG = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ class Meter:
             self.resources[(service, operation, resource)] += 1
             for name, n in (extra or {}).items():
                 self.counts[(service, name)] += n
+                self.resources[(service, name, resource)] += n
 
     def snapshot(self) -> dict:
         with self.lock:
@@ -84,11 +86,10 @@ def count_request(chain: HandlerChain, context: RequestContext, response: Respon
     agent = context.request.headers.get("User-Agent", "") if context.request is not None else ""
     service, operation = context.service.service_name, context.operation.name
     extra = None
-    if service == "dynamodb" and operation in ("PutItem", "UpdateItem"):
-        request = context.service_request or {}
-        item = request.get("Item") if operation == "PutItem" else (context.service_response or {}).get("Attributes")
-        if item:
-            extra = {f"write_units:{operation}": -(-item_size(item) // 1024), f"sized:{operation}": 1}
+    capacity = getattr(context, CAPACITY_ATTRIBUTE, None)
+    if service == "dynamodb" and capacity:
+        extra = {f"write_units:{operation}": capacity["table"], f"sized:{operation}": 1}
+        extra |= {f"index_write_units:{name}": n for name, n in capacity.items() if name != "table"}
     if service == "events" and operation == "PutEvents":
         sources = [str(e.get("Source", "")) for e in (context.service_request or {}).get("Entries") or []]
         aws = sum(1 for s in sources if s.startswith("aws."))
