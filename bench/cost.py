@@ -13,9 +13,9 @@ Each image goes the way a user sends it: POST /upload, PUT to the presigned URL,
   durations are this machine's, not Lambda's (a 1024 MB function gets ~0.6 vCPU on AWS: slower there);
 - Step Functions: state transitions (Standard) from the execution histories; an Express execution's billed duration
   (100 ms increments, 64 MB) from the same histories' start and end;
-- DynamoDB write/read units: the requests times the units of the image's final record (1 KB per write unit, 4 KB
-  per strongly consistent read unit), plus each global secondary index the record is in (ProjectionType ALL: the
-  same units again; twice when the write changes the index's key, as every update of status/updatedAt does);
+- DynamoDB write units: as the meter sized each write from its item before and after it, in the table and in each
+  global secondary index (localcloud/capacity.py); read units: the reads times the final record's units (4 KB per
+  strongly consistent read unit);
 - CloudWatch Logs bytes ingested (message + 26 bytes per event) of the run's log events;
 - X-Ray: traces recorded per image = the sampled fraction (the default rule samples 5% beyond 1 request/s).
 Storage and data transfer out are reported apart (per GB-month, per GB), not in the per-image figures.
@@ -59,7 +59,6 @@ TERMINAL = {"PROCESSED", "REJECTED", "FAILED"}
 S3_TIER1_PREFIXES = ("Put", "Copy", "List", "Post", "CreateMultipart", "UploadPart", "CompleteMultipart")
 S3_FREE = ("DeleteObject", "DeleteObjects", "AbortMultipartUpload")
 DYNAMODB_READS = {"GetItem", "Query", "Scan"}
-KEY_CHANGING_ATTRIBUTES = {"status", "updatedAt"}  # every update of the workflow sets them (records.py)
 
 
 def aws(service: str):
@@ -109,25 +108,24 @@ def one_image(api: str, data: bytes, dynamodb, table_name: str) -> dict:
     return {"imageId": body["imageId"], "item": item, "rendition_bytes": len(got.content)}
 
 
-def dynamodb_units(requests_by_op: dict[str, int], items: list[dict], table_name: str, images: int) -> dict:
-    """Write and read units per image. A write the meter could size (the item was in the request or the answer) counts
-    its own units; any other write counts the units of the image's final record (an upper bound: items grow).
-    Each global secondary index the record is in costs the same units again per write (ProjectionType ALL), twice
-    for an update that changes the index's key (a delete and a put), as every update of status/updatedAt does."""
+def dynamodb_units(requests_by_op: dict[str, int], items: list[dict], images: int) -> dict:
+    """Write and read units per image. The meter sizes every single-item write from its item before and after it,
+    in the table and in each global secondary index (localcloud/capacity.py: a sparse index is written only while
+    the item is in it, a key change is a delete and a put, an update of attributes the index does not project does
+    not write it). A write it could not size (none in this pipeline) counts the units of the image's final record."""
     final = max(item_size(i) for i in items)
-    indexes = aws("dynamodb").describe_table(TableName=table_name)["Table"].get("GlobalSecondaryIndexes", [])
-    keys_of = {ix["IndexName"]: {k["AttributeName"] for k in ix["KeySchema"]} for ix in indexes}
-    in_index = {name: all(k in items[0] for k in keys) for name, keys in keys_of.items()}
     table_units = index_units = writes = 0.0
     for op in ("PutItem", "UpdateItem", "DeleteItem"):
         n = requests_by_op.get(op, 0)
         sized, units = requests_by_op.get(f"sized:{op}", 0), requests_by_op.get(f"write_units:{op}", 0)
-        op_units = units + (n - sized) * math.ceil(final / 1024)
         writes += n
-        table_units += op_units
-        for name, keys in keys_of.items():
-            if in_index[name]:
-                index_units += op_units * (2 if op == "UpdateItem" and keys & KEY_CHANGING_ATTRIBUTES else 1)
+        table_units += units + (n - sized) * math.ceil(final / 1024)
+    per_index = {
+        name.split(":", 1)[1]: round(n / images, 3)
+        for name, n in requests_by_op.items()
+        if name.startswith("index_write_units:")
+    }
+    index_units = sum(per_index.values()) * images
     reads = sum(requests_by_op.get(op, 0) for op in DYNAMODB_READS)
     return {
         "record_bytes": final,
@@ -136,8 +134,8 @@ def dynamodb_units(requests_by_op: dict[str, int], items: list[dict], table_name
         "write_units_table": round(table_units / images, 3),
         "write_units_indexes": round(index_units / images, 3),
         "write_units": round((table_units + index_units) / images, 3),
+        "write_units_by_index": per_index,
         "read_units": round(reads * math.ceil(final / 4096) / images, 3),
-        "indexes": in_index,
     }
 
 
@@ -324,7 +322,7 @@ def measure(args: argparse.Namespace, prices: dict) -> dict:
         },
         "s3": {k: round(v / n, 3) for k, v in s3.items()},
         "s3_by_operation": {k: round(v / n, 3) for k, v in by_service.get("s3", {}).items()},
-        "dynamodb": dynamodb_units(by_service.get("dynamodb", {}), [r["item"] for r in results], table_name, n),
+        "dynamodb": dynamodb_units(by_service.get("dynamodb", {}), [r["item"] for r in results], n),
         "dynamodb_by_operation": {
             k: round(v / n, 3) for k, v in by_service.get("dynamodb", {}).items() if ":" not in k
         },
