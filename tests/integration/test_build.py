@@ -1,12 +1,16 @@
 """What `sam build` made (.aws-sam/build, the artifacts the stack was deployed from) is deployable to Lambda as the
 template declares it: every compiled file is for the functions' architecture and Python, every wheel is for the
 Lambda platform (manylinux, a glibc the runtime has), and each function with its layer stays under Lambda's 250 MB
-unzipped limit. The build runs on the host: on a host that is not Linux with the runtime's architecture these
-checks fail rather than let a broken package reach AWS."""
+unzipped limit. The layer's Makefile asks pip for that platform by name, so the build host does not matter (tested
+by building with another Python); these checks would fail a build that let a wrong package through."""
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -45,8 +49,38 @@ def test_each_function_and_its_layer_fit_lambdas_unzipped_limit(stack):
 
 def test_every_wheel_and_compiled_file_is_for_the_lambda_platform(stack):
     architecture, python = declared()
+    assert_for_lambda(BUILD / "SharedLayer" / "python", architecture, python)
+
+
+def test_the_layer_is_built_for_lambda_whatever_python_runs_the_build(tmp_path):
+    """layers/shared/Makefile (what sam build runs for the layer) asks pip for Lambda's platform and Python by name:
+    run by another Python than the runtime's (3.11 or 3.12 where the host has one), it makes the same cp313
+    manylinux layer, not one for the Python that ran it."""
+    architecture, python = declared()
+    other = next((p for p in (shutil.which("python3.11"), shutil.which("python3.12"), *PYENV_PYTHONS) if p), None)
+    runner = other or sys.executable
+    done = subprocess.run(
+        ["make", "-s", "-C", str(ROOT / "layers" / "shared"), "build-SharedLayer"],
+        env={**os.environ, "ARTIFACTS_DIR": str(tmp_path), "PYTHON": runner},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    version = subprocess.run([runner, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True, text=True)
+    assert other is None or "(3, 13)" not in version.stdout  # the build really ran on another Python
+    assert_for_lambda(tmp_path / "python", architecture, python)
+    assert (tmp_path / "python" / "image_pipeline" / "engine.py").is_file()
+
+
+# other CPython versions pyenv may hold (the CI machine has 3.11 and 3.12)
+PYENV_PYTHONS = sorted(str(p) for p in Path.home().glob(".pyenv/versions/3.1[12].*/bin/python3"))
+
+
+def assert_for_lambda(layer: Path, architecture: str, python: str) -> None:
+    """Every wheel installed under ``layer`` is for CPython ``python`` (e.g. "313") on manylinux ``architecture``
+    with a glibc the runtime has, and every compiled file is a Linux ELF for that machine and Python."""
     machine = "x86_64" if architecture == "x86_64" else "aarch64"
-    layer = BUILD / "SharedLayer" / "python"
     tags = [
         line.split(":", 1)[1].strip()
         for wheel in layer.glob("*.dist-info/WHEEL")
