@@ -440,9 +440,12 @@ def test_the_backfill_gets_every_substitution_it_uses():
 def test_the_backfill_never_picks_an_image_twice_and_bounds_its_work():
     for name in ("First page", "Next page"):
         query = BACKFILL["States"][name]["Parameters"]
-        # only images updated before the run began, and only those made with another configuration
-        assert query["KeyConditionExpression"] == "#status = :processed AND updatedAt < :started"
+        # by upload time, which a re-render does not change (a page never comes back), only images uploaded before
+        # the run began, only PROCESSED ones made with another configuration
+        assert query["IndexName"] == "byUploadTime"
+        assert query["KeyConditionExpression"] == "gallery = :gallery AND uploadTimestamp < :started"
         assert query["ExpressionAttributeValues"][":started"] == {"S.$": "$.settings.startedAt"}
+        assert query["FilterExpression"].startswith("#status = :processed AND (")
         assert "renditionSet <> :set" in query["FilterExpression"]
     mapped = BACKFILL["States"]["Re-render the page"]
     assert mapped["MaxConcurrencyPath"] == "$.settings.concurrency"
