@@ -1,6 +1,6 @@
 # Verbs of the project; each is a small script under scripts/.
 , := ,
-.PHONY: help setup up down logs deploy demo test lint clean reprocess-all bench-localcloud bench-resize bench-formats bench-renditions bench-load cost scan
+.PHONY: help setup up down logs deploy demo test lint clean reprocess-all bench-localcloud bench-resize bench-formats bench-renditions bench-load cost bench-memory scan
 
 help:
 	@echo "make setup  - create the environments under .venv/ (done by every verb that needs them)"
@@ -19,6 +19,7 @@ help:
 	@echo "make bench-load [N=300] [RENDITIONS=one] [SINGLE=n] - N uploads in a burst: throughput, latency, CPU per image"
 	@echo "make bench-localcloud - Lambda/Step Functions latency benchmark (starts the local cloud)"
 	@echo "make cost [N=10] [JSON=out.json] - what one image costs on AWS: counted on the local cloud, priced (docs/cost.md)"
+	@echo "make bench-memory [N=6] [SIZES=..] - each function's duration and cost per memory size, with Lambda's CPU share"
 
 setup:
 	@bash scripts/setup.sh
@@ -72,6 +73,12 @@ bench-load: setup
 # template's defaults deployed
 cost: up
 	@bash -c 'source scripts/lib.sh && export_client_env && .venv/dev/bin/python bench/cost.py --uploads $(or $(N),10) --json $(or $(JSON),bench/out/cost.json)'
+
+# Restarts the local cloud with Lambda's CPU share by memory (LOCALCLOUD_CPU_BY_MEMORY=1), and stops it after.
+bench-memory: setup
+	@bash scripts/down.sh >/dev/null 2>&1 || true
+	@LOCALCLOUD_CPU_BY_MEMORY=1 bash scripts/up.sh
+	@bash -c 'source scripts/lib.sh && export_client_env && .venv/dev/bin/python bench/memory.py --uploads $(or $(N),6) $(if $(SIZES),--sizes $(SIZES)) --json $(or $(JSON),bench/out/memory.json)'; status=$$?; bash scripts/down.sh >/dev/null 2>&1; exit $$status
 
 scan:
 	@bash scripts/scan.sh

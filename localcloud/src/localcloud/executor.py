@@ -155,6 +155,7 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
                         "task_root": task_root,
                         "python_path": python_path(fv),
                         "memory_mb": fv.config.memory_size,
+                        "cpu_by_memory": os.environ.get("LOCALCLOUD_CPU_BY_MEMORY") == "1",
                         "timeout_s": fv.config.timeout,
                         "version": fv.id.qualifier,
                         "lifeline_fd": _LIFELINE_READ,

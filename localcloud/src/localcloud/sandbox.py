@@ -24,6 +24,70 @@ from dataclasses import dataclass, field
 MIB = 1024 * 1024
 INIT_AS_LIMIT_MB = 4096  # address-space cap while the runtime initialises (before MemorySize applies)
 MIN_HEADROOM_MB = 16
+# Lambda gives a function CPU in proportion to its memory: "at 1,769 MB, a function has the equivalent of one vCPU".
+MB_PER_VCPU = 1769
+CFS_PERIOD_US = 100_000
+CGROUP_V1_CPU = "/sys/fs/cgroup/cpu"
+CGROUP_V2 = "/sys/fs/cgroup"
+
+
+class CpuShare:
+    """Lambda's CPU share for a MemorySize (``memory_mb / 1769`` of a CPU) as a CFS quota on a cgroup of its own, which
+    the runtime process (and every thread and process it starts) joins. Opt-in (LOCALCLOUD_CPU_BY_MEMORY=1; what
+    ``make bench-memory`` measures with); needs a writable cgroup cpu controller (v1, or v2 with cpu delegated),
+    which root has on this machine. One CPU of this host stands for one Lambda vCPU."""
+
+    def __init__(self, name: str, memory_mb: int) -> None:
+        quota = max(1000, round(CFS_PERIOD_US * memory_mb / MB_PER_VCPU))
+        if os.path.exists(f"{CGROUP_V1_CPU}/cpu.cfs_quota_us"):
+            self.path = f"{CGROUP_V1_CPU}/localcloud/{name}"
+            os.makedirs(self.path, exist_ok=True)
+            _write(f"{self.path}/cpu.cfs_period_us", str(CFS_PERIOD_US))
+            _write(f"{self.path}/cpu.cfs_quota_us", str(quota))
+        elif "cpu" in _read(f"{CGROUP_V2}/cgroup.controllers").split():
+            parent = f"{CGROUP_V2}/localcloud"
+            os.makedirs(parent, exist_ok=True)
+            _write(f"{CGROUP_V2}/cgroup.subtree_control", "+cpu")
+            _write(f"{parent}/cgroup.subtree_control", "+cpu")
+            self.path = f"{parent}/{name}"
+            os.makedirs(self.path, exist_ok=True)
+            _write(f"{self.path}/cpu.max", f"{quota} {CFS_PERIOD_US}")
+        else:
+            raise OSError("no writable cgroup cpu controller: LOCALCLOUD_CPU_BY_MEMORY needs one")
+        self.cpus = quota / CFS_PERIOD_US
+
+    @staticmethod
+    def supported() -> bool:
+        return os.access(f"{CGROUP_V1_CPU}/cgroup.procs", os.W_OK) or (
+            "cpu" in _read(f"{CGROUP_V2}/cgroup.controllers").split() and os.access(CGROUP_V2, os.W_OK)
+        )
+
+    def add(self, pid: int) -> None:
+        _write(f"{self.path}/cgroup.procs", str(pid))
+
+    def remove(self) -> None:
+        """Best effort: the group goes once its processes are gone."""
+        for _ in range(20):
+            try:
+                os.rmdir(self.path)
+                return
+            except FileNotFoundError:
+                return
+            except OSError:
+                time.sleep(0.05)
+
+
+def _write(path: str, value: str) -> None:
+    with open(path, "w") as f:
+        f.write(value)
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
 
 
 @dataclass
@@ -112,6 +176,7 @@ class Sandbox:
         self.current: Invocation | None = None
         self.logbuf = bytearray()
         self.stopping = False
+        self.cpu = CpuShare(self.runtime_id, self.memory_mb) if config.get("cpu_by_memory") else None
 
     # ---- child process -------------------------------------------------------------------------
     def spawn(self) -> None:
@@ -130,6 +195,8 @@ class Sandbox:
             stderr=subprocess.STDOUT,
             preexec_fn=_limit_address_space,
         )
+        if self.cpu is not None:
+            self.cpu.add(self.child.pid)  # before its first invocation: it is still importing the handler
         os.set_blocking(self.child.stdout.fileno(), False)  # before anyone reads it: take_logs drains it, never waits
         threading.Thread(target=self.pump_output, args=(self.child, generation), daemon=True).start()
 
@@ -338,7 +405,15 @@ class Sandbox:
     def shutdown(self) -> None:
         with self.cond:
             self.stopping = True
+            child = self.child
             self.kill_child()
+        if self.cpu is not None:
+            if child is not None:
+                try:
+                    child.wait(1)
+                except subprocess.TimeoutExpired:
+                    pass
+            self.cpu.remove()
 
 
 def _translate_error(body: bytes, request_id: str) -> tuple[bytes, bool]:
