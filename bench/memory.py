@@ -32,7 +32,6 @@ sys.path.insert(0, str(ROOT / "localcloud" / "src"))
 from localcloud.sandbox import MB_PER_VCPU, CpuShare  # noqa: E402
 
 FUNCTIONS = ("ValidateFunction", "ResizeFunction", "MarkProcessedFunction")
-SLOWER_ALLOWED = 1.25  # the recommended size: the cheapest whose median duration is within 25% of the fastest
 
 
 def set_memory(lam, name: str, memory_mb: int) -> None:
@@ -119,10 +118,14 @@ def sweep(args: argparse.Namespace, prices: dict) -> dict:
             finally:
                 set_memory(lam, function["name"], declared)
             measured = [r for r in rows if "failed" not in r]
-            fastest = min(r["billed_ms_median"] for r in measured)
-            fine = [r for r in measured if r["billed_ms_median"] <= fastest * SLOWER_ALLOWED]
-            best = min(fine, key=lambda r: (r["usd_per_million"], r["memory_mb"]))
-            results[logical] = {"declared_mb": declared, "recommended_mb": best["memory_mb"], "sizes": rows}
+            cheapest = min(measured, key=lambda r: (r["usd_per_million"], r["billed_ms_median"]))
+            fastest = min(measured, key=lambda r: (r["billed_ms_median"], r["usd_per_million"]))
+            results[logical] = {
+                "declared_mb": declared,
+                "cheapest_mb": cheapest["memory_mb"],
+                "fastest_mb": fastest["memory_mb"],
+                "sizes": rows,
+            }
     finally:
         for rule in paused:
             events.enable_rule(Name=rule)
@@ -147,7 +150,6 @@ def main() -> None:
         "uploads_per_size": args.uploads,
         "image": "4000x3000 JPEG",
         "prices": {"region": prices["region"], "as_of": prices["prices_as_of"]},
-        "rule": f"the cheapest size whose median billed duration is within {SLOWER_ALLOWED}x of the fastest",
         "functions": sweep(args, prices),
     }
     text = json.dumps(result, indent=2)
