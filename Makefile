@@ -71,8 +71,11 @@ bench-load: setup
 
 # deploys the one-size, one-format configuration and the default set, as Standard and Express, in turn; leaves the
 # template's defaults deployed
-cost: up
-	@bash -c 'source scripts/lib.sh && export_client_env && .venv/dev/bin/python bench/cost.py --uploads $(or $(N),10) --json $(or $(JSON),bench/out/cost.json)'
+# Restarts the local cloud with Lambda's CPU share by memory (durations as Lambda's sizes give them), stops it after.
+cost: setup
+	@bash scripts/down.sh >/dev/null 2>&1 || true
+	@LOCALCLOUD_CPU_BY_MEMORY=1 bash scripts/up.sh
+	@bash -c 'source scripts/lib.sh && export_client_env && .venv/dev/bin/python bench/cost.py --uploads $(or $(N),10) --json $(or $(JSON),bench/out/cost.json)'; status=$$?; bash scripts/down.sh >/dev/null 2>&1; exit $$status
 
 # Restarts the local cloud with Lambda's CPU share by memory (LOCALCLOUD_CPU_BY_MEMORY=1), and stops it after.
 bench-memory: setup
