@@ -10,7 +10,8 @@ Each image goes the way a user sends it: POST /upload, PUT to the presigned URL,
   This script's own reads (waiting, histories, logs) carry a User-Agent the meter ignores. The reconciler's schedule
   is paused during the run: it is a fixed cost per month (reported apart), not a cost per image;
 - Lambda invocations and GB-seconds: the REPORT lines in CloudWatch Logs (billed duration x configured memory);
-  durations are this machine's, not Lambda's (a 1024 MB function gets ~0.6 vCPU on AWS: slower there);
+  `make cost` runs the local cloud with Lambda's CPU share by memory (LOCALCLOUD_CPU_BY_MEMORY=1: a 1024 MB function
+  gets 0.58 of a CPU), so durations are what each size buys, one CPU of this machine standing for one Lambda vCPU;
 - Step Functions: state transitions (Standard) from the execution histories; an Express execution's billed duration
   (100 ms increments, 64 MB) from the same histories' start and end;
 - DynamoDB write units: as the meter sized each write from its item before and after it, in the table and in each
