@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import io
 import json
+import re
+import subprocess
 import time
 
 import pytest
@@ -16,14 +18,19 @@ from PIL import Image
 
 from tests import images
 
-from .conftest import Client, deploy, expected_renditions, object_created_event, stored_renditions
+from .conftest import ROOT, Client, deploy, expected_renditions, object_created_event, stored_renditions
 
 EXPRESS_STATES = ["Validate image", "Is it a duplicate?", "Resize image", "Mark processed", "Publish processed"]
 
 
+# Every setting the last test changes is named (sam deploy keeps a parameter's previous value when it is not given).
+SETTINGS = ["WorkflowType=EXPRESS", "ImageTableName=image-pipeline-express", "BackfillPagesPerExecution=1"]
+DEFAULT_SET = ["RenditionSizes=200,400,800,1600", "RenditionFormats=avif,webp,jpeg", "BackfillPageSize=100"]
+
+
 @pytest.fixture(scope="module")
 def stack(localcloud):
-    return deploy("image-pipeline-express", "WorkflowType=EXPRESS", "ImageTableName=image-pipeline-express")
+    return deploy("image-pipeline-express", *SETTINGS, *DEFAULT_SET)
 
 
 @pytest.fixture(scope="module")
@@ -126,3 +133,21 @@ def test_a_killed_worker_is_retried_and_the_retry_is_in_the_trace(client, aws, s
     trace = ended_trace(client, stack, image_id)
     [resized] = [s for s in trace["executions"][0]["states"] if s["name"] == "Resize image"]
     assert resized["retries"] == 1 and resized["errors"] == ["Runtime.ExitError"], resized
+
+
+def test_the_backfill_re_renders_through_the_express_pipeline(client, stack):
+    """Last in this module: it changes the stack's rendition set. The backfill (a Standard workflow) runs each image
+    through the Express pipeline and waits on it (startExecution.sync:2)."""
+    ids = [client.upload(images.jpeg(1000 + 10 * i, 750), "image/jpeg") for i in range(3)]
+    assert all(client.wait(i)["status"] == "PROCESSED" for i in ids)
+    deploy("image-pipeline-express", *SETTINGS, "RenditionSizes=300", "RenditionFormats=webp", "BackfillPageSize=2")
+    run = subprocess.run(
+        ["make", "-s", "reprocess-all", "STACK=image-pipeline-express"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    done = re.search(r"backfill SUCCEEDED: (\d+) re-rendered, 0 failed", run.stdout)
+    assert done and int(done[1]) >= 3 and "continued in" in run.stdout, run.stdout  # 2 a page, 1 page an execution
+    for image_id in ids:
+        record = client.wait(image_id)
+        assert [(r["size"], r["format"]) for r in record["renditions"]] == [(300, "webp")], record
+        assert len(record["executions"]) == 2  # its first processing, and the backfill's

@@ -329,3 +329,51 @@ def pause_disabled_schedules() -> None:
     EventsProvider.disable_rule = toggling(EventsProvider.disable_rule, False)
     EventsProvider.enable_rule = toggling(EventsProvider.enable_rule, True)
     LOG.info("localcloud: disabled scheduled rules stop running")
+
+
+class _WaitsOnExpress:
+    """The Step Functions client of a ``.sync`` task: DescribeExecution of an Express child reads Step Functions' own
+    record of it (what the service knows internally), every other call goes to the client."""
+
+    def __init__(self, client) -> None:
+        self._client = client
+
+    def describe_execution(self, executionArn: str, **kwargs):  # noqa: N803 — boto3's parameter name
+        if ":express:" in executionArn:
+            from localstack.services.stepfunctions.backend.models import sfn_stores
+
+            _, _, _, region, account, *_ = executionArn.split(":")
+            execution = sfn_stores[account][region].executions.get(executionArn)
+            if execution is not None:
+                return execution.to_describe_output()
+        return self._client.describe_execution(executionArn=executionArn, **kwargs)
+
+    def __getattr__(self, name: str):
+        return getattr(self._client, name)
+
+
+@hooks.on_infra_start()
+def sync_on_express_children() -> None:
+    """A Standard workflow waits on an Express child (``states:startExecution.sync``/``.sync:2``), as on AWS. LocalStack
+    waits by polling DescribeExecution, which it (rightly) refuses for an Express execution, so every such task failed
+    with InvalidArn after its child had run (the backfill of an Express pipeline reported every image failed). Callers
+    are still refused; only the task's own polling reads the child's status."""
+    try:
+        from localstack.services.stepfunctions.asl.component.state.state_execution.state_task.service import (
+            state_task_service_sfn as sfn_task,
+        )
+    except ImportError as e:
+        LOG.warning("localcloud: .sync on Express children not fixed: %s", e)
+        return
+    original = sfn_task.boto_client_for
+    if getattr(original, "localcloud", False):
+        return
+
+    @functools.wraps(original)
+    def boto_client_for(service: str, *args, **kwargs):
+        client = original(*args, service=service, **kwargs)
+        return _WaitsOnExpress(client) if service == "stepfunctions" else client
+
+    boto_client_for.localcloud = True
+    sfn_task.boto_client_for = boto_client_for
+    LOG.info("localcloud: Step Functions waits on Express children (.sync)")
