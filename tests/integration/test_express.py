@@ -2,7 +2,8 @@
 
 Express executions cannot be listed, described or asked for their history (the local cloud refuses their ARNs as AWS
 does): the tests wait on the image's record and read the executions' histories from the state machine's log, as
-GET /images/{id}/trace does. Express starts are at-least-once: duplicate deliveries must change nothing."""
+GET /images/{id}/trace does. Express starts are at-least-once: duplicate deliveries must change nothing. The
+pipeline's user-level tests (test_pipeline.py) run here too, against this stack."""
 
 from __future__ import annotations
 
@@ -19,6 +20,19 @@ from PIL import Image
 from tests import images
 
 from .conftest import ROOT, Client, deploy, expected_renditions, object_created_event, stored_renditions
+
+# The pipeline's user-level tests (those that read no Standard execution history) run on this Express stack too:
+# collected here, they take this module's stack and client.
+from .test_pipeline import (  # noqa: F401
+    test_animated_gif_gives_a_valid_rendition,
+    test_bad_input_ends_rejected_with_its_code_and_writes_nothing,
+    test_exif_orientation_is_applied_and_metadata_stripped,
+    test_large_jpeg_is_resized_stored_and_downloadable,
+    test_object_put_straight_into_the_bucket_is_processed,
+    test_png_alpha_is_kept,
+    test_small_image_is_not_upscaled,
+    test_twenty_concurrent_uploads_all_end_processed,
+)
 
 EXPRESS_STATES = ["Validate image", "Is it a duplicate?", "Resize image", "Mark processed", "Publish processed"]
 
