@@ -209,9 +209,9 @@ class ImageRepository:
         """One page of images, newest first by upload time (the byUploadTime index), of one ``status`` if given;
         and the key to continue from (None after the last page).
 
-        A status is a filter on that index (no index holds every image by status: one would put every processed
-        image under one key), read on until the page is full or FILTERED_READ_BUDGET entries were read; a page of
-        a rare status may then hold fewer images than ``limit``, even none, with a key to go on from."""
+        A status is a filter on that index (the only status index, inFlight, holds in-flight images alone), read on
+        until the page is full or FILTERED_READ_BUDGET entries were read; a page of a rare status may then hold
+        fewer images than ``limit``, even none, with a key to go on from."""
         kwargs: dict[str, Any] = {
             "IndexName": "byUploadTime",
             "KeyConditionExpression": Key(GALLERY_KEY).eq(GALLERY),
