@@ -480,3 +480,27 @@ def test_the_table_indexes_hold_no_hot_status_key_and_an_old_stack_can_upgrade_i
     (status_attribute,) = [a["!If"] for a in table["AttributeDefinitions"] if "!If" in a]
     assert status_attribute[0] == "KeepsStatusIndex" and status_attribute[1]["AttributeName"] == "status"
     assert DOC["Parameters"]["KeepStatusIndex"]["Default"] == "false"
+
+
+def test_xray_sampling_is_a_parameter_with_rules_for_the_api_and_the_workflow():
+    parameter = DOC["Parameters"]["XRaySamplingRate"]
+    assert parameter["Default"] == ""  # the account's rules decide unless a rate is given
+    pattern = re.compile(parameter["AllowedPattern"])
+    assert all(pattern.fullmatch(v) for v in ("", "0", "0.05", "1", "1.0"))
+    assert not any(pattern.fullmatch(v) for v in ("5%", "1.5", "-0.1", "abc"))
+    for name, service_type in (
+        ("ApiSamplingRule", "AWS::ApiGateway::Stage"),
+        ("WorkflowSamplingRule", "AWS::StepFunctions::StateMachine"),
+    ):
+        rule = RESOURCES[name]
+        assert rule["Type"] == "AWS::XRay::SamplingRule" and rule["Condition"] == "OwnSampling"
+        sampling = rule["Properties"]["SamplingRule"]
+        assert sampling["ServiceType"] == service_type and sampling["FixedRate"] == {"!Ref": "XRaySamplingRate"}
+        assert sampling["ReservoirSize"] == 1 and sampling["Version"] == 1
+    assert (
+        "restapis/${ImageApi}/stages/prod"
+        in RESOURCES["ApiSamplingRule"]["Properties"]["SamplingRule"]["ResourceARN"]["!Sub"]
+    )
+    assert RESOURCES["WorkflowSamplingRule"]["Properties"]["SamplingRule"]["ResourceARN"] == {
+        "!Ref": "ImagePipelineStateMachine"
+    }
