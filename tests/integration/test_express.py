@@ -3,7 +3,8 @@
 Express executions cannot be listed, described or asked for their history (the local cloud refuses their ARNs as AWS
 does): the tests wait on the image's record and read the executions' histories from the state machine's log, as
 GET /images/{id}/trace does. Express starts are at-least-once: duplicate deliveries must change nothing. The
-pipeline's user-level tests (test_pipeline.py) run here too, against this stack."""
+pipeline's user-level tests (test_pipeline.py) and two fault tests (test_faults.py) run here too, against this
+stack."""
 
 from __future__ import annotations
 
@@ -21,8 +22,12 @@ from tests import images
 
 from .conftest import ROOT, Client, deploy, expected_renditions, object_created_event, stored_renditions
 
-# The pipeline's user-level tests (those that read no Standard execution history) run on this Express stack too:
-# collected here, they take this module's stack and client.
+# The pipeline's user-level tests and two fault tests (those that read no Standard execution history) run on this
+# Express stack too: collected here, they take this module's stack and client.
+from .test_faults import (  # noqa: F401
+    test_original_replaced_while_processing_fails_with_a_named_error,
+    test_permanent_fault_ends_failed_with_the_error_recorded,
+)
 from .test_pipeline import (  # noqa: F401
     test_animated_gif_gives_a_valid_rendition,
     test_bad_input_ends_rejected_with_its_code_and_writes_nothing,
