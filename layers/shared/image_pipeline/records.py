@@ -38,6 +38,19 @@ IN_FLIGHT_INDEX = "inFlight"
 FILTERED_READ_BUDGET = 1000
 
 
+def _ending_flight(
+    expression: str, values: dict[str, Any], names: dict[str, str], original: dict[str, Any] | None
+) -> tuple[str, dict[str, Any], dict[str, str]]:
+    """A SET ``expression`` (with its values and names) made into the write of an image's outcome: it records what
+    Validate found of the ``original`` (when it got that far) and takes the image out of the in-flight index."""
+    names = {**names, "#f": IN_FLIGHT}
+    if original:
+        expression += ", #o = :o"
+        values = {**values, ":o": original}
+        names["#o"] = "original"
+    return expression + " REMOVE #f", values, names
+
+
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -143,12 +156,8 @@ class ImageRepository:
             ":ph": stored.get("placeholder"),
             ":set": stored.get("renditionSet", ""),
         }
-        names = {"#s": "status", "#p": "processed", "#f": IN_FLIGHT}
-        if original:
-            expression += ", #o = :o"
-            values[":o"] = original
-            names["#o"] = "original"
-        return self._owned_update(image_id, execution_arn, expression + " REMOVE #f", values, names, condition=owned)
+        names = {"#s": "status", "#p": "processed"}
+        return self._owned_update(image_id, execution_arn, *_ending_flight(expression, values, names, original), owned)
 
     def mark_failed(
         self,
@@ -167,12 +176,8 @@ class ImageRepository:
         owned = (Attr("status").eq(PROCESSING) & mine) | (Attr("status").eq(status) & mine)
         expression = "SET #s = :to, #e = :err, updatedAt = :now"
         values: dict[str, Any] = {":to": status, ":err": {"code": code, "message": message[:1000]}}
-        names = {"#s": "status", "#e": "error", "#f": IN_FLIGHT}
-        if original:
-            expression += ", #o = :o"
-            values[":o"] = original
-            names["#o"] = "original"
-        return self._owned_update(image_id, execution_arn, expression + " REMOVE #f", values, names, condition=owned)
+        names = {"#s": "status", "#e": "error"}
+        return self._owned_update(image_id, execution_arn, *_ending_flight(expression, values, names, original), owned)
 
     def _owned_update(
         self,
