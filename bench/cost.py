@@ -121,12 +121,8 @@ def dynamodb_units(requests_by_op: dict[str, int], items: list[dict], images: in
         sized, units = requests_by_op.get(f"sized:{op}", 0), requests_by_op.get(f"write_units:{op}", 0)
         writes += n
         table_units += units + (n - sized) * math.ceil(final / 1024)
-    per_index = {
-        name.split(":", 1)[1]: round(n / images, 3)
-        for name, n in requests_by_op.items()
-        if name.startswith("index_write_units:")
-    }
-    index_units = sum(per_index.values()) * images
+    by_index = {name.split(":", 1)[1]: n for name, n in requests_by_op.items() if name.startswith("index_write_units:")}
+    index_units = sum(by_index.values())
     reads = sum(requests_by_op.get(op, 0) for op in DYNAMODB_READS)
     return {
         "record_bytes": final,
@@ -135,8 +131,20 @@ def dynamodb_units(requests_by_op: dict[str, int], items: list[dict], images: in
         "write_units_table": round(table_units / images, 3),
         "write_units_indexes": round(index_units / images, 3),
         "write_units": round((table_units + index_units) / images, 3),
-        "write_units_by_index": per_index,
+        "write_units_by_index": {name: round(n / images, 3) for name, n in by_index.items()},
         "read_units": round(reads * math.ceil(final / 4096) / images, 3),
+    }
+
+
+def report(message: str) -> dict[str, float] | None:
+    """Billed duration (ms), memory size and peak memory (MB) from a Lambda REPORT log line; None for other lines."""
+    if not message.startswith("REPORT RequestId:"):
+        return None
+    fields = dict(part.split(": ", 1) for part in message.split("\t") if ": " in part and "RequestId" not in part)
+    return {
+        "billed_ms": float(fields["Billed Duration"].split()[0]),
+        "memory_mb": float(fields["Memory Size"].split()[0]),
+        "peak_mb": float(fields.get("Max Memory Used", "0 MB").split()[0]),
     }
 
 
@@ -152,17 +160,10 @@ def lambda_usage(log_groups: dict[str, str], since_ms: int, until_ms: int) -> di
                 for event in page["events"]:
                     message = event["message"]
                     log_bytes += len(message.encode()) + 26
-                    if message.startswith("REPORT RequestId:"):
-                        fields = dict(
-                            part.split(": ", 1)
-                            for part in message.split("\t")
-                            if ": " in part and "RequestId" not in part
-                        )
-                        billed_ms = float(fields["Billed Duration"].split()[0])
-                        memory_mb = float(fields["Memory Size"].split()[0])
+                    if (reported := report(message)) is not None:
                         invocations += 1
-                        gb_s += billed_ms / 1000 * memory_mb / 1024
-                        peak_mb = max(peak_mb, int(fields.get("Max Memory Used", "0 MB").split()[0]))
+                        gb_s += reported["billed_ms"] / 1000 * reported["memory_mb"] / 1024
+                        peak_mb = max(peak_mb, int(reported["peak_mb"]))
         except logs.exceptions.ResourceNotFoundException:
             pass
         usage[function] = {"invocations": invocations, "gb_seconds": gb_s, "log_bytes": log_bytes, "peak_mb": peak_mb}

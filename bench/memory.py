@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cost import ROOT, aws, deploy, functions_of, one_image, reconciler_rules, stack_outputs  # noqa: E402
+from cost import ROOT, aws, deploy, functions_of, one_image, reconciler_rules, report, stack_outputs  # noqa: E402
 from load import sample_jpeg  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "localcloud" / "src"))
@@ -50,15 +50,7 @@ def report_lines(log_group: str, since_ms: int, until_ms: int) -> list[dict[str,
     for page in logs.get_paginator("filter_log_events").paginate(
         logGroupName=log_group, startTime=since_ms, endTime=until_ms
     ):
-        for event in page["events"]:
-            if event["message"].startswith("REPORT RequestId:"):
-                fields = dict(part.split(": ", 1) for part in event["message"].split("\t") if ": " in part)
-                found.append(
-                    {
-                        "billed_ms": float(fields["Billed Duration"].split()[0]),
-                        "peak_mb": float(fields.get("Max Memory Used", "0 MB").split()[0]),
-                    }
-                )
+        found += [r for event in page["events"] if (r := report(event["message"])) is not None]
     return found
 
 
