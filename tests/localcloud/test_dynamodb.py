@@ -109,3 +109,42 @@ def test_concurrent_conditional_updates_have_exactly_one_winner(table):
         # THEN exactly one writer won, and the item names it
         assert len(wins) == 1
         assert table.get_item(Key={"imageId": "race"}, ConsistentRead=True)["Item"]["claimedBy"] == wins[0]
+
+
+def test_a_read_never_sees_half_of_an_update(table):
+    # GIVEN an item whose every update sets 40 attributes to one new value (moto applies the actions of an update one
+    # by one to the stored item; DynamoDB applies a write atomically: a read sees all of it or none of it)
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    names = [f"a{i}" for i in range(40)]
+    table.put_item(Item={"imageId": "atomic", "status": "PENDING", "updatedAt": "0", **dict.fromkeys(names, 0)})
+    done = threading.Event()
+
+    def write() -> None:
+        try:
+            for n in range(1, 101):
+                table.update_item(
+                    Key={"imageId": "atomic"},
+                    UpdateExpression="SET " + ", ".join(f"{a} = :n" for a in names),
+                    ExpressionAttributeValues={":n": n},
+                )
+        finally:
+            done.set()
+
+    def read(_: int) -> list[set]:
+        torn = []
+        while not done.is_set():
+            item = table.get_item(Key={"imageId": "atomic"}, ConsistentRead=True)["Item"]
+            if len(seen := {item[a] for a in names}) > 1:
+                torn.append(seen)
+        return torn
+
+    # WHEN readers read it while it is updated 100 times
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        writer = pool.submit(write)
+        torn = [seen for found in pool.map(read, range(4)) for seen in found]
+        writer.result()
+
+    # THEN no read saw some attributes of an update without the others
+    assert torn == []

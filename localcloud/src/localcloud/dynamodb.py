@@ -1,9 +1,10 @@
 """A DynamoDB provider with no Java: every operation is served by moto's DynamoDB backend.
 
 Real DynamoDB applies each write atomically (a condition is checked and the write applied as one
-step). Moto does not lock: two concurrent conditional UpdateItems on one item can both pass their
-condition. LocalStack serves requests on many threads, so the write operations are serialised here.
-Reads go straight to moto.
+step), and a read sees a write whole or not at all. Moto does not lock: two concurrent conditional UpdateItems on one
+item can both pass their condition, and an UpdateItem applies its actions one by one to the stored item, so a read on
+another thread could see some of them (a record PROCESSED without the ``original`` the same write set). LocalStack
+serves requests on many threads, so every data-plane operation, read or write, runs under one lock here.
 
 While a single-item write (PutItem, UpdateItem, DeleteItem) holds the lock, its item is read from moto's backend
 before and after it, and the write capacity units it consumed in the table and in each global secondary index
@@ -22,13 +23,13 @@ from localcloud.capacity import write_units
 
 LOG = logging.getLogger(__name__)
 
-_WRITES = threading.RLock()
+_ITEMS = threading.RLock()  # held by every read and write of items
 CAPACITY_ATTRIBUTE = "localcloud_write_units"
 _SINGLE_ITEM_WRITES = ("PutItem", "UpdateItem", "DeleteItem")
 
 
 def _serialised(context: RequestContext):
-    with _WRITES:
+    with _ITEMS:
         if context.operation is None or context.operation.name not in _SINGLE_ITEM_WRITES:
             return call_moto(context)
         found = _find_item(context)
@@ -73,8 +74,34 @@ def _leave_capacity(context: RequestContext, found, before: dict[str, Any] | Non
         LOG.exception("localcloud: could not size a DynamoDB write")
 
 
+def _read(context: RequestContext):
+    with _ITEMS:
+        return call_moto(context)
+
+
 class MotoDynamoDBProvider(DynamodbApi):
-    """Unimplemented operations fall through to moto (MotoFallbackDispatcher); writes are serialised."""
+    """Unimplemented operations fall through to moto (MotoFallbackDispatcher); reads and writes of items are
+    serialised."""
+
+    @handler("GetItem", expand=False)
+    def get_item(self, context: RequestContext, request):
+        return _read(context)
+
+    @handler("BatchGetItem", expand=False)
+    def batch_get_item(self, context: RequestContext, request):
+        return _read(context)
+
+    @handler("Query", expand=False)
+    def query(self, context: RequestContext, request):
+        return _read(context)
+
+    @handler("Scan", expand=False)
+    def scan(self, context: RequestContext, request):
+        return _read(context)
+
+    @handler("TransactGetItems", expand=False)
+    def transact_get_items(self, context: RequestContext, request):
+        return _read(context)
 
     @handler("PutItem", expand=False)
     def put_item(self, context: RequestContext, request):
