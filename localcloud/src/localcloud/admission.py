@@ -116,6 +116,12 @@ def queue_lambda_invocations() -> None:
     @contextlib.contextmanager
     def get_invocation_lease(self, function, function_version, provisioned_state=None):
         if not ADMISSION.acquire(WAIT_S):
+            LOG.info(
+                "localcloud: %s throttled after waiting %.0f s for a run slot (%s)",
+                function_version.id.function_name,
+                WAIT_S,
+                ADMISSION.stats(),
+            )
             raise TooManyRequestsException(
                 "Rate Exceeded.", Reason="ReservedFunctionConcurrentInvocationLimitExceeded", Type="User"
             )
