@@ -13,22 +13,40 @@ cd "$ROOT"
 
 bash "$ROOT/scripts/up.sh" >/dev/null
 artifacts="sam-artifacts-000000000000-${AWS_DEFAULT_REGION}"
-aws s3api head-bucket --bucket "$artifacts" >/dev/null 2>&1 || aws s3api create-bucket --bucket "$artifacts" >/dev/null
+steps=("$VENV_DIR/dev/bin/python" "$ROOT/scripts/deploy_steps.py")
+# sam deploy waits 5 s before its first look at a change set or a stack and between looks (SAM_CLI_POLL_DELAY);
+# the local cloud answers in well under a second.
+export SAM_CLI_POLL_DELAY="${SAM_CLI_POLL_DELAY:-0.5}"
 
 # Build and package under a lock: .aws-sam/ is shared by every local cloud of this checkout (scripts/test.sh runs two),
-# and a build rewrites what a concurrent package reads. The deploy itself works from the packaged template.
-packaged="$STATE_DIR/packaged-$STACK.yaml"
+# and a build rewrites what a concurrent package reads. The deploy itself works from the packaged template. The
+# packaged template serves every stack of this local cloud (artifacts are named by their content); it is made again
+# only when the build changed or the local cloud lost the artifacts (a restart).
+packaged="$STATE_DIR/packaged.yaml"
 (
   flock 9
-  log "sam build"
-  SAM_CLI_TELEMETRY=0 sam build --cached --parallel >"$STATE_DIR/sam-build.log" 2>&1 \
-    || { tail -30 "$STATE_DIR/sam-build.log" >&2; die "sam build failed (log: .localcloud/sam-build.log)"; }
-  SAM_CLI_TELEMETRY=0 sam package --template-file "$ROOT/.aws-sam/build/template.yaml" --s3-bucket "$artifacts" --s3-prefix "$STACK" --region "$AWS_DEFAULT_REGION" \
-    --output-template-file "$packaged" >"$STATE_DIR/sam-package.log" 2>&1 \
-    || { tail -30 "$STATE_DIR/sam-package.log" >&2; die "sam package failed (log: .localcloud/sam-package.log)"; }
+  build_stamp="$ROOT/.aws-sam/build.inputs"
+  if [ -f "$build_stamp" ] && [ "$("${steps[@]}" build-state "$ROOT")" = "$(cat "$build_stamp")" ]; then
+    log "sam build: no input changed since the last build"
+  else
+    log "sam build"
+    rm -f "$build_stamp"
+    SAM_CLI_TELEMETRY=0 sam build --cached --parallel >"$STATE_DIR/sam-build.log" 2>&1 \
+      || { tail -30 "$STATE_DIR/sam-build.log" >&2; die "sam build failed (log: .localcloud/sam-build.log)"; }
+    "${steps[@]}" build-state "$ROOT" >"$build_stamp"
+  fi
+  fingerprint="$(cut -d' ' -f2 "$build_stamp")"
+  if ! "${steps[@]}" packaged-current "$packaged" "$fingerprint" "$artifacts"; then
+    rm -f "$packaged.fingerprint"
+    SAM_CLI_TELEMETRY=0 sam package --template-file "$ROOT/.aws-sam/build/template.yaml" --s3-bucket "$artifacts" --s3-prefix sam --region "$AWS_DEFAULT_REGION" \
+      --output-template-file "$packaged" >"$STATE_DIR/sam-package.log" 2>&1 \
+      || { tail -30 "$STATE_DIR/sam-package.log" >&2; die "sam package failed (log: .localcloud/sam-package.log)"; }
+    echo "$fingerprint" >"$packaged.fingerprint"
+  fi
+  cp "$packaged" "$STATE_DIR/packaged-$STACK.yaml"  # what this deploy reads, whatever another one packages meanwhile
 ) 9>"$ROOT/.aws-sam.lock"
 log "sam deploy ($STACK)"
-SAM_CLI_TELEMETRY=0 sam deploy --template-file "$packaged" --stack-name "$STACK" --s3-bucket "$artifacts" --s3-prefix "$STACK" \
+SAM_CLI_TELEMETRY=0 sam deploy --template-file "$STATE_DIR/packaged-$STACK.yaml" --stack-name "$STACK" --s3-bucket "$artifacts" --s3-prefix "$STACK" \
   --capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND --no-confirm-changeset --no-fail-on-empty-changeset \
   --region "$AWS_DEFAULT_REGION" "${overrides[@]}" >"$STATE_DIR/sam-deploy.log" 2>&1 \
   || { tail -40 "$STATE_DIR/sam-deploy.log" >&2
@@ -37,21 +55,4 @@ SAM_CLI_TELEMETRY=0 sam deploy --template-file "$packaged" --stack-name "$STACK"
        fi
        die "sam deploy failed (log: .localcloud/sam-deploy.log)"; }
 
-web_bucket="$(aws cloudformation describe-stacks --stack-name "$STACK" --query "Stacks[0].Outputs[?OutputKey=='WebBucketName'].OutputValue" --output text)"
-aws s3 sync --delete --only-show-errors "$ROOT/web/" "s3://$web_bucket/"   # the web page's files (WebUrl)
-outputs="$(aws cloudformation describe-stacks --stack-name "$STACK" --query 'Stacks[0].Outputs' --output json)"
-key_id="$(python3 -c 'import json,sys; print(next((o["OutputValue"] for o in json.loads(sys.argv[1]) if o["OutputKey"] == "ApiKeyId"), ""))' "$outputs")"
-api_key=""
-[ -n "$key_id" ] && api_key="$(aws apigateway get-api-key --api-key "$key_id" --include-value --query value --output text)"
-python3 - "$outputs" "$ENDPOINT" "$STATE_DIR/stack-$STACK.json" "$api_key" <<'PY'
-import json, sys
-outputs = {o["OutputKey"]: o["OutputValue"] for o in json.loads(sys.argv[1])}
-outputs["LocalApiUrl"] = f"{sys.argv[2]}/restapis/{outputs['RestApiId']}/prod/_user_request_"
-outputs["LocalWebUrl"] = outputs["LocalApiUrl"] + "/web/index.html"
-if sys.argv[4]:
-    outputs["ApiKey"] = sys.argv[4]  # send it as header x-api-key
-json.dump(outputs, open(sys.argv[3], "w"), indent=2)
-for key in ("LocalApiUrl", "LocalWebUrl", "ApiUrl", "OriginalBucketName", "ProcessedBucketName", "ImageTableName", "ImagePipelineStateMachineArn", "ReconcilerFunctionName", "ApiKey"):
-    if key in outputs:
-        print(f"{key:30} {outputs[key]}")
-PY
+"${steps[@]}" finish "$STACK" "$STATE_DIR/stack-$STACK.json" "$ROOT/web/"

@@ -1,0 +1,96 @@
+"""scripts/deploy_steps.py: when scripts/deploy_local.sh may skip `sam build` and `sam package`, and what it leaves
+in the web bucket. A skip on a stale build would deploy old code, so each input that matters is changed here once."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+from pathlib import Path
+
+import boto3
+import pytest
+
+from tests.unit.conftest import ROOT
+
+spec = importlib.util.spec_from_file_location("deploy_steps", ROOT / "scripts" / "deploy_steps.py")
+steps = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(steps)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "template.yaml").write_text("Resources: {}\n")
+    for rel in ("functions/api/app.py", "layers/shared/requirements.txt", "statemachine/a.asl.json"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(rel)
+    build = tmp_path / ".aws-sam" / "build"
+    (build / "ApiFunction").mkdir(parents=True)
+    (build / "ApiFunction" / "app.py").write_text("built")
+    (build / "template.yaml").write_text("built template")
+    return tmp_path
+
+
+def test_the_sources_hash_follows_every_build_input_and_nothing_else(project: Path, monkeypatch) -> None:
+    first = steps.sources(project)
+    (project / "functions" / "api" / "__pycache__").mkdir()
+    (project / "functions" / "api" / "__pycache__" / "app.cpython-313.pyc").write_bytes(b"\0")
+    (project / "README.md").write_text("not an input")
+    assert steps.sources(project) == first
+    for rel in ("functions/api/app.py", "layers/shared/requirements.txt", "statemachine/a.asl.json", "template.yaml"):
+        before = steps.sources(project)
+        (project / rel).write_text((project / rel).read_text() + " changed")
+        assert steps.sources(project) != before, rel
+    (project / "functions" / "new.py").write_text("")
+    before = steps.sources(project)
+    monkeypatch.setenv("LAMBDA_ARCH", "arm64")
+    assert steps.sources(project) != before
+
+
+def test_the_build_fingerprint_sees_a_rebuilt_file_and_a_changed_template_but_not_a_rewritten_one(
+    project: Path,
+) -> None:
+    build = project / ".aws-sam" / "build"
+    first = steps.fingerprint(build)
+    (build / "template.yaml").write_text("built template")  # sam build --cached rewrites it, same content
+    assert steps.fingerprint(build) == first
+    (build / "template.yaml").write_text("another template")
+    assert steps.fingerprint(build) != first
+    second = steps.fingerprint(build)
+    os.utime(build / "ApiFunction" / "app.py", ns=(1, 1))  # rebuilt: same size, new mtime
+    assert steps.fingerprint(build) != second
+
+
+def test_a_packaged_template_is_reused_only_for_its_build_and_only_while_the_cloud_has_its_artifacts(
+    tmp_path: Path, aws_env
+) -> None:
+    s3 = boto3.client("s3")
+    bucket = "sam-artifacts-test"
+    packaged = tmp_path / "packaged.yaml"
+    packaged.write_text(f"CodeUri: s3://{bucket}/sam/abc\nContentUri: s3://{bucket}/sam/def\n")
+    (tmp_path / "packaged.yaml.fingerprint").write_text("fp1\n")
+
+    assert not steps.packaged_current(packaged, "fp1", bucket)  # a new local cloud: no bucket yet (created)
+    s3.head_bucket(Bucket=bucket)
+    assert not steps.packaged_current(packaged, "fp1", bucket)  # the artifacts are not there
+    s3.put_object(Bucket=bucket, Key="sam/abc", Body=b"zip")
+    assert not steps.packaged_current(packaged, "fp1", bucket)  # one of two
+    s3.put_object(Bucket=bucket, Key="sam/def", Body=b"zip")
+    assert steps.packaged_current(packaged, "fp1", bucket)
+    assert not steps.packaged_current(packaged, "fp2", bucket)  # another build
+    (tmp_path / "packaged.yaml.fingerprint").unlink()
+    assert not steps.packaged_current(packaged, "fp1", bucket)  # a package that did not finish
+
+
+def test_the_web_bucket_gets_the_pages_files_with_their_types_and_loses_the_rest(tmp_path: Path, aws_env) -> None:
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="web")
+    s3.put_object(Bucket="web", Key="old.js", Body=b"gone")
+    web = tmp_path / "web"
+    shutil.copytree(ROOT / "web", web)
+    steps.sync_web(s3, "web", web)
+    listed = {o["Key"] for o in s3.list_objects_v2(Bucket="web")["Contents"]}
+    assert listed == {p.name for p in web.iterdir()}
+    assert s3.head_object(Bucket="web", Key="index.html")["ContentType"] == "text/html"
+    assert s3.head_object(Bucket="web", Key="app.js")["ContentType"] in ("text/javascript", "application/javascript")
+    assert s3.get_object(Bucket="web", Key="style.css")["Body"].read() == (web / "style.css").read_bytes()
