@@ -19,6 +19,9 @@ bash "$ROOT/scripts/setup.sh"
 # plux (LocalStack's plugin loader) caches the entry-point index under $XDG_CACHE_HOME; its key (file mtimes)
 # can miss a changed editable install, so a stale index would hide a new localcloud hook. A fresh one per start.
 rm -rf "$STATE_DIR/cache"
+# What the last local cloud unpacked (each function's code and layers, ~120 MB per layer version) belongs to no one
+# now: a new local cloud starts with no functions.
+rm -rf "$STATE_DIR/tmp"
 mkdir -p "$STATE_DIR/fs" "$STATE_DIR/tmp" "$STATE_DIR/cache"
 [ -s "$STATE_DIR/localstack.log" ] && mv "$STATE_DIR/localstack.log" "$STATE_DIR/localstack.previous.log"
 : > "$STATE_DIR/localstack.log"
