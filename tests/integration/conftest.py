@@ -93,14 +93,14 @@ class Client:
     def image(self, image_id: str) -> requests.Response:
         return self.http.get(f"{self.stack.api}/images/{image_id}")
 
-    def wait(self, image_id: str, timeout: float = 60) -> dict:
+    def wait(self, image_id: str, timeout: float = 60, poll: float = 0.2) -> dict:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             resp = self.image(image_id)
             body = resp.json() if resp.status_code == 200 else {}
             if body.get("status") in TERMINAL:
                 return body
-            time.sleep(0.2)
+            time.sleep(poll)
         raise AssertionError(f"image {image_id} did not finish within {timeout}s: {body}")
 
     def download(self, image_id: str) -> requests.Response:
