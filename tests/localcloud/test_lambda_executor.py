@@ -108,7 +108,10 @@ def test_logs_reach_cloudwatch_logs(aws, behaviours):
     deadline = time.monotonic() + 15
     messages: list[str] = []
     while time.monotonic() < deadline:
-        events = logs.filter_log_events(logGroupName=f"/aws/lambda/{behaviours}")["events"]
+        try:  # Lambda makes the log group with the first logs it sends, after the invoke has returned (so does AWS)
+            events = logs.filter_log_events(logGroupName=f"/aws/lambda/{behaviours}")["events"]
+        except logs.exceptions.ResourceNotFoundException:
+            events = []
         messages = [e["message"] for e in events]
         if any(text in m for m in messages):
             break
