@@ -196,11 +196,14 @@ class LogsStore:
                 return False
             if is_api_enabled("cloudwatch") and backend.filters.metric_filters:
                 return False
-            backend.put_log_events(group, stream, events)  # what the provider's call_moto ends in
-            return True
-        except Exception as e:  # noqa: BLE001 - LocalStack's internals changed or the store refused: use the API
+        except Exception as e:  # noqa: BLE001 - LocalStack's internals are not what we expect: use the API
             LOG.debug("localcloud: logs for %s/%s go through PutLogEvents: %s", group, stream, e)
             return False
+        try:
+            backend.put_log_events(group, stream, events)  # what the provider's call_moto ends in
+        except Exception as e:  # noqa: BLE001 - as a failed PutLogEvents in LocalStack's own loop: logged, not retried
+            LOG.warning("Error saving logs to group %s: %s", group, e)  # (a retry could store them twice)
+        return True
 
 
 def _put_batch(logs_client, items, store: LogsStore | None = None) -> None:
