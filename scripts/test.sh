@@ -17,14 +17,14 @@ if [ $# -gt 0 ]; then
 fi
 
 # name:files (space-separated), balanced by measured durations (2026-12-03, unit tests beside the lanes: lane a
-# 376 s, lane b 316 s; the real-world module moved to b). Three lanes were slower than two (6 min 40 s against
+# 376 s, lane b 316 s; with the real-world module moved to b, 359 s each). Three lanes were slower than two (6 min 40 s against
 # 5 min 44 s): the machine's two cores are the limit then, each lane starting a LocalStack and deploying its stacks.
 LANES=(
   "b:tests/integration/test_faults.py tests/integration/test_renditions.py tests/integration/test_api_key.py tests/integration/test_real_world.py"
 )
 # Tests that need no local cloud (tests/unit: moto, the linters, mypy; ~90 s of one core) run beside the lanes at a
-# lower CPU priority: they use the cores while the lanes wait (retry backoff, task timeouts, polling) and give way when
-# a lane needs them, so the lanes' timings stay what they are alone.
+# lower CPU priority (nice 19): they use the cores while the lanes wait (retry backoff, task timeouts, polling) and
+# give way when a lane needs them.
 BACKGROUND=(tests/unit)
 PYTEST=("$VENV_DIR/dev/bin/python" -m pytest -p no:cacheprovider --durations=12)
 started=$SECONDS
