@@ -112,6 +112,17 @@ def client(stack) -> Client:
     return Client(stack)
 
 
+def ended_trace(client, stack, image_id: str, timeout: float = 60) -> dict:
+    """GET /images/{id}/trace once every execution in it has ended (the record is written before the last states)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        trace = client.http.get(f"{stack.api}/images/{image_id}/trace").json()
+        if trace["executions"] and all(e["status"] != "RUNNING" for e in trace["executions"]):
+            return trace
+        assert time.monotonic() < deadline, trace
+        time.sleep(0.3)
+
+
 def executions_for(sfn, state_machine: str, image_key: str) -> list[dict]:
     """Executions whose input names this object key (newest first)."""
     found = []

@@ -20,7 +20,15 @@ from PIL import Image
 
 from tests import images
 
-from .conftest import ROOT, Client, deploy, expected_renditions, object_created_event, stored_renditions
+from .conftest import (
+    ROOT,
+    Client,
+    deploy,
+    ended_trace,
+    expected_renditions,
+    object_created_event,
+    stored_renditions,
+)
 
 # The pipeline's user-level tests and two fault tests (those that read no Standard execution history) run on this
 # Express stack too: collected here, they take this module's stack and client.
@@ -70,17 +78,6 @@ def logged_outcomes(aws, stack, arns: list[str], timeout: float = 90) -> dict[st
             return ended
         assert time.monotonic() < deadline, f"executions still running: {ended}"
         time.sleep(0.5)
-
-
-def ended_trace(client, stack, image_id: str, timeout: float = 60) -> dict:
-    """GET /images/{id}/trace once every execution in it has ended (the record is written before the last states)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        trace = client.http.get(f"{stack.api}/images/{image_id}/trace").json()
-        if trace["executions"] and all(e["status"] != "RUNNING" for e in trace["executions"]):
-            return trace
-        assert time.monotonic() < deadline, trace
-        time.sleep(0.3)
 
 
 def test_the_state_machine_is_express(aws, stack):

@@ -13,7 +13,7 @@ import pytest
 
 from tests import images
 
-from .conftest import ROOT, wait_executions_done
+from .conftest import ROOT, ended_trace, wait_executions_done
 
 IMGPIPE = ROOT / ".venv" / "dev" / "bin" / "imgpipe"
 
@@ -91,15 +91,8 @@ def test_a_delete_racing_the_execution_leaves_no_rendition_and_no_record(client,
 def test_the_trace_shows_each_state_of_the_execution(client, stack):
     image_id = client.upload(images.jpeg(640, 480))
     record = client.wait(image_id)
-    # The record is PROCESSED at "Mark processed"; the execution ends after "Publish processed": read the trace as
-    # it is until then (RUNNING), and then as it ended.
-    deadline = time.monotonic() + 30
-    while True:
-        trace = client.http.get(f"{stack.api}/images/{image_id}/trace").json()
-        [execution] = trace["executions"]
-        if execution["status"] != "RUNNING" or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
+    trace = ended_trace(client, stack, image_id)  # the record is PROCESSED before its execution has ended
+    [execution] = trace["executions"]
     assert execution["name"] == record["execution"] and execution["status"] == "SUCCEEDED"
     assert "arn:" not in json.dumps(trace) + json.dumps(record)  # names, not ARNs: they hold the account id
     names = [s["name"] for s in execution["states"]]
@@ -166,6 +159,7 @@ def test_status_ls_get_trace_reprocess_and_rm(stack, folder, tmp_path, aws):
     assert got.returncode == 0, got.stderr
     assert (tmp_path / "b.webp").read_bytes()[8:12] == b"WEBP" and json.loads(got.stdout)["width"] == 400
 
+    wait_executions_done(aws("stepfunctions"), stack.state_machine)  # the record is PROCESSED before the end
     trace = imgpipe("trace", image_id)
     assert trace.returncode == 0, trace.stderr
     for state in ("Validate image", "Resize image", "Mark processed", "SUCCEEDED"):
@@ -175,6 +169,7 @@ def test_status_ls_get_trace_reprocess_and_rm(stack, folder, tmp_path, aws):
     again = imgpipe("--json", "reprocess", image_id, "--wait")
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["status"] == "PROCESSED"
+    wait_executions_done(aws("stepfunctions"), stack.state_machine)
     traced = json.loads(imgpipe("--json", "trace", image_id, "--no-logs").stdout)
     assert len(traced["executions"]) == 2 and all(e["status"] == "SUCCEEDED" for e in traced["executions"])
 
