@@ -74,34 +74,29 @@ def _leave_capacity(context: RequestContext, found, before: dict[str, Any] | Non
         LOG.exception("localcloud: could not size a DynamoDB write")
 
 
-def _read(context: RequestContext):
-    with _ITEMS:
-        return call_moto(context)
-
-
 class MotoDynamoDBProvider(DynamodbApi):
     """Unimplemented operations fall through to moto (MotoFallbackDispatcher); reads and writes of items are
     serialised."""
 
     @handler("GetItem", expand=False)
     def get_item(self, context: RequestContext, request):
-        return _read(context)
+        return _serialised(context)
 
     @handler("BatchGetItem", expand=False)
     def batch_get_item(self, context: RequestContext, request):
-        return _read(context)
+        return _serialised(context)
 
     @handler("Query", expand=False)
     def query(self, context: RequestContext, request):
-        return _read(context)
+        return _serialised(context)
 
     @handler("Scan", expand=False)
     def scan(self, context: RequestContext, request):
-        return _read(context)
+        return _serialised(context)
 
     @handler("TransactGetItems", expand=False)
     def transact_get_items(self, context: RequestContext, request):
-        return _read(context)
+        return _serialised(context)
 
     @handler("PutItem", expand=False)
     def put_item(self, context: RequestContext, request):
