@@ -56,23 +56,22 @@ export_client_env
 status=0
 "${PYTEST[@]}" "${ignore[@]}" || status=$?
 summary="lane a: exit $status"
+# collect NAME TITLE LOG PID: wait for a job run beside lane a, print its output under TITLE, count its exit
+collect() {
+  local code=0
+  wait "$4" || code=$?
+  echo
+  echo "==================== $2 ===================="
+  cat "$3"
+  summary+=", $1: exit $code"
+  [ "$code" = 0 ] || status=1
+}
 for i in "${!LANES[@]}"; do
   name="${LANES[$i]%%:*}"
-  lane_status=0
-  wait "${pids[$i]}" || lane_status=$?
-  echo
-  echo "==================== lane $name (its own local cloud): ${LANES[$i]#*:} ===================="
-  cat "$STATE_DIR/lane-$name/pytest.log"
-  summary+=", lane $name: exit $lane_status"
-  [ "$lane_status" = 0 ] || status=1
+  collect "lane $name" "lane $name (its own local cloud): ${LANES[$i]#*:}" "$STATE_DIR/lane-$name/pytest.log" "${pids[$i]}"
 done
-background_status=0
-wait "$background_pid" || background_status=$?
-echo
-echo "==================== beside the lanes (no local cloud, lower priority): ${BACKGROUND[*]} ===================="
-cat "$STATE_DIR/background-pytest.log"
-summary+=", ${BACKGROUND[*]}: exit $background_status"
-[ "$background_status" = 0 ] || status=1
+collect "${BACKGROUND[*]}" "beside the lanes (no local cloud, lower priority): ${BACKGROUND[*]}" \
+  "$STATE_DIR/background-pytest.log" "$background_pid"
 trap - EXIT
 log "$summary; $((SECONDS - started)) s in all"
 exit "$status"
