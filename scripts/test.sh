@@ -20,7 +20,8 @@ fi
 # 376 s, lane b 316 s; with the real-world module moved to b, 359 s each). Three lanes were slower than two (6 min 40 s against
 # 5 min 44 s): the machine's two cores are the limit then, each lane starting a LocalStack and deploying its stacks.
 LANES=(
-  "b:tests/integration/test_faults.py tests/integration/test_renditions.py tests/integration/test_api_key.py tests/integration/test_real_world.py"
+  "b:tests/integration/test_faults.py tests/integration/test_api_key.py"
+  "c:tests/integration/test_express.py tests/integration/test_renditions.py"
 )
 # Tests that need no local cloud (tests/unit: moto, the linters, mypy; ~90 s of one core) run beside the lanes at a
 # lower CPU priority (nice 19): they use the cores while the lanes wait (retry backoff, task timeouts, polling) and

@@ -148,3 +148,29 @@ def test_a_read_never_sees_half_of_an_update(table):
 
     # THEN no read saw some attributes of an update without the others
     assert torn == []
+
+
+def test_an_update_expression_used_again_applies_its_own_names_and_values_each_time(table):
+    """The local cloud keeps each UpdateExpression's tokens (localcloud.speedups): the same text with other names and
+    values must still write what each request says, and a malformed expression is refused every time, not once."""
+    expression = "SET #a = :v, updatedAt = :t ADD attempts :one REMOVE #gone"
+    for n, (attr, gone) in enumerate([("status", "x"), ("owner", "status"), ("status", "owner")]):
+        table.put_item(Item={"imageId": f"u{n}", "status": "PENDING", "updatedAt": "0", "x": 1, "owner": "o"})
+        item = table.update_item(
+            Key={"imageId": f"u{n}"},
+            UpdateExpression=expression,
+            ExpressionAttributeNames={"#a": attr, "#gone": gone},
+            ExpressionAttributeValues={":v": f"value-{n}", ":t": str(n), ":one": n + 1},
+            ReturnValues="ALL_NEW",
+        )["Attributes"]
+        assert item[attr] == f"value-{n}" and item["updatedAt"] == str(n) and item["attempts"] == n + 1
+        assert gone not in item
+    for _ in range(2):
+        with pytest.raises(table.meta.client.exceptions.ClientError, match="ValidationException"):
+            table.update_item(
+                Key={"imageId": "u0"},
+                UpdateExpression="SET #a = = :v",
+                ExpressionAttributeNames={"#a": "status"},
+                ExpressionAttributeValues={":v": "y"},
+            )
+    assert table.get_item(Key={"imageId": "u0"})["Item"]["status"] == "value-0"

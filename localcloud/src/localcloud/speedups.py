@@ -19,6 +19,13 @@ Measured on these 2-core machines (bench/localcloud_bench.py), a Lambda task too
   moto's HTTP dispatch: that path was ~16% of LocalStack's CPU in a burst (py-spy, 2026-12-03). The first batch
   of a stream, and every batch while CloudWatch metric filters apply (LocalStack evaluates those in its provider),
   still go through the client.
+And two costs of moto, which serves DynamoDB and the logs:
+- moto tokenises every UpdateExpression character by character in pure Python, twice per UpdateItem (once to check
+  the request, once to apply it): ~8% of LocalStack's CPU in a burst (py-spy, 2026-12-03). The tokens are only read
+  once made, so we keep the token list per expression string and hand out a copy of it; an expression that does not
+  tokenise raises each time, as before (nothing is kept for it);
+- moto lists the methods of a service's response class with ``inspect.getmembers`` on every request, to find the
+  action's handler; the class does not change while LocalStack runs, so the list is made once per class.
 Each hook is skipped, with a log line, if LocalStack's internals are not what it expects.
 """
 
@@ -259,3 +266,48 @@ def batch_lambda_log_delivery() -> None:
     run_log_loop.localcloud_batched = True
     LogHandler.run_log_loop = run_log_loop
     LOG.info("localcloud: Lambda logs waiting together go in one PutLogEvents per stream")
+
+
+@hooks.on_infra_start()
+def cache_dynamodb_expression_tokens() -> None:
+    try:
+        from moto.dynamodb.parsing.tokens import ExpressionTokenizer
+    except ImportError as e:
+        LOG.warning("localcloud: DynamoDB expression token cache not installed: %s", e)
+        return
+    if getattr(ExpressionTokenizer.make_list, "localcloud_cached", False):
+        return
+    make_list = ExpressionTokenizer.make_list  # bound to the class
+
+    @functools.lru_cache(maxsize=1024)
+    def tokens(expression: str) -> tuple:
+        return tuple(make_list(expression))  # raises on an expression that does not tokenise: nothing is kept
+
+    def cached_make_list(cls, input_expression_str):
+        if not isinstance(input_expression_str, str):
+            return make_list(input_expression_str)  # moto's own assertion answers
+        return list(tokens(input_expression_str))
+
+    cached_make_list.localcloud_cached = True
+    ExpressionTokenizer.make_list = classmethod(cached_make_list)
+    LOG.info("localcloud: DynamoDB expressions are tokenised once per expression")
+
+
+@hooks.on_infra_start()
+def cache_moto_action_lookup() -> None:
+    try:
+        from moto.core import responses
+    except ImportError as e:
+        LOG.warning("localcloud: moto action lookup cache not installed: %s", e)
+        return
+    names = getattr(responses, "method_names_from_class", None)
+    if names is None or getattr(names, "localcloud_cached", False):
+        return
+    per_class = functools.lru_cache(maxsize=None)(lambda cls: tuple(names(cls)))
+
+    def cached_names(clazz) -> list[str]:
+        return list(per_class(clazz))
+
+    cached_names.localcloud_cached = True
+    responses.method_names_from_class = cached_names
+    LOG.info("localcloud: moto finds each action's handler without listing its class on every request")
