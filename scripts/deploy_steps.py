@@ -8,9 +8,17 @@ own: ~0.8 s of CPU; a deploy made six of them).
       rebuild). When both equal what the last build left, `sam build` (~4 s, copying the layer from its cache) can be
       skipped.
   deploy_steps.py packaged-current PACKAGED FINGERPRINT BUCKET
-      Exit 0 if PACKAGED was packaged from a build with FINGERPRINT and every artifact it names is in the local cloud
+      Exit 0 if PACKAGED was packaged from a build with FINGERPRINT and every artifact it names (s3:// URIs, and the
+      Bucket and Key of a state machine's DefinitionUri) is in the local cloud
       (a restarted local cloud has none), so `sam package` (zipping the 116 MB layer: ~6 s of CPU) can be skipped;
       creates BUCKET if it is missing (exit 1 then).
+  deploy_steps.py keep-package PACKAGED FINGERPRINT KEPT
+      After `sam package`: copies PACKAGED and the artifacts it names out of the local cloud into the folder KEPT
+      (.aws-sam/package: one per checkout), so that the next local cloud of this checkout (`make test` runs three)
+      can have the same package without zipping the layer again.
+  deploy_steps.py restore-package KEPT PACKAGED FINGERPRINT BUCKET
+      Exit 0 if KEPT holds the package of the build FINGERPRINT: its artifacts are now in BUCKET of this local cloud
+      and its template at PACKAGED (with the fingerprint); exit 1, changing nothing, otherwise.
   deploy_steps.py finish STACK OUTPUTS_FILE WEB_DIR
       Puts the web page's files in the stack's web bucket (what `aws s3 sync --delete` does), writes the stack's
       outputs (with the local API URL and the API key's value, if any) to OUTPUTS_FILE and prints the main ones.
@@ -23,6 +31,7 @@ import json
 import mimetypes
 import os
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -80,6 +89,13 @@ def _exists(s3, bucket: str, key: str) -> bool:
         raise
 
 
+def artifacts(template: str) -> list[tuple[str, str]]:
+    """(bucket, key) of every artifact a packaged template names, in order, once each."""
+    uris = re.findall(r"s3://([^/\s'\"]+)/([^\s'\"]+)", template)  # CodeUri, ContentUri
+    locations = re.findall(r"^\s*Bucket: ([\w.-]+)\s*\n\s*Key: ([\w./-]+)\s*$", template, re.M)  # DefinitionUri
+    return list(dict.fromkeys(uris + locations))
+
+
 def packaged_current(packaged: Path, wanted: str, bucket: str) -> bool:
     import boto3
     from botocore.exceptions import ClientError
@@ -93,8 +109,44 @@ def packaged_current(packaged: Path, wanted: str, bucket: str) -> bool:
     stamp = packaged.with_name(packaged.name + ".fingerprint")
     if not packaged.exists() or not stamp.exists() or stamp.read_text().strip() != wanted:
         return False
-    artifacts = re.findall(r"s3://([^/\s'\"]+)/([^\s'\"]+)", packaged.read_text())
-    return bool(artifacts) and all(_exists(s3, b, k) for b, k in artifacts)
+    named = artifacts(packaged.read_text())
+    return bool(named) and all(_exists(s3, b, k) for b, k in named)
+
+
+def keep_package(packaged: Path, wanted: str, kept: Path) -> None:
+    import boto3
+
+    s3 = boto3.client("s3")
+    partial = kept.with_name(kept.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    for bucket, key in artifacts(packaged.read_text()):
+        dest = partial / "objects" / key
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        s3.download_file(bucket, key, str(dest))
+    partial.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(packaged, partial / "packaged.yaml")
+    (partial / "fingerprint").write_text(wanted + "\n")  # last: a folder without it is never used
+    shutil.rmtree(kept, ignore_errors=True)
+    partial.rename(kept)
+
+
+def restore_package(kept: Path, packaged: Path, wanted: str, bucket: str) -> bool:
+    stamp = kept / "fingerprint"
+    if not stamp.is_file() or stamp.read_text().strip() != wanted:
+        return False
+    template = (kept / "packaged.yaml").read_text()
+    named = artifacts(template)
+    if not named or any(b != bucket or not (kept / "objects" / k).is_file() for b, k in named):
+        return False
+    import boto3
+
+    s3 = boto3.client("s3")
+    for _, key in named:
+        if not _exists(s3, bucket, key):
+            s3.upload_file(str(kept / "objects" / key), bucket, key)
+    packaged.write_text(template)
+    packaged.with_name(packaged.name + ".fingerprint").write_text(wanted + "\n")
+    return True
 
 
 def sync_web(s3, bucket: str, web_dir: Path) -> None:
@@ -139,6 +191,10 @@ def main(argv: list[str]) -> int:
             print(sources(Path(root)), fingerprint(build_dir) if build_dir.is_dir() else "none")
         case ["packaged-current", packaged, wanted, bucket]:
             return 0 if packaged_current(Path(packaged), wanted, bucket) else 1
+        case ["keep-package", packaged, wanted, kept]:
+            keep_package(Path(packaged), wanted, Path(kept))
+        case ["restore-package", kept, packaged, wanted, bucket]:
+            return 0 if restore_package(Path(kept), Path(packaged), wanted, bucket) else 1
         case ["finish", stack, outputs_file, web_dir]:
             finish(stack, Path(outputs_file), Path(web_dir))
         case _:

@@ -11,7 +11,8 @@ pid="$(cat "$pidfile")"
 # took the full 10 s this script allowed once a few stacks were deployed. It keeps nothing on disk that needs it (no
 # persistence), so it gets 2 s; then every process of the session gets SIGTERM (a Lambda supervisor stops its runtime
 # and removes its cgroup), and SIGKILL after 1 s more.
-in_session() { pgrep -s "$pid" >/dev/null 2>&1; }
+# (a process of the session that has exited but not been reaped yet, a zombie, holds nothing and does not count)
+in_session() { ps -o stat= -s "$pid" 2>/dev/null | grep -qv '^Z'; }
 if kill -0 "$pid" 2>/dev/null; then
   kill -TERM "$pid" 2>/dev/null || true
   for _ in $(seq 1 8); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
@@ -21,5 +22,9 @@ if in_session; then
   for _ in $(seq 1 4); do in_session || break; sleep 0.25; done
 fi
 pkill -KILL -s "$pid" 2>/dev/null || true
+# SIGKILL is delivered asynchronously: "stopped" must mean its port is free for the next local cloud (the lifecycle
+# tests start one on the same port right after stopping another, and once found it still listening).
+for _ in $(seq 1 50); do in_session || break; sleep 0.1; done
+in_session && echo "warning: processes of the local cloud's session $pid are still running after SIGKILL" >&2
 rm -f "$pidfile"
 echo "local cloud stopped"

@@ -94,3 +94,41 @@ def test_the_web_bucket_gets_the_pages_files_with_their_types_and_loses_the_rest
     assert s3.head_object(Bucket="web", Key="index.html")["ContentType"] == "text/html"
     assert s3.head_object(Bucket="web", Key="app.js")["ContentType"] in ("text/javascript", "application/javascript")
     assert s3.get_object(Bucket="web", Key="style.css")["Body"].read() == (web / "style.css").read_bytes()
+
+
+def test_a_kept_package_is_restored_into_another_cloud_only_for_its_own_build(tmp_path: Path, aws_env) -> None:
+    s3 = boto3.client("s3")
+    bucket = "sam-artifacts-test"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="sam/abc", Body=b"layer zip")
+    s3.put_object(Bucket=bucket, Key="sam/def", Body=b"function zip")
+    s3.put_object(Bucket=bucket, Key="sam/ghi", Body=b"state machine definition")
+    first = tmp_path / "lane-a" / "packaged.yaml"
+    first.parent.mkdir()
+    template = (
+        f"CodeUri: s3://{bucket}/sam/abc\nContentUri: s3://{bucket}/sam/def\nLayer: s3://{bucket}/sam/abc\n"
+        f"DefinitionUri:\n  Bucket: {bucket}\n  Key: sam/ghi\nEvents:\n  Bucket: !Ref Original\n"
+    )
+    first.write_text(template)
+    kept = tmp_path / "package"
+    steps.keep_package(first, "fp1", kept)
+
+    # another local cloud: an empty artifacts bucket
+    for key in ("sam/abc", "sam/def", "sam/ghi"):
+        s3.delete_object(Bucket=bucket, Key=key)
+    second = tmp_path / "lane-b" / "packaged.yaml"
+    second.parent.mkdir()
+    assert not steps.restore_package(kept, second, "fp2", bucket)  # another build: nothing restored
+    assert not second.exists()
+    assert not steps.restore_package(kept, second, "fp1", "another-bucket")  # the template names another bucket
+    assert steps.restore_package(kept, second, "fp1", bucket)
+    assert second.read_text() == template
+    assert steps.packaged_current(second, "fp1", bucket)  # the fingerprint is written, the artifacts are there
+    assert s3.get_object(Bucket=bucket, Key="sam/abc")["Body"].read() == b"layer zip"
+    assert s3.get_object(Bucket=bucket, Key="sam/def")["Body"].read() == b"function zip"
+    assert s3.get_object(Bucket=bucket, Key="sam/ghi")["Body"].read() == b"state machine definition"
+
+    (kept / "objects" / "sam" / "def").unlink()  # a kept package missing an artifact is not used
+    s3.delete_object(Bucket=bucket, Key="sam/def")
+    second.unlink()
+    assert not steps.restore_package(kept, second, "fp1", bucket)
