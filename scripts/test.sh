@@ -16,9 +16,9 @@ if [ $# -gt 0 ]; then
   exec "$VENV_DIR/dev/bin/python" -m pytest "$@"
 fi
 
-# name:files (space-separated), balanced by measured durations (2026-12-03, unit tests beside the lanes: lane a
-# 376 s, lane b 316 s; with the real-world module moved to b, 359 s each). Three lanes were slower than two (6 min 40 s against
-# 5 min 44 s): the machine's two cores are the limit then, each lane starting a LocalStack and deploying its stacks.
+# name:files (space-separated), balanced by measured durations (2026-12-03: lane a 263 s, b 246 s, c 259 s; the
+# machine 94% busy). Two lanes took 296-302 s that day; three were slower than two before deploys skipped what did
+# not change (6 min 40 s against 5 min 44 s), when each extra local cloud's deploys cost ~18 s of CPU.
 LANES=(
   "b:tests/integration/test_faults.py tests/integration/test_api_key.py"
   "c:tests/integration/test_express.py tests/integration/test_renditions.py"
