@@ -52,6 +52,17 @@ def test_every_wheel_and_compiled_file_is_for_the_lambda_platform(stack):
     assert_for_lambda(BUILD / "SharedLayer" / "python", architecture, python)
 
 
+def test_the_layers_own_package_ships_its_bytecode_for_the_runtime(stack):
+    """Lambda cannot write /opt: bytecode the layer lacks is compiled again at every cold start."""
+    _, python = declared()
+    package = BUILD / "SharedLayer" / "python" / "image_pipeline"
+    for source in package.glob("*.py"):
+        compiled = package / "__pycache__" / f"{source.stem}.cpython-{python}.pyc"
+        assert compiled.is_file(), compiled
+        flags = int.from_bytes(compiled.read_bytes()[4:8], "little")
+        assert flags == 0b01, (compiled, flags)  # hash-based, unchecked: valid whatever mtime the zip keeps
+
+
 def test_the_layer_is_built_for_lambda_whatever_python_runs_the_build(tmp_path):
     """layers/shared/Makefile (what sam build runs for the layer) asks pip for Lambda's platform and Python by name:
     run by another Python than the runtime's (3.11 or 3.12 where the host has one), it makes the same cp313
