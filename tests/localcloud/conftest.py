@@ -66,14 +66,16 @@ def make_function(aws, lambda_role):
     lam = aws("lambda")
     created: list[str] = []
 
-    def make(module: str, handler: str = "handler", timeout: int = 10, memory: int = 128, layers=(), env=None) -> str:
+    def make(
+        module: str, handler: str = "handler", timeout: int = 10, memory: int = 128, layers=(), env=None, extra=None
+    ) -> str:
         name = f"lc-{module.replace('_', '-')}-{uuid.uuid4().hex[:8]}"
         lam.create_function(
             FunctionName=name,
             Runtime="python3.11",
             Role=lambda_role,
             Handler=f"{module}.{handler}",
-            Code={"ZipFile": zip_dir({f"{module}.py": FUNCTIONS / f"{module}.py"})},
+            Code={"ZipFile": zip_dir({f"{module}.py": FUNCTIONS / f"{module}.py", **(extra or {})})},
             Timeout=timeout,
             MemorySize=memory,
             Layers=list(layers),

@@ -252,3 +252,42 @@ assert seen == [["close"]] * 5, seen
     python = ROOT / ".venv" / "localstack" / "bin" / "python"
     result = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def parent_command(pid: int) -> str:
+    with open(f"/proc/{pid}/cmdline", "rb") as fh:
+        return fh.read().replace(b"\0", b" ").decode()
+
+
+def test_runtimes_forked_from_one_server_each_see_only_their_own_function(aws, make_function, tmp_path):
+    """Runtimes come from a fork server that has imported boto3 and the rest once (localcloud.forkserver). Each must
+    still see exactly its own function's environment, folder and import path, and code it ships under the name of a
+    module the server preloaded (here jmespath, which botocore imports) must be its own, as on Lambda, and variables
+    read as a process starts must apply."""
+    lam = aws("lambda")
+    first = make_function("runtime_view", env={"ONLY_FIRST": "1"})
+    second = make_function("runtime_view", env={"ONLY_SECOND": "2"})
+    views = [invoke(lam, name, {})[0] for name in (first, second)]
+    for name, view, mine, other in (
+        (first, views[0], "ONLY_FIRST", "ONLY_SECOND"),
+        (second, *views[1:], "ONLY_SECOND", "ONLY_FIRST"),
+    ):
+        env = view["env"]
+        assert env["AWS_LAMBDA_FUNCTION_NAME"] == name
+        assert mine in env and other not in env
+        assert view["cwd"] == env["LAMBDA_TASK_ROOT"] == view["path"][0]
+        assert "forkserver.py" in parent_command(view["ppid"])  # forked, not a new interpreter
+    assert views[0]["ppid"] == views[1]["ppid"]  # one server for the same runtime and layers
+
+    assert views[0]["hash_randomization"] == 1
+    # a variable read only as a process starts applies too (MALLOC_ARENA_MAX is one; this one Python can report)
+    seeded = make_function("runtime_view", env={"PYTHONHASHSEED": "0"})
+    view, _ = invoke(lam, seeded, {})
+    assert view["hash_randomization"] == 0
+    assert "forkserver.py" in parent_command(view["ppid"]) and view["ppid"] != views[0]["ppid"]  # a server of its own
+
+    (tmp_path / "jmespath.py").write_text('MARKER = "the function\'s own"\n')
+    shadowing = make_function("runtime_view", extra={"jmespath.py": tmp_path / "jmespath.py"})
+    view, _ = invoke(lam, shadowing, {"module": "jmespath"})
+    assert view["marker"] == "the function's own", view["module_file"]
+    assert view["module_file"] == f"{view['env']['LAMBDA_TASK_ROOT']}/jmespath.py"

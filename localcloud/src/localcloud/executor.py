@@ -19,11 +19,12 @@ import logging
 import os
 import selectors
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from pathlib import Path
 
 from localstack import config
@@ -66,6 +67,78 @@ def runtime_python(runtime: str | None) -> str:
             f"and run `make setup` to build its runtime environment."
         )
     return str(python)
+
+
+FORK_SERVER_SCRIPT = str(Path(__file__).with_name("forkserver.py"))
+STARTUP_PREFIXES = ("MALLOC_", "GLIBC_", "LD_", "PYTHON", "LANG", "LC_", "TZ", "OPENSSL_", "SSL_CERT_")  # forkserver's
+FORK_SERVERS_KEPT = 8
+FORK_SERVER_START_S = 30
+
+
+class ForkServers:
+    """One localcloud.forkserver per (runtime interpreter, layer folders), started with the first execution environment
+    that needs it; environments then fork their runtime from it instead of starting an interpreter that imports boto3
+    and the rest again. The least recently used beyond FORK_SERVERS_KEPT is stopped (each deploy of a stack brings a new
+    layer version). LOCALCLOUD_LAMBDA_FORK_SERVER=0 turns it off: every runtime is a new interpreter, as before."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.servers: OrderedDict[tuple, tuple[subprocess.Popen, str]] = OrderedDict()
+        self.started = 0
+
+    def address_for(self, python: str, paths: list[str], env: dict[str, str]) -> str | None:
+        """The abstract socket name of the server for this runtime, these layers and the variables of ``env`` read as a
+        process starts (MALLOC_ARENA_MAX...: a runtime forked from a server without them would not apply them);
+        None if there is none."""
+        if os.environ.get("LOCALCLOUD_LAMBDA_FORK_SERVER", "1") == "0":
+            return None
+        startup = {k: v for k, v in env.items() if k.startswith(STARTUP_PREFIXES) and k != "PYTHONPATH"}
+        key = (python, tuple(paths), tuple(sorted(startup.items())))
+        with self.lock:
+            entry = self.servers.get(key)
+            if entry is not None and entry[0].poll() is None:
+                self.servers.move_to_end(key)
+                return entry[1]
+            self.started += 1
+            address = f"localcloud-fork-{os.getpid()}-{self.started}"
+            env = {
+                **startup,
+                "PYTHONPATH": os.pathsep.join(paths),
+                "PYTHONUNBUFFERED": "1",  # its runtimes write straight to their pipe, as a runtime started so does
+                "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            }
+            server = subprocess.Popen(
+                [python, "-P", FORK_SERVER_SCRIPT, address, str(_LIFELINE_READ)],
+                env=env,
+                cwd="/",
+                stdin=subprocess.DEVNULL,
+                pass_fds=(_LIFELINE_READ,),
+            )
+            if not _accepting(address, server, FORK_SERVER_START_S):
+                server.kill()
+                LOG.warning("localcloud: fork server for %s did not start: runtimes start afresh", python)
+                return None
+            self.servers[key] = (server, address)
+            while len(self.servers) > FORK_SERVERS_KEPT:
+                _, (old, _) = self.servers.popitem(last=False)
+                old.terminate()  # runtimes it forked live on; their supervisors stop them
+            return address
+
+
+def _accepting(address: str, server: subprocess.Popen, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and server.poll() is None:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as probe:
+            try:
+                probe.connect("\0" + address)
+                return True
+            except OSError:
+                pass
+        time.sleep(0.02)
+    return False
+
+
+FORK_SERVERS = ForkServers()
 
 
 def python_path(function_version: FunctionVersion) -> list[str]:
@@ -141,6 +214,7 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
         python = runtime_python(fv.config.runtime)
         self.results_fd, result_write = os.pipe()
         task_root = str(fv.config.code.get_unzipped_code_location())
+        paths = python_path(fv)
         env = {key: str(value) for key, value in env_vars.items()}
         env.update(
             {
@@ -149,19 +223,21 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
                 "PATH": env.get("PATH") or "/usr/local/bin:/usr/bin:/bin",
                 "LANG": env.get("LANG") or "en_US.UTF-8",
                 "LD_LIBRARY_PATH": env.get("LD_LIBRARY_PATH") or "",
-                "LOCALCLOUD_INIT": json.dumps(
-                    {
-                        "python": python,
-                        "task_root": task_root,
-                        "python_path": python_path(fv),
-                        "memory_mb": fv.config.memory_size,
-                        "cpu_by_memory": os.environ.get("LOCALCLOUD_CPU_BY_MEMORY") == "1",
-                        "timeout_s": fv.config.timeout,
-                        "version": fv.id.qualifier,
-                        "lifeline_fd": _LIFELINE_READ,
-                        "result_fd": result_write,
-                    }
-                ),
+            }
+        )
+        env["LOCALCLOUD_INIT"] = json.dumps(
+            {
+                "python": python,
+                "task_root": task_root,
+                "python_path": paths,
+                # the runtime's environment is this one with PYTHONUNBUFFERED=1 (Sandbox.child_env)
+                "fork_server": FORK_SERVERS.address_for(python, paths, {**env, "PYTHONUNBUFFERED": "1"}),
+                "memory_mb": fv.config.memory_size,
+                "cpu_by_memory": os.environ.get("LOCALCLOUD_CPU_BY_MEMORY") == "1",
+                "timeout_s": fv.config.timeout,
+                "version": fv.id.qualifier,
+                "lifeline_fd": _LIFELINE_READ,
+                "result_fd": result_write,
             }
         )
         self.process = subprocess.Popen(

@@ -6,6 +6,7 @@ Used by ``localcloud.init`` (the supervisor process); standard library only.
 
 from __future__ import annotations
 
+import array
 import base64
 import http.client
 import json
@@ -13,6 +14,7 @@ import os
 import resource
 import select
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -88,6 +90,68 @@ def _read(path: str) -> str:
             return f.read()
     except OSError:
         return ""
+
+
+class ForkedChild:
+    """A runtime process forked by localcloud.forkserver, with the part of ``subprocess.Popen`` the sandbox uses (pid,
+    stdout, poll, wait, kill). It is the fork server's child, not ours: its exit status comes on the connection."""
+
+    def __init__(self, server: str, argv: list[str], cwd: str, env: dict[str, str], as_limit: int) -> None:
+        read_fd, write_fd = os.pipe()
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            self.sock.settimeout(10)
+            self.sock.connect("\0" + server)
+            request = json.dumps({"argv": argv, "cwd": cwd, "env": env, "as_limit": as_limit}).encode()
+            self.sock.sendmsg([request], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [write_fd]))])
+            self.pid = int(json.loads(self.sock.recv(4096) or b"{}")["pid"])
+        except BaseException:
+            self.sock.close()
+            os.close(read_fd)
+            raise
+        finally:
+            os.close(write_fd)
+        self.sock.settimeout(None)
+        self.stdout = open(read_fd, "rb", buffering=0)  # noqa: SIM115 - lives as long as the process
+        self.returncode: int | None = None
+        self.lost = False  # the fork server went away before the process ended: its status is unknown
+        self.lock = threading.Lock()
+
+    def _receive(self, timeout: float | None) -> bool:
+        """True once the exit status is known, waiting up to ``timeout`` s (None: as long as it takes)."""
+        if self.returncode is not None:
+            return True
+        poller = select.poll()
+        poller.register(self.sock, select.POLLIN | select.POLLHUP)
+        if not poller.poll(None if timeout is None else int(timeout * 1000)):
+            return False
+        with self.lock:
+            if self.returncode is None:
+                try:
+                    data = self.sock.recv(4096, socket.MSG_DONTWAIT)
+                except BlockingIOError:
+                    return False
+                except OSError:
+                    data = b""
+                if data:
+                    self.returncode = int(json.loads(data)["exit"])
+                else:
+                    self.lost, self.returncode = True, -signal.SIGKILL
+                self.sock.close()
+        return True
+
+    def poll(self) -> int | None:
+        self._receive(0)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if not self._receive(timeout):
+            raise subprocess.TimeoutExpired(["awslambdaric"], timeout or 0)
+        return self.returncode  # type: ignore[return-value]
+
+    def kill(self) -> None:
+        if self.returncode is None or self.lost:  # once reaped, the pid may be another process's
+            os.kill(self.pid, signal.SIGKILL)
 
 
 @dataclass
@@ -166,7 +230,7 @@ class Sandbox:
         self.memory_mb = int(config["memory_mb"])
         self.timeout_s = float(config["timeout_s"])
         self.cond = threading.Condition()
-        self.child: subprocess.Popen | None = None
+        self.child: subprocess.Popen | ForkedChild | None = None
         self.generation = 0
         self.spawned_at = 0.0
         self.init_duration_ms: float | None = None
@@ -186,15 +250,27 @@ class Sandbox:
         self.child_ready = False
         self.init_duration_ms = None
         self.spawned_at = time.monotonic()
-        self.child = subprocess.Popen(
-            [self.config["python"], "-m", "awslambdaric", self.env.get("_HANDLER", "")],
-            cwd=self.config["task_root"],
-            env=self.child_env(),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            preexec_fn=_limit_address_space,
-        )
+        argv = ["-m", "awslambdaric", self.env.get("_HANDLER", "")]
+        self.child = None
+        if self.config.get("fork_server"):
+            try:
+                self.child = ForkedChild(
+                    self.config["fork_server"], argv, self.config["task_root"], self.child_env(), INIT_AS_LIMIT_MB * MIB
+                )
+            except (OSError, ValueError, KeyError) as exc:
+                print(
+                    f"localcloud.init: fork server unavailable ({exc}): a new interpreter", file=sys.stderr, flush=True
+                )
+        if self.child is None:
+            self.child = subprocess.Popen(
+                [self.config["python"], *argv],
+                cwd=self.config["task_root"],
+                env=self.child_env(),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_limit_address_space,
+            )
         if self.cpu is not None:
             self.cpu.add(self.child.pid)  # before its first invocation: it is still importing the handler
         os.set_blocking(self.child.stdout.fileno(), False)  # before anyone reads it: take_logs drains it, never waits
@@ -207,7 +283,7 @@ class Sandbox:
         env["PYTHONUNBUFFERED"] = "1"
         return env
 
-    def pump_output(self, child: subprocess.Popen, generation: int) -> None:
+    def pump_output(self, child: subprocess.Popen | ForkedChild, generation: int) -> None:
         """Collect the child's output as it comes. Every read happens under the lock (the pipe is non-blocking and
         this thread only waits for it to become readable), so ``take_logs`` never misses a chunk that was read but
         not yet stored: what is not in ``logbuf`` is still in the pipe, and ``take_logs`` drains it itself."""
@@ -299,7 +375,7 @@ class Sandbox:
                 threading.Timer(0.002, self.crash_child, args=(self.child,)).start()
             return inv
 
-    def crash_child(self, child: subprocess.Popen | None) -> None:
+    def crash_child(self, child: subprocess.Popen | ForkedChild | None) -> None:
         if child is not None and child.poll() is None:
             os.kill(child.pid, signal.SIGKILL)
 
