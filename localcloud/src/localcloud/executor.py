@@ -2,7 +2,8 @@
 
 Each execution environment is a ``localcloud.init`` supervisor process (Runtime API server, timeout and
 memory enforcement) that runs the handler with the official ``awslambdaric`` under the interpreter of the
-function's runtime, taken from ``$LOCALCLOUD_RUNTIMES_DIR/<runtime>/bin/python``.
+function's runtime, taken from ``$LOCALCLOUD_RUNTIMES_DIR/<runtime>/bin/python``; the runtime process is forked from a
+``localcloud.forkserver`` of that interpreter and layers (ForkServers) unless LOCALCLOUD_LAMBDA_FORK_SERVER=0.
 
 Protocol with LocalStack's executor endpoint: invocations are POSTed to the supervisor (``/invoke``);
 start-up status (ready/error) comes back over HTTP to the endpoint's routes; each invocation's result
@@ -33,6 +34,7 @@ from localstack.services.lambda_.invocation.lambda_models import FunctionVersion
 from localstack.services.lambda_.invocation.runtime_executor import LambdaRuntimeException, RuntimeExecutor
 
 from localcloud.faults import crash_requested
+from localcloud.forkserver import startup_vars
 
 LOG = logging.getLogger(__name__)
 
@@ -70,7 +72,6 @@ def runtime_python(runtime: str | None) -> str:
 
 
 FORK_SERVER_SCRIPT = str(Path(__file__).with_name("forkserver.py"))
-STARTUP_PREFIXES = ("MALLOC_", "GLIBC_", "LD_", "PYTHON", "LANG", "LC_", "TZ", "OPENSSL_", "SSL_CERT_")  # forkserver's
 FORK_SERVERS_KEPT = 8
 FORK_SERVER_START_S = 30
 
@@ -92,7 +93,7 @@ class ForkServers:
         None if there is none."""
         if os.environ.get("LOCALCLOUD_LAMBDA_FORK_SERVER", "1") == "0":
             return None
-        startup = {k: v for k, v in env.items() if k.startswith(STARTUP_PREFIXES) and k != "PYTHONPATH"}
+        startup = {k: v for k, v in startup_vars(env).items() if k != "PYTHONPATH"}  # the server's is the layers
         key = (python, tuple(paths), tuple(sorted(startup.items())))
         with self.lock:
             entry = self.servers.get(key)
