@@ -5,7 +5,7 @@
 help:
 	@echo "make setup  - create the environments under .venv/ (done by every verb that needs them)"
 	@echo "make demo   - everything: local cloud up, stack deployed, a real upload -> resize -> download"
-	@echo "make deploy - sam build + sam deploy to the local cloud"
+	@echo "make deploy - sam build + package, then a CloudFormation change set to the local cloud"
 	@echo "make up     - start the local cloud (LocalStack host mode) on localhost:4566"
 	@echo "make down   - stop it and every Lambda process it started"
 	@echo "make logs   - show the local cloud's log"

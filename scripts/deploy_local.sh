@@ -1,22 +1,18 @@
 #!/usr/bin/env bash
-# Usage: scripts/deploy_local.sh [stack-name [Param=Value ...]] — sam build + sam deploy to the local cloud
+# Usage: scripts/deploy_local.sh [stack-name [Param=Value ...]] — sam build + sam package, then a CloudFormation change set
+# (what sam deploy does, scripts/deploy_steps.py deploy) to the local cloud
 # (an update when it exists), e.g. scripts/deploy_local.sh keyed ApiKeyRequired=true ImageTableName=keyed-images.
 # Prints the stack's outputs and the API base URL that works from this machine (and the API key, if any).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 STACK="${1:-${STACK_NAME:-image-pipeline}}"
 shift || true
-overrides=()
-[ $# -gt 0 ] && overrides=(--parameter-overrides "$@")
 export_client_env
 cd "$ROOT"
 
 bash "$ROOT/scripts/up.sh" >/dev/null
 artifacts="sam-artifacts-000000000000-${AWS_DEFAULT_REGION}"
 steps=("$VENV_DIR/dev/bin/python" "$ROOT/scripts/deploy_steps.py")
-# sam deploy waits 5 s before its first look at a change set or a stack and between looks (SAM_CLI_POLL_DELAY);
-# the local cloud answers in well under a second.
-export SAM_CLI_POLL_DELAY="${SAM_CLI_POLL_DELAY:-0.5}"
 
 # Build and package under a lock: .aws-sam/ is shared by every local cloud of this checkout (scripts/test.sh runs three),
 # and a build rewrites what a concurrent package reads. The deploy itself works from the packaged template. The
@@ -53,14 +49,6 @@ kept="$ROOT/.aws-sam/package"
   fi
   cp "$packaged" "$STATE_DIR/packaged-$STACK.yaml"  # what this deploy reads, whatever another one packages meanwhile
 ) 9>"$ROOT/.aws-sam.lock"
-log "sam deploy ($STACK)"
-SAM_CLI_TELEMETRY=0 sam deploy --template-file "$STATE_DIR/packaged-$STACK.yaml" --stack-name "$STACK" --s3-bucket "$artifacts" --s3-prefix "$STACK" \
-  --capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND --no-confirm-changeset --no-fail-on-empty-changeset \
-  --region "$AWS_DEFAULT_REGION" "${overrides[@]}" >"$STATE_DIR/sam-deploy.log" 2>&1 \
-  || { tail -40 "$STATE_DIR/sam-deploy.log" >&2
-       if grep -q "CreateStage operation: Stage already exists" "$STATE_DIR/sam-deploy.log"; then
-         die "LocalStack cannot update a stack whose API definition changed (it creates the new stage before deleting the old one). Start fresh: make down && make deploy"
-       fi
-       die "sam deploy failed (log: .localcloud/sam-deploy.log)"; }
-
-"${steps[@]}" finish "$STACK" "$STATE_DIR/stack-$STACK.json" "$ROOT/web/"
+log "deploy ($STACK): a CloudFormation change set of the packaged template"
+"${steps[@]}" deploy "$STACK" "$STATE_DIR/packaged-$STACK.yaml" "$artifacts" "$STATE_DIR/stack-$STACK.json" "$ROOT/web/" "$@" \
+  2>"$STATE_DIR/deploy.log" || { cat "$STATE_DIR/deploy.log" >&2; die "deploy of $STACK failed (log: .localcloud/deploy.log)"; }

@@ -19,6 +19,12 @@ own: ~0.8 s of CPU; a deploy made six of them).
   deploy_steps.py restore-package KEPT PACKAGED FINGERPRINT BUCKET
       Exit 0 if KEPT holds the package of the build FINGERPRINT: its artifacts are now in BUCKET of this local cloud
       and its template at PACKAGED (with the fingerprint); exit 1, changing nothing, otherwise.
+  deploy_steps.py deploy STACK PACKAGED BUCKET OUTPUTS_FILE WEB_DIR [Param=Value ...]
+      Creates or updates STACK from the packaged template PACKAGED through a CloudFormation change set, as `sam deploy`
+      does (the same calls; the SAM CLI's own start-up cost ~2.5 s of CPU per deploy, a dozen deploys per `make
+      test`): the template goes to BUCKET when it is over CloudFormation's 51,200-byte body limit; a parameter given
+      is set, one not given keeps the stack's previous value (the template's default on a create); an empty change
+      set is not an error; a failed deploy prints its failed resources' reasons. Then does what `finish` does.
   deploy_steps.py finish STACK OUTPUTS_FILE WEB_DIR
       Puts the web page's files in the stack's web bucket (what `aws s3 sync --delete` does), writes the stack's
       outputs (with the local API URL and the API key's value, if any) to OUTPUTS_FILE and prints the main ones.
@@ -33,6 +39,7 @@ import os
 import re
 import shutil
 import sys
+import time
 from pathlib import Path
 
 PRINTED = (
@@ -184,6 +191,120 @@ def finish(stack: str, outputs_file: Path, web_dir: Path) -> None:
             print(f"{key:30} {outputs[key]}")
 
 
+TEMPLATE_BODY_LIMIT = 51_200  # bytes: CloudFormation's limit for TemplateBody; larger ones go by TemplateURL
+POLL = 0.25  # s between looks at a change set or a stack (SAM: SAM_CLI_POLL_DELAY, which deploy_local.sh set to 0.5)
+EMPTY_CHANGE_SET = ("The submitted information didn't contain changes", "No updates are to be performed")
+
+
+class DeployError(Exception):
+    """A deploy that did not complete; the message says why."""
+
+
+def template_parameters(template: str) -> list[str]:
+    """The names of a (packaged) template's parameters; its short-form intrinsics (!Ref, !Sub, ...) are not read."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
+    return list((yaml.load(template, Loader=Loader) or {}).get("Parameters") or {})
+
+
+def change_set_parameters(names: list[str], overrides: dict[str, str], previous: list[str] | None) -> list[dict]:
+    """sam deploy's rule: a parameter given takes that value; one not given keeps the stack's previous value, when the
+    stack exists (PREVIOUS, its parameters' names) and had it; otherwise the template's default applies."""
+    unknown = sorted(set(overrides) - set(names))
+    if unknown:
+        raise DeployError(f"the template has no parameter {', '.join(unknown)}")
+    values: list[dict] = []
+    for name in names:
+        if name in overrides:
+            values.append({"ParameterKey": name, "ParameterValue": overrides[name]})
+        elif previous is not None and name in previous:
+            values.append({"ParameterKey": name, "UsePreviousValue": True})
+    return values
+
+
+def _stack(cfn, stack: str) -> dict | None:
+    from botocore.exceptions import ClientError
+
+    try:
+        return cfn.describe_stacks(StackName=stack)["Stacks"][0]
+    except ClientError as e:
+        if "does not exist" in str(e):
+            return None
+        raise
+
+
+def _failure_reasons(cfn, stack: str, since: float) -> list[str]:
+    events = cfn.describe_stack_events(StackName=stack)["StackEvents"]
+    return [
+        f"{e['LogicalResourceId']} ({e.get('ResourceType', '')}): {e['ResourceStatus']}: {e.get('ResourceStatusReason', '')}"
+        for e in reversed(events)
+        if e["ResourceStatus"].endswith("FAILED") and e["Timestamp"].timestamp() >= since - 1
+    ]
+
+
+def deploy(stack: str, packaged: Path, bucket: str, overrides: dict[str, str], timeout: float = 600) -> str:
+    """Create or update STACK from PACKAGED; returns what happened ("created", "updated", "no changes")."""
+    import boto3
+    from botocore.exceptions import ClientError
+
+    cfn, s3 = boto3.client("cloudformation"), boto3.client("s3")
+    body = packaged.read_text()
+    source: dict[str, str] = {"TemplateBody": body}
+    if len(body.encode()) > TEMPLATE_BODY_LIMIT:
+        key = f"{stack}/{hashlib.md5(body.encode()).hexdigest()}.template"  # noqa: S324 (a name, as sam deploy's)
+        s3.put_object(Bucket=bucket, Key=key, Body=body.encode())
+        source = {"TemplateURL": f"{s3.meta.endpoint_url}/{bucket}/{key}"}
+    existing = _stack(cfn, stack)
+    kind = "UPDATE" if existing and existing["StackStatus"] != "REVIEW_IN_PROGRESS" else "CREATE"
+    previous = [p["ParameterKey"] for p in existing.get("Parameters", [])] if kind == "UPDATE" and existing else None
+    started = time.time()
+    try:
+        change_set = cfn.create_change_set(
+            StackName=stack,
+            ChangeSetName=f"local-deploy-{int(started * 1000)}",
+            ChangeSetType=kind,
+            Parameters=change_set_parameters(template_parameters(body), overrides, previous),
+            Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
+            Tags=[],
+            Description="Created by scripts/deploy_steps.py (what sam deploy does)",
+            **source,
+        )["Id"]
+    except ClientError as e:
+        raise DeployError(str(e)) from e
+    deadline = started + timeout
+    while True:
+        described = cfn.describe_change_set(ChangeSetName=change_set, StackName=stack)
+        if described["Status"] == "CREATE_COMPLETE":
+            break
+        if described["Status"] == "FAILED":
+            reason = described.get("StatusReason", "")
+            if any(text in reason for text in EMPTY_CHANGE_SET):
+                return "no changes"
+            raise DeployError(f"change set failed: {reason}")
+        if time.time() > deadline:
+            raise DeployError(f"change set still {described['Status']} after {timeout:.0f} s")
+        time.sleep(POLL)
+    changes = [c["ResourceChange"] for c in described.get("Changes", [])]
+    counts = {a: sum(1 for c in changes if c["Action"] == a) for a in ("Add", "Modify", "Remove")}
+    print(f"{stack}: {kind.lower()}, " + ", ".join(f"{n} {a.lower()}" for a, n in counts.items()), file=sys.stderr)
+    cfn.execute_change_set(ChangeSetName=change_set, StackName=stack, DisableRollback=False)
+    while True:
+        status = (_stack(cfn, stack) or {}).get("StackStatus", "GONE")
+        if not status.endswith("_IN_PROGRESS"):
+            break
+        if time.time() > deadline:
+            raise DeployError(f"stack still {status} after {timeout:.0f} s")
+        time.sleep(POLL)
+    if status not in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
+        reasons = _failure_reasons(cfn, stack, started) if status != "GONE" else []
+        raise DeployError(f"stack {stack} ended {status}" + "".join(f"\n  {r}" for r in reasons))
+    return "created" if kind == "CREATE" else "updated"
+
+
 def main(argv: list[str]) -> int:
     match argv:
         case ["build-state", root]:
@@ -195,6 +316,25 @@ def main(argv: list[str]) -> int:
             keep_package(Path(packaged), wanted, Path(kept))
         case ["restore-package", kept, packaged, wanted, bucket]:
             return 0 if restore_package(Path(kept), Path(packaged), wanted, bucket) else 1
+        case ["deploy", stack, packaged, bucket, outputs_file, web_dir, *params]:
+            if bad := [p for p in params if "=" not in p]:
+                print(f"parameters are Name=Value, not {' '.join(bad)}", file=sys.stderr)
+                return 2
+            try:
+                print(
+                    f"{stack}: {deploy(stack, Path(packaged), bucket, dict(p.split('=', 1) for p in params))}",
+                    file=sys.stderr,
+                )
+            except DeployError as e:
+                print(f"deploy of {stack} failed: {e}", file=sys.stderr)
+                if "Stage already exists" in str(e):
+                    print(
+                        "LocalStack cannot update a stack whose API definition changed (it creates the new stage before"
+                        " deleting the old one). Start fresh: make down && make deploy",
+                        file=sys.stderr,
+                    )
+                return 1
+            finish(stack, Path(outputs_file), Path(web_dir))
         case ["finish", stack, outputs_file, web_dir]:
             finish(stack, Path(outputs_file), Path(web_dir))
         case _:

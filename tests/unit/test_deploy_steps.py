@@ -132,3 +132,56 @@ def test_a_kept_package_is_restored_into_another_cloud_only_for_its_own_build(tm
     s3.delete_object(Bucket=bucket, Key="sam/def")
     second.unlink()
     assert not steps.restore_package(kept, second, "fp1", bucket)
+
+
+SMALL_TEMPLATE = """AWSTemplateFormatVersion: '2010-09-09'
+Parameters:
+  Sizes:
+    Type: String
+    Default: '200,400'
+  Formats:
+    Type: String
+    Default: jpeg
+Resources:
+  Queue:
+    Type: AWS::SQS::Queue
+    Properties:
+      QueueName: !Sub '${AWS::StackName}-${Formats}'
+"""
+
+
+def test_a_given_parameter_is_set_and_one_not_given_keeps_its_previous_value_as_sam_deploy_does() -> None:
+    names = ["Sizes", "Formats", "New"]
+    assert steps.template_parameters(SMALL_TEMPLATE) == ["Sizes", "Formats"]  # short-form intrinsics are no obstacle
+    assert steps.change_set_parameters(names, {"Sizes": "800"}, None) == [  # a create: the rest take their defaults
+        {"ParameterKey": "Sizes", "ParameterValue": "800"}
+    ]
+    assert steps.change_set_parameters(names, {"Sizes": "800"}, ["Sizes", "Formats"]) == [
+        {"ParameterKey": "Sizes", "ParameterValue": "800"},
+        {"ParameterKey": "Formats", "UsePreviousValue": True},  # "New" is new to the stack: its default applies
+    ]
+    with pytest.raises(steps.DeployError, match="no parameter Sise"):
+        steps.change_set_parameters(names, {"Sise": "800"}, None)
+
+
+def test_a_deploy_creates_then_updates_the_stack_through_a_change_set(tmp_path: Path, aws_env, capsys) -> None:
+    s3, cfn = boto3.client("s3"), boto3.client("cloudformation")
+    s3.create_bucket(Bucket="artifacts")
+    packaged = tmp_path / "packaged.yaml"
+    # over CloudFormation's 51,200-byte body limit: it goes by the artifacts bucket, as sam deploy does
+    packaged.write_text(SMALL_TEMPLATE + "".join(f"# padding line {i:05d} {'x' * 40}\n" for i in range(1100)))
+
+    assert steps.deploy("small", packaged, "artifacts", {"Formats": "webp"}) == "created"
+    stack = cfn.describe_stacks(StackName="small")["Stacks"][0]
+    assert stack["StackStatus"] == "CREATE_COMPLETE"
+    assert {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]} == {
+        "Sizes": "200,400",
+        "Formats": "webp",
+    }
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket="artifacts")["Contents"]][0].startswith("small/")
+
+    assert steps.deploy("small", packaged, "artifacts", {"Sizes": "800"}) == "updated"
+    stack = cfn.describe_stacks(StackName="small")["Stacks"][0]
+    assert {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]} == {"Sizes": "800", "Formats": "webp"}
+    assert boto3.client("sqs").get_queue_url(QueueName="small-webp")  # made by the create
+    assert "small: update" in capsys.readouterr().err
