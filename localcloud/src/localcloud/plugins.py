@@ -1,5 +1,7 @@
-"""Entry points LocalStack discovers: the `process` Lambda executor and the `dynamodb:moto` provider."""
+"""Entry points LocalStack discovers: the `process` Lambda executor, the `dynamodb:moto` provider and the `localcloud`
+gateway server."""
 
+from localstack.runtime.server.core import RuntimeServer, RuntimeServerPlugin
 from localstack.services.lambda_.invocation.plugins import RuntimeExecutorPlugin
 from localstack.services.plugins import Service, aws_provider
 
@@ -24,3 +26,17 @@ def dynamodb_moto():
 
     provider = MotoDynamoDBProvider()
     return Service.for_provider(provider, dispatch_table_factory=MotoFallbackDispatcher)
+
+
+class ThreadedRuntimeServerPlugin(RuntimeServerPlugin):
+    """The gateway served by a thread per connection instead of twisted (selected by GATEWAY_SERVER=localcloud)."""
+
+    name = "localcloud"
+
+    def load(self, *args, **kwargs) -> RuntimeServer:
+        from localcloud.server import ThreadedRuntimeServer
+
+        class Server(ThreadedRuntimeServer, RuntimeServer):
+            pass
+
+        return Server()
