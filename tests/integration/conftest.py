@@ -123,15 +123,21 @@ def ended_trace(client, stack, image_id: str, timeout: float = 60) -> dict:
         time.sleep(0.3)
 
 
-def executions_for(sfn, state_machine: str, image_key: str) -> list[dict]:
-    """Executions whose input names this object key (newest first)."""
-    found = []
-    for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=state_machine):
-        for ex in page["executions"]:
-            described = sfn.describe_execution(executionArn=ex["executionArn"])
-            if image_key in described.get("input", ""):
-                found.append(described)
-    return found
+def described_executions(sfn, state_machine: str) -> list[dict]:
+    """Every execution of the state machine, described (newest first)."""
+    return [
+        sfn.describe_execution(executionArn=ex["executionArn"])
+        for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=state_machine)
+        for ex in page["executions"]
+    ]
+
+
+def executions_for(sfn, state_machine: str, image_key: str, described: list[dict] | None = None) -> list[dict]:
+    """Executions whose input names this object key (newest first); DESCRIBED, if given, saves describing them all
+    again for each image of a batch."""
+    if described is None:
+        described = described_executions(sfn, state_machine)
+    return [ex for ex in described if image_key in ex.get("input", "")]
 
 
 def object_created_event(s3, stack: Stack, image_id: str) -> dict:

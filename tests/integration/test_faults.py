@@ -15,16 +15,16 @@ from PIL import Image
 
 from tests import images
 
-from .conftest import executions_for, expected_renditions, stored_renditions, wait_executions_done
+from .conftest import described_executions, executions_for, expected_renditions, stored_renditions, wait_executions_done
 
 
 def renditions_of(s3, stack, image_id: str) -> int:
     return len(stored_renditions(s3, stack, image_id))
 
 
-def retried_errors(sfn, stack, image_id: str) -> list[str]:
+def retried_errors(sfn, stack, image_id: str, described: list[dict] | None = None) -> list[str]:
     errors = []
-    for ex in executions_for(sfn, stack.state_machine, f"uploads/{image_id}"):
+    for ex in executions_for(sfn, stack.state_machine, f"uploads/{image_id}", described):
         for event in sfn.get_execution_history(executionArn=ex["executionArn"], maxResults=1000)["events"]:
             if event["type"] == "TaskFailed":
                 errors.append(event["taskFailedEventDetails"]["error"])
@@ -113,7 +113,8 @@ def test_thirty_percent_transient_faults_still_process_every_upload(client, aws,
     assert not not_processed, "\n".join(str((*n, failed_events(sfn, stack, n[0]))) for n in not_processed)
     wait_executions_done(sfn, stack.state_machine, timeout=120)
     assert all(stored_renditions(s3, stack, r["imageId"]) == expected_renditions(r) for r in records)
-    retried = [e for i in ids for e in retried_errors(sfn, stack, i)]
+    described = described_executions(sfn, stack.state_machine)
+    retried = [e for i in ids for e in retried_errors(sfn, stack, i, described)]
     assert "Lambda.TooManyRequestsException" in retried
 
 
