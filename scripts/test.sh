@@ -16,11 +16,12 @@ if [ $# -gt 0 ]; then
   exec "$VENV_DIR/dev/bin/python" -m pytest "$@"
 fi
 
-# name:files (space-separated), balanced by measured durations (2026-12-03: lane a 263 s, b 246 s, c 259 s; the
-# machine 94% busy). Two lanes took 296-302 s that day; three were slower than two before deploys skipped what did
-# not change (6 min 40 s against 5 min 44 s), when each extra local cloud's deploys cost ~18 s of CPU.
+# name:files (space-separated), balanced by measured durations (2026-12-03, a fresh clone: lane a 276 s, b 237 s,
+# c 248 s, before test_build.py moved from a to b; the machine ~90% busy). Two lanes took 296-302 s that day; three
+# were slower than two before deploys skipped what did not change (6 min 40 s against 5 min 44 s), when each extra
+# local cloud's deploys cost ~18 s of CPU. Lane b's tests mostly wait (retry backoff), test_build.py mostly computes.
 LANES=(
-  "b:tests/integration/test_faults.py tests/integration/test_api_key.py"
+  "b:tests/integration/test_faults.py tests/integration/test_api_key.py tests/integration/test_build.py"
   "c:tests/integration/test_express.py tests/integration/test_renditions.py"
 )
 # Tests that need no local cloud (tests/unit: moto, the linters, mypy; ~90 s of one core) run beside the lanes at a
