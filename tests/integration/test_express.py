@@ -50,7 +50,8 @@ from .test_pipeline import (  # noqa: F401
 EXPRESS_STATES = ["Validate image", "Is it a duplicate?", "Resize image", "Mark processed", "Publish processed"]
 
 
-# Every setting the last test changes is named (sam deploy keeps a parameter's previous value when it is not given).
+# Every setting the last test changes is named (a deploy keeps a parameter's previous value when it is not given, as
+# sam deploy does).
 SETTINGS = ["WorkflowType=EXPRESS", "ImageTableName=image-pipeline-express", "BackfillPagesPerExecution=1"]
 DEFAULT_SET = ["RenditionSizes=200,400,800,1600", "RenditionFormats=avif,webp,jpeg", "BackfillPageSize=100"]
 
