@@ -291,7 +291,10 @@ def deploy(stack: str, packaged: Path, bucket: str, overrides: dict[str, str], t
     changes = [c["ResourceChange"] for c in described.get("Changes", [])]
     counts = {a: sum(1 for c in changes if c["Action"] == a) for a in ("Add", "Modify", "Remove")}
     print(f"{stack}: {kind.lower()}, " + ", ".join(f"{n} {a.lower()}" for a, n in counts.items()), file=sys.stderr)
-    cfn.execute_change_set(ChangeSetName=change_set, StackName=stack, DisableRollback=False)
+    try:
+        cfn.execute_change_set(ChangeSetName=change_set, StackName=stack, DisableRollback=False)
+    except ClientError as e:
+        raise DeployError(str(e)) from e
     while True:
         status = (_stack(cfn, stack) or {}).get("StackStatus", "GONE")
         if not status.endswith("_IN_PROGRESS"):

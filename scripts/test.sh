@@ -16,13 +16,13 @@ if [ $# -gt 0 ]; then
   exec "$VENV_DIR/dev/bin/python" -m pytest "$@"
 fi
 
-# name:files (space-separated), balanced by measured durations (2026-12-03, a fresh clone: lane a 276 s, b 237 s,
-# c 248 s, before test_build.py moved from a to b; the machine ~90% busy). Two lanes took 296-302 s that day; three
-# were slower than two before deploys skipped what did not change (6 min 40 s against 5 min 44 s), when each extra
-# local cloud's deploys cost ~18 s of CPU. Lane b's tests mostly wait (retry backoff), test_build.py mostly computes.
+# name:files (space-separated), balanced by measured durations (2026-12-03, fresh clones: lane a 276 s, b 237 s,
+# c 248 s with test_build.py in a; a 219 s, b 240 s, c 209 s with it in b; the machine ~90% busy). Two lanes took
+# 296-302 s that day; three were slower than two before deploys skipped what did not change (6 min 40 s against
+# 5 min 44 s), when each extra local cloud's deploys cost ~18 s of CPU.
 LANES=(
-  "b:tests/integration/test_faults.py tests/integration/test_api_key.py tests/integration/test_build.py"
-  "c:tests/integration/test_express.py tests/integration/test_renditions.py"
+  "b:tests/integration/test_faults.py tests/integration/test_api_key.py"
+  "c:tests/integration/test_express.py tests/integration/test_renditions.py tests/integration/test_build.py"
 )
 # Tests that need no local cloud (tests/unit: moto, the linters, mypy; ~90 s of one core) run beside the lanes at a
 # lower CPU priority (nice 19): they use the cores while the lanes wait (retry backoff, task timeouts, polling) and

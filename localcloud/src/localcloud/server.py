@@ -39,7 +39,6 @@ MAX_LINE = 65_536  # bytes of a request line or a header line
 MAX_HEADERS = 200
 SPOOL = 8 * 1024 * 1024  # a body larger than this is kept in a temporary file (twisted: 100 KB)
 NO_BODY = {204, 304}
-REASONS = {100: "Continue"}
 
 
 class BadRequest(Exception):
@@ -218,15 +217,19 @@ class Connection:
             started[:] = [status, headers]
             return lambda data: None  # the write() callable; LocalStack's gateway returns its body instead
 
+        result: Iterable[bytes] = ()
         try:
-            result: Iterable[bytes] = self.app(environ, start_response)
+            result = self.app(environ, start_response)
             iterator = iter(result)
             first = b""
             for first in iterator:  # the first non-empty chunk, so that headers and a small body go in one send
                 if first:
                     break
-        except Exception:
+        except Exception:  # nothing is sent yet: the client gets a 500, not a dropped connection
             LOG.exception("localcloud gateway server: %s %s failed", method, environ.get("RAW_URI"))
+            close = getattr(result, "close", None)
+            if close:
+                close()
             environ["wsgi.input"].close()
             return self.error(500, "Internal Server Error")
         try:
