@@ -192,7 +192,7 @@ def finish(stack: str, outputs_file: Path, web_dir: Path) -> None:
 
 
 TEMPLATE_BODY_LIMIT = 51_200  # bytes: CloudFormation's limit for TemplateBody; larger ones go by TemplateURL
-POLL = 0.25  # s between looks at a change set or a stack (SAM: SAM_CLI_POLL_DELAY, which deploy_local.sh set to 0.5)
+POLL = 0.25  # s between looks at a change set or a stack (sam deploy: SAM_CLI_POLL_DELAY, 5 s unless set)
 EMPTY_CHANGE_SET = ("The submitted information didn't contain changes", "No updates are to be performed")
 
 

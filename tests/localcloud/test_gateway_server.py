@@ -30,14 +30,14 @@ def connect(endpoint: str) -> socket.socket:
     return socket.create_connection((url.hostname, url.port), timeout=30)
 
 
-def read_response(f) -> tuple[int, dict[str, str], bytes]:
-    """One response from the file F: status, headers (lower-cased names), body (by length, chunks or close)."""
+def read_response(f) -> tuple[int, dict[str, str]]:
+    """The status line and headers (lower-cased names) of one response from the file F; read_body reads its body."""
     status = int(f.readline().split(b" ", 2)[1])
     headers: dict[str, str] = {}
     while (line := f.readline()) not in (b"\r\n", b""):
         name, _, value = line.decode("latin-1").partition(":")
         headers[name.strip().lower()] = value.strip()
-    return status, headers, f
+    return status, headers
 
 
 def read_body(f, headers: dict[str, str], method: str = "GET", status: int = 200) -> bytes:
@@ -81,7 +81,7 @@ def test_an_http_1_0_request_is_answered_and_the_connection_closed(localcloud) -
     with connect(localcloud) as sock:
         f = sock.makefile("rb")
         sock.sendall(request("/_localstack/health", urlsplit(localcloud).netloc, version="HTTP/1.0"))
-        status, headers, _ = read_response(f)
+        status, headers = read_response(f)
         assert status == 200
         assert b'"services"' in read_body(f, headers)
         assert f.read() == b""
@@ -101,7 +101,7 @@ def test_a_chunked_upload_after_100_continue_is_stored_whole_and_head_sends_no_b
             chunk = data[start : start + (1 << 20)]
             sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
         sock.sendall(b"0\r\n\r\n")
-        status, headers, _ = read_response(f)
+        status, headers = read_response(f)
         assert status == 200, read_body(f, headers, status=status)
         read_body(f, headers, status=status)
 
@@ -109,11 +109,11 @@ def test_a_chunked_upload_after_100_continue_is_stored_whole_and_head_sends_no_b
         head = urlsplit(s3.generate_presigned_url("head_object", Params={"Bucket": bucket, "Key": "big.bin"}))
         get = urlsplit(s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "big.bin"}))
         sock.sendall(request(f"{head.path}?{head.query}", url.netloc, "HEAD"))
-        status, headers, _ = read_response(f)
+        status, headers = read_response(f)
         assert status == 200 and int(headers["content-length"]) == len(data)
         assert read_body(f, headers, "HEAD") == b""
         sock.sendall(request(f"{get.path}?{get.query}", url.netloc))
-        status, headers, _ = read_response(f)
+        status, headers = read_response(f)
         assert status == 200
         assert hashlib.sha256(read_body(f, headers)).digest() == hashlib.sha256(data).digest()
 
@@ -125,5 +125,5 @@ def test_tls_is_served_on_the_same_port(localcloud) -> None:
     with connect(localcloud) as raw, context.wrap_socket(raw) as sock:
         f = sock.makefile("rb")
         sock.sendall(request("/_localstack/health", urlsplit(localcloud).netloc, extra="Connection: close\r\n"))
-        status, headers, _ = read_response(f)
+        status, headers = read_response(f)
         assert status == 200 and b'"services"' in read_body(f, headers)

@@ -87,8 +87,8 @@ def _read_body(rfile: io.BufferedReader, length: int | None, chunked: bool) -> t
 class Connection:
     """One client connection: requests in order, each answered before the next is read."""
 
-    def __init__(self, server: ThreadedRuntimeServer, app: Callable, sock: socket.socket, addr: tuple, port: int):
-        self.server, self.app, self.sock, self.addr, self.port = server, app, sock, addr, port
+    def __init__(self, server: ThreadedRuntimeServer, sock: socket.socket, addr: tuple, port: int):
+        self.server, self.sock, self.addr, self.port = server, sock, addr, port
         self.scheme = "http"
 
     def run(self) -> None:
@@ -176,6 +176,7 @@ class Connection:
         except (BadRequest, ValueError):
             return self.error(400, "Bad Request")
 
+        content_length = environ.pop("HTTP_CONTENT_LENGTH", "")
         if target.startswith("/"):
             path, _, query = target.partition("?")
         else:  # absolute form (a proxy-style request)
@@ -195,7 +196,7 @@ class Connection:
                 "REMOTE_ADDR": self.addr[0],
                 "REMOTE_PORT": str(self.addr[1]),
                 "CONTENT_TYPE": environ.pop("HTTP_CONTENT_TYPE", ""),
-                "CONTENT_LENGTH": str(total) if (chunked or length) else environ.pop("HTTP_CONTENT_LENGTH", ""),
+                "CONTENT_LENGTH": str(total) if (chunked or length) else content_length,
                 "wsgi.version": (1, 0),
                 "wsgi.url_scheme": self.scheme,
                 "wsgi.input": body,
@@ -207,7 +208,6 @@ class Connection:
                 "rolo.headers": raw_headers,
             }
         )
-        environ.pop("HTTP_CONTENT_LENGTH", None)
         return self.respond(environ, method, version, keep_alive)
 
     def respond(self, environ: dict, method: str, version: str, keep_alive: bool) -> bool:
@@ -219,7 +219,8 @@ class Connection:
 
         result: Iterable[bytes] = ()
         try:
-            result = self.app(environ, start_response)
+            assert self.server.app is not None
+            result = self.server.app(environ, start_response)
             iterator = iter(result)
             first = b""
             for first in iterator:  # the first non-empty chunk, so that headers and a small body go in one send
@@ -308,8 +309,7 @@ class ThreadedRuntimeServer:
                 if self.stopped.is_set():
                     return
                 continue
-            assert self.app is not None
-            worker = Connection(self, self.app, conn, addr, port)
+            worker = Connection(self, conn, addr, port)
             threading.Thread(target=worker.run, name=f"gateway-{addr[1]}", daemon=True).start()
 
     def run(self) -> None:
