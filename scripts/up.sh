@@ -23,6 +23,11 @@ rm -rf "$STATE_DIR/cache"
 # now: a new local cloud starts with no functions.
 rm -rf "$STATE_DIR/tmp"
 mkdir -p "$STATE_DIR/fs" "$STATE_DIR/tmp" "$STATE_DIR/cache"
+# Function and layer archives unzipped once per content, shared by every local cloud of this checkout (the test lanes'
+# too; localcloud/executor.py prepare_code). Entries unused for a day go, and what a crash left half-made.
+code_cache="$ROOT/.localcloud/code"
+mkdir -p "$code_cache"
+find "$code_cache" -mindepth 1 -maxdepth 1 \( -mmin +1440 -o -name '.*' -mmin +60 \) -exec rm -rf {} + 2>/dev/null || true
 [ -s "$STATE_DIR/localstack.log" ] && mv "$STATE_DIR/localstack.log" "$STATE_DIR/localstack.previous.log"
 : > "$STATE_DIR/localstack.log"
 # The gateway's HTTP server: localcloud's thread per connection (localcloud/server.py: half the CPU of a small request)
@@ -38,7 +43,7 @@ if [ "$gateway_server" = twisted ]; then switch_interval="${LOCALCLOUD_SWITCH_IN
     LOCALSTACK_HOST="localhost:${LOCALCLOUD_PORT}" \
     OVERRIDE_IN_DOCKER=0 FILESYSTEM_ROOT="$STATE_DIR/fs" TMPDIR="$STATE_DIR/tmp" XDG_CACHE_HOME="$STATE_DIR/cache" \
     DNS_ADDRESS=0 SKIP_SSL_CERT_DOWNLOAD=1 DISABLE_EVENTS=1 \
-    LAMBDA_RUNTIME_EXECUTOR=process LOCALCLOUD_RUNTIMES_DIR="$VENV_DIR/runtimes" \
+    LAMBDA_RUNTIME_EXECUTOR=process LOCALCLOUD_RUNTIMES_DIR="$VENV_DIR/runtimes" LOCALCLOUD_CODE_CACHE="$code_cache" \
     LAMBDA_LIMITS_CONCURRENT_EXECUTIONS="${LOCALCLOUD_LAMBDA_CONCURRENCY:-64}" \
     LAMBDA_KEEPALIVE_MS="${LOCALCLOUD_LAMBDA_KEEPALIVE_MS:-120000}" \
     LAMBDA_RUNTIME_ENVIRONMENT_TIMEOUT="${LOCALCLOUD_LAMBDA_STARTUP_TIMEOUT:-60}" \

@@ -7,12 +7,13 @@ import subprocess
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import ROOT
 
-from .conftest import invoke
+from .conftest import invoke, zip_dir
 
 
 @pytest.fixture(scope="module")
@@ -291,3 +292,35 @@ def test_runtimes_forked_from_one_server_each_see_only_their_own_function(aws, m
     view, _ = invoke(lam, shadowing, {"module": "jmespath"})
     assert view["marker"] == "the function's own", view["module_file"]
     assert view["module_file"] == f"{view['env']['LAMBDA_TASK_ROOT']}/jmespath.py"
+
+
+def test_a_layer_published_again_is_unzipped_once_and_outlives_its_versions(aws, make_function, tmp_path):
+    """Layer versions of the same archive (every stack publishes the project's layer again) share one unzipped copy
+    (localcloud.executor.prepare_layer_code): each version's folder links to it, the functions of either version
+    import from it, and deleting one version leaves the copy to the other."""
+    lam = aws("lambda")
+    (tmp_path / "python").mkdir()
+    marker = uuid.uuid4().hex
+    (tmp_path / "python" / "shared_marker.py").write_text(f'MARKER = "{marker}"\n')
+    archive = zip_dir({"python": tmp_path / "python"})
+    name = f"localcloud-shared-{uuid.uuid4().hex[:8]}"
+    versions = [
+        lam.publish_layer_version(LayerName=name, Content={"ZipFile": archive}, CompatibleRuntimes=["python3.11"])
+        for _ in range(2)
+    ]
+    assert versions[0]["Version"] != versions[1]["Version"]
+    functions = [make_function("runtime_view", layers=[v["LayerVersionArn"]]) for v in versions]
+
+    views = [invoke(lam, function, {"module": "shared_marker"})[0] for function in functions]
+
+    files = [Path(view["module_file"]) for view in views]
+    assert [view["marker"] for view in views] == [marker, marker]
+    assert files[0] != files[1]  # each version has its own location ...
+    assert files[0].resolve() == files[1].resolve()  # ... and both are one unzipped copy
+    assert files[0].resolve().is_relative_to(ROOT / ".localcloud" / "code")
+
+    lam.delete_layer_version(LayerName=name, VersionNumber=versions[0]["Version"])
+    assert files[1].resolve().is_file()
+    view, resp = invoke(lam, functions[1], {"module": "shared_marker"})
+    assert "FunctionError" not in resp and view["marker"] == marker
+    lam.delete_layer_version(LayerName=name, VersionNumber=versions[1]["Version"])
