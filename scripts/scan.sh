@@ -7,4 +7,5 @@ bash "$ROOT/scripts/setup.sh" >/dev/null
 cd "$ROOT"
 transformed="$ROOT/.aws-sam/scan/template.transformed.json"
 "$VENV_DIR/dev/bin/python" "$ROOT/scripts/sam_transform.py" "$transformed"
-exec "$VENV_DIR/scan/bin/checkov" --config-file "$ROOT/.checkov.yaml" -f "$ROOT/template.yaml" -f "$transformed" --quiet
+# scripts/policy_scan.py is checkov with its JSONPath parses made once (half of a scan's CPU)
+exec "$VENV_DIR/scan/bin/python" "$ROOT/scripts/policy_scan.py" --config-file "$ROOT/.checkov.yaml" -f "$ROOT/template.yaml" -f "$transformed" --quiet

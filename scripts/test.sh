@@ -19,9 +19,10 @@ fi
 # name:files (space-separated), balanced by measured durations (2026-12-03, fresh clones: lane a 276 s, b 237 s,
 # c 248 s with test_build.py in a; a 219 s, b 240 s, c 209 s with it in b; the machine ~90% busy). Two lanes took
 # 296-302 s that day; three were slower than two before deploys skipped what did not change (6 min 40 s against
-# 5 min 44 s), when each extra local cloud's deploys cost ~18 s of CPU.
+# 5 min 44 s), when each extra local cloud's deploys cost ~18 s of CPU. Later that day, with the unit tests ~40 CPU-s
+# lighter, lane a was the last to end (a 308 s, b 245 s, c 274 s): test_surfaces.py (~30 s) moved to b.
 LANES=(
-  "b:tests/integration/test_faults.py tests/integration/test_api_key.py"
+  "b:tests/integration/test_faults.py tests/integration/test_api_key.py tests/integration/test_surfaces.py"
   "c:tests/integration/test_express.py tests/integration/test_renditions.py tests/integration/test_build.py"
 )
 # Tests that need no local cloud (tests/unit: moto, the linters, mypy; ~90 s of one core) run beside the lanes at a
