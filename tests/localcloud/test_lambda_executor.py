@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import io
 import subprocess
 import time
+import urllib.request
 import uuid
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -294,6 +298,22 @@ def test_runtimes_forked_from_one_server_each_see_only_their_own_function(aws, m
     assert view["module_file"] == f"{view['env']['LAMBDA_TASK_ROOT']}/jmespath.py"
 
 
+def test_a_runtimes_botocore_sessions_share_one_data_loader_per_data_path(aws, make_function, tmp_path):
+    """The fork server reads botocore's data files once, into one loader per data path that every session of the
+    runtimes it forks uses (localcloud.forkserver.share_botocore_loaders); a function that sets AWS_DATA_PATH gets
+    a loader that searches it."""
+    lam = aws("lambda")
+    plain = make_function("runtime_view")
+    own_models = make_function("runtime_view", env={"AWS_DATA_PATH": str(tmp_path)})
+
+    shared, _ = invoke(lam, plain, {"botocore": True})
+    steered, _ = invoke(lam, own_models, {"botocore": True})
+
+    assert shared["botocore"]["shared"] and shared["botocore"]["s3_model_read"]  # read before the runtime started
+    assert str(tmp_path) not in shared["botocore"]["search_paths"]
+    assert steered["botocore"]["shared"] and str(tmp_path) in steered["botocore"]["search_paths"]
+
+
 def test_a_layer_published_again_is_unzipped_once_and_outlives_its_versions(aws, make_function, tmp_path):
     """Layer versions of the same archive (every stack publishes the project's layer again) share one unzipped copy
     (localcloud.executor.prepare_layer_code): each version's folder links to it, the functions of either version
@@ -324,3 +344,16 @@ def test_a_layer_published_again_is_unzipped_once_and_outlives_its_versions(aws,
     view, resp = invoke(lam, functions[1], {"module": "shared_marker"})
     assert "FunctionError" not in resp and view["marker"] == marker
     lam.delete_layer_version(LayerName=name, VersionNumber=versions[1]["Version"])
+
+
+def test_get_function_gives_a_code_url_that_downloads_the_functions_archive(aws, behaviours):
+    """GetFunction's Code.Location (signed by one kept client per endpoint: localcloud.speedups) is a presigned URL
+    of the function's own archive, each time it is asked for."""
+    lam = aws("lambda")
+    for _ in range(2):
+        function = lam.get_function(FunctionName=behaviours)
+        with urllib.request.urlopen(function["Code"]["Location"], timeout=10) as resp:
+            archive = resp.read()
+        digest = base64.b64encode(hashlib.sha256(archive).digest()).decode()
+        assert digest == function["Configuration"]["CodeSha256"]
+        assert "behaviours.py" in zipfile.ZipFile(io.BytesIO(archive)).namelist()

@@ -13,6 +13,15 @@ def handler(event, context):
         "ppid": os.getppid(),
         "hash_randomization": sys.flags.hash_randomization,  # PYTHONHASHSEED applies only as the interpreter starts
     }
+    if event.get("botocore"):  # the data loader of two new botocore sessions (localcloud.forkserver shares one)
+        import botocore.session
+
+        first, second = (botocore.session.Session().get_component("data_loader") for _ in range(2))
+        view["botocore"] = {
+            "shared": first is second,
+            "search_paths": first.search_paths,
+            "s3_model_read": any(key[:3] == ("load_service_model", "s3", "service-2") for key in first._cache),
+        }
     if event.get("module"):
         module = __import__(event["module"])
         view["marker"] = getattr(module, "MARKER", None)
