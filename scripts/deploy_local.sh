@@ -25,28 +25,30 @@ kept="$ROOT/.aws-sam/package"
 (
   flock 9
   build_stamp="$ROOT/.aws-sam/build.inputs"
-  if [ -f "$build_stamp" ] && [ "$("${steps[@]}" build-state "$ROOT")" = "$(cat "$build_stamp")" ]; then
-    log "sam build: no input changed since the last build"
-  else
+  step="$("${steps[@]}" prepare "$ROOT" "$packaged" "$kept" "$artifacts")"
+  if [ "$step" = build ]; then
     log "sam build"
     rm -f "$build_stamp"
     SAM_CLI_TELEMETRY=0 sam build --cached --parallel >"$STATE_DIR/sam-build.log" 2>&1 \
       || { tail -30 "$STATE_DIR/sam-build.log" >&2; die "sam build failed (log: .localcloud/sam-build.log)"; }
     "${steps[@]}" build-state "$ROOT" >"$build_stamp"
+    step="$("${steps[@]}" prepare "$ROOT" "$packaged" "$kept" "$artifacts")"
+  else
+    log "sam build: no input changed since the last build"
   fi
-  fingerprint="$(cut -d' ' -f2 "$build_stamp")"
-  if ! "${steps[@]}" packaged-current "$packaged" "$fingerprint" "$artifacts"; then
-    rm -f "$packaged.fingerprint"
-    if "${steps[@]}" restore-package "$kept" "$packaged" "$fingerprint" "$artifacts"; then
-      log "sam package: this build's package is reused (kept in .aws-sam/package)"
-    else
+  case "$step" in
+    restored) log "sam package: this build's package is reused (kept in .aws-sam/package)" ;;
+    "package "*)
+      fingerprint="${step#package }"
       SAM_CLI_TELEMETRY=0 sam package --template-file "$ROOT/.aws-sam/build/template.yaml" --s3-bucket "$artifacts" --s3-prefix sam --region "$AWS_DEFAULT_REGION" \
         --output-template-file "$packaged" >"$STATE_DIR/sam-package.log" 2>&1 \
         || { tail -30 "$STATE_DIR/sam-package.log" >&2; die "sam package failed (log: .localcloud/sam-package.log)"; }
       echo "$fingerprint" >"$packaged.fingerprint"
       "${steps[@]}" keep-package "$packaged" "$fingerprint" "$kept"
-    fi
-  fi
+      ;;
+    current) ;;
+    *) die "deploy_steps.py prepare said: $step" ;;
+  esac
   cp "$packaged" "$STATE_DIR/packaged-$STACK.yaml"  # what this deploy reads, whatever another one packages meanwhile
 ) 9>"$ROOT/.aws-sam.lock"
 log "deploy ($STACK): a CloudFormation change set of the packaged template"

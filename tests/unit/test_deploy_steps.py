@@ -82,6 +82,32 @@ def test_a_packaged_template_is_reused_only_for_its_build_and_only_while_the_clo
     assert not steps.packaged_current(packaged, "fp1", bucket)  # a package that did not finish
 
 
+def test_prepare_says_what_sam_still_has_to_do(project: Path, aws_env) -> None:
+    """deploy_local.sh runs `sam build` on "build", `sam package` on "package FINGERPRINT", neither otherwise."""
+    s3 = boto3.client("s3")
+    bucket = "sam-artifacts-test"
+    packaged, kept = project / "lane" / "packaged.yaml", project / ".aws-sam" / "package"
+    packaged.parent.mkdir()
+    assert steps.prepare(project, packaged, kept, bucket) == "build"  # never built here
+    stamp = project / ".aws-sam" / "build.inputs"
+    stamp.write_text(steps.build_state(project) + "\n")
+    wanted = stamp.read_text().split()[1]
+    assert steps.prepare(project, packaged, kept, bucket) == f"package {wanted}"  # built, never packaged
+
+    packaged.write_text(f"CodeUri: s3://{bucket}/sam/abc\n")  # what `sam package` leaves
+    s3.put_object(Bucket=bucket, Key="sam/abc", Body=b"zip")
+    (project / "lane" / "packaged.yaml.fingerprint").write_text(wanted + "\n")
+    steps.keep_package(packaged, wanted, kept)
+    assert steps.prepare(project, packaged, kept, bucket) == "current"
+
+    s3.delete_object(Bucket=bucket, Key="sam/abc")  # a new local cloud of the checkout
+    assert steps.prepare(project, packaged, kept, bucket) == "restored"
+    assert s3.get_object(Bucket=bucket, Key="sam/abc")["Body"].read() == b"zip"
+
+    (project / "functions" / "api" / "app.py").write_text("changed")
+    assert steps.prepare(project, packaged, kept, bucket) == "build"
+
+
 def test_the_web_bucket_gets_the_pages_files_with_their_types_and_loses_the_rest(tmp_path: Path, aws_env) -> None:
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket="web")
