@@ -13,7 +13,8 @@ own: ~0.8 s of CPU; a deploy made six of them).
       (a restarted local cloud has none), so `sam package` (zipping the 116 MB layer: ~6 s of CPU) can be skipped;
       creates BUCKET if it is missing (exit 1 then).
   deploy_steps.py prepare ROOT PACKAGED KEPT BUCKET
-      The three checks above in one process (each process costs ~0.6 s of CPU; a suite makes a dozen deploys).
+      build-state, packaged-current and restore-package in one process (each process costs ~0.6 s of CPU; a suite
+      makes a dozen deploys).
       Prints what `sam` still has to do: "build" when the build's inputs changed since the last build (.aws-sam/
       build.inputs); else "current" when PACKAGED is this build's package and its artifacts are in the local cloud,
       "restored" when restore-package put them there, or "package FINGERPRINT" when `sam package` must make them.
@@ -168,9 +169,10 @@ def build_state(root: Path) -> str:
 
 def prepare(root: Path, packaged: Path, kept: Path, bucket: str) -> str:
     stamp = root / ".aws-sam" / "build.inputs"
-    if not stamp.is_file() or stamp.read_text().strip() != build_state(root):
+    built = stamp.read_text().strip() if stamp.is_file() else None
+    if built != build_state(root):
         return "build"
-    wanted = stamp.read_text().split()[1]
+    wanted = built.split()[1]
     if packaged_current(packaged, wanted, bucket):
         return "current"
     packaged.with_name(packaged.name + ".fingerprint").unlink(missing_ok=True)

@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import selectors
+import shutil
 import signal
 import socket
 import subprocess
@@ -186,11 +187,15 @@ def prepare_layer_code(code) -> None:
             fcntl.flock(lock, fcntl.LOCK_EX)  # another local cloud of the checkout may be unzipping the same archive
             if not entry.exists():
                 unzipping = Path(tempfile.mkdtemp(dir=entry.parent, prefix=".unzipping-"))
-                with tempfile.NamedTemporaryFile(dir=entry.parent, prefix=".archive-") as archive:
-                    code._download_archive_to_file(archive)
-                    unzip(archive.name, str(unzipping))
-                chmod_r(str(unzipping), 0o755)
-                unzipping.rename(entry)
+                try:
+                    with tempfile.NamedTemporaryFile(dir=entry.parent, prefix=".archive-") as archive:
+                        code._download_archive_to_file(archive)
+                        unzip(archive.name, str(unzipping))
+                    chmod_r(str(unzipping), 0o755)
+                    unzipping.rename(entry)
+                except BaseException:
+                    shutil.rmtree(unzipping, ignore_errors=True)
+                    raise
             os.utime(entry)  # in use: scripts/up.sh prunes entries unused for a day
         target.parent.mkdir(parents=True, exist_ok=True)
         target.symlink_to(entry, target_is_directory=True)
