@@ -336,28 +336,6 @@ def cache_moto_action_lookup() -> None:
     LOG.info("localcloud: moto finds each action's handler without listing its class on every request")
 
 
-class PresignClients:
-    """endpoint URL -> the S3 client that signs a function's code URL (GetFunction's ``Code.Location``), made once.
-
-    LocalStack's ``S3Code.generate_presigned_url`` makes a new boto3 client for every URL it signs (~30-50 ms of
-    CPU); CloudFormation calls GetFunction while it waits for each function it creates, and so do clients: 2-4% of
-    LocalStack's CPU in ``make test`` (py-spy, 2026-12-03). A client signs with the time of the call, so a kept one
-    signs the same URLs.
-    """
-
-    def __init__(self, make) -> None:
-        self._make = make
-        self._clients: dict[str, object] = {}
-        self._lock = threading.Lock()
-
-    def get(self, endpoint_url: str):
-        with self._lock:
-            client = self._clients.get(endpoint_url)
-            if client is None:
-                client = self._clients[endpoint_url] = self._make(endpoint_url)
-            return client
-
-
 @hooks.on_infra_start()
 def cache_lambda_code_url_clients() -> None:
     try:
@@ -370,21 +348,26 @@ def cache_lambda_code_url_clients() -> None:
         return
     if getattr(S3Code.generate_presigned_url, "localcloud_cached", False):
         return
-    clients = PresignClients(
-        lambda endpoint_url: boto3.client(  # what LocalStack's generate_presigned_url makes each time
+
+    # LocalStack's generate_presigned_url makes a new boto3 client for every URL it signs (~30-50 ms of CPU);
+    # CloudFormation calls GetFunction while it waits for each function it creates, and so do clients: 2-4% of
+    # LocalStack's CPU in `make test` (py-spy, 2026-12-03). A client signs with the time of the call, so one kept per
+    # endpoint signs the same URLs.
+    @functools.cache
+    def client(endpoint_url: str):
+        return boto3.client(  # what LocalStack's generate_presigned_url makes each time
             "s3",
             region_name=AWS_REGION_US_EAST_1,
             aws_access_key_id=config.INTERNAL_RESOURCE_ACCOUNT,
             aws_secret_access_key=INTERNAL_AWS_SECRET_ACCESS_KEY,
             endpoint_url=endpoint_url,
         )
-    )
 
     def generate_presigned_url(self, endpoint_url: str) -> str:
         params = {"Bucket": self.s3_bucket, "Key": self.s3_key}
         if self.s3_object_version:
             params["VersionId"] = self.s3_object_version
-        return clients.get(endpoint_url).generate_presigned_url("get_object", Params=params)
+        return client(endpoint_url).generate_presigned_url("get_object", Params=params)
 
     generate_presigned_url.localcloud_cached = True  # type: ignore[attr-defined]
     S3Code.generate_presigned_url = generate_presigned_url
