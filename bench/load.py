@@ -83,6 +83,24 @@ def admission_stats() -> dict | None:
     return resp.json() if resp.ok else None
 
 
+def gc_stats() -> dict | None:
+    """The local cloud's garbage collector counters (localcloud.gcpolicy), if it has them."""
+    endpoint = os.environ.get("AWS_ENDPOINT_URL", "http://localhost:4566")
+    resp = requests.get(f"{endpoint}/_localcloud/gc", timeout=5)
+    return resp.json() if resp.ok else None
+
+
+def gc_delta(before: dict | None, after: dict | None) -> dict | None:
+    """LocalStack's garbage collections during the burst, per generation (localcloud.gcpolicy's counters)."""
+    if not before or not after:
+        return None
+    return {
+        **after,
+        "collections": [a - b for a, b in zip(after["collections"], before["collections"], strict=True)],
+        "whole_heap_collections": after["whole_heap_collections"] - before["whole_heap_collections"],
+    }
+
+
 def task_errors(state_machine_arn: str, since: datetime) -> dict[str, int]:
     """Errors of failed tasks, timed-out tasks and failed executions in the executions started since ``since``."""
     sfn = boto3.client("stepfunctions")
@@ -164,6 +182,7 @@ def main() -> None:
     data = sample_jpeg()
     since = datetime.now(UTC)
     cpu_localstack, cpu_machine = localstack_cpu_s(), machine_cpu_s()
+    gc_before = gc_stats()
     started = time.time()
     with ThreadPoolExecutor(max_workers=args.clients) as pool:
         uploaded = dict(pool.map(lambda _: upload(stack["LocalApiUrl"], data), range(args.uploads)))
@@ -182,6 +201,7 @@ def main() -> None:
                 records[item["imageId"]] = item
         time.sleep(0.5)
     cpu_localstack, cpu_machine = localstack_cpu_s() - cpu_localstack, machine_cpu_s() - cpu_machine
+    gc_after = gc_stats()
 
     statuses: dict[str, int] = {}
     for image_id in uploaded:
@@ -211,6 +231,7 @@ def main() -> None:
         "machine_cpu_s": round(cpu_machine, 1),
         "machine_cpu_ms_per_image": round(cpu_machine * 1000 / args.uploads),
         "admission": admission_stats(),
+        "gc": gc_delta(gc_before, gc_after),
         "task_errors": None if args.no_errors else task_errors(stack["ImagePipelineStateMachineArn"], since),
         "all_terminal": statuses.get("NOT_FINISHED", 0) == 0
         and "PENDING" not in statuses

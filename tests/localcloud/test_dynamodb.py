@@ -174,3 +174,47 @@ def test_an_update_expression_used_again_applies_its_own_names_and_values_each_t
                 ExpressionAttributeValues={":v": "y"},
             )
     assert table.get_item(Key={"imageId": "u0"})["Item"]["status"] == "value-0"
+
+
+def test_a_condition_expression_used_again_is_evaluated_with_its_own_names_and_values(table):
+    """The local cloud parses each UpdateExpression once and lexes each ConditionExpression once (localcloud.speedups):
+    the same condition text with other names and values must pass or fail as each request's own say, and a malformed
+    condition is refused every time, as DynamoDB refuses it: a 400 ValidationException, not a retried 500."""
+    condition = "#s = :from AND attribute_not_exists(#gone)"
+    failed = table.meta.client.exceptions.ConditionalCheckFailedException
+    table.put_item(Item={"imageId": "c", "status": "PENDING", "updatedAt": "0", "x": 1})
+
+    def update(names: dict, values: dict, to: str) -> None:
+        table.update_item(
+            Key={"imageId": "c"},
+            UpdateExpression="SET updatedAt = :t",
+            ConditionExpression=condition,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues={**values, ":t": to},
+        )
+
+    update({"#s": "status", "#gone": "y"}, {":from": "PENDING"}, "1")
+    with pytest.raises(failed):
+        update({"#s": "status", "#gone": "y"}, {":from": "PROCESSED"}, "2")  # another value
+    with pytest.raises(failed):
+        update({"#s": "status", "#gone": "x"}, {":from": "PENDING"}, "3")  # another name: x exists
+    update({"#s": "x", "#gone": "status2"}, {":from": 1}, "4")
+    malformed = [
+        ("#s = = :from", {"#s": "status"}, "Invalid ConditionExpression: Syntax error"),
+        ("#s = :from AND $$", {"#s": "status"}, "Invalid ConditionExpression: Syntax error"),
+        ("#s = :nope", {"#s": "status"}, "attribute value: :nope"),
+        ("attribute_not_exists(#x)", {}, "attribute name: #x"),
+    ]
+    for expression, names, message in malformed * 2:
+        with pytest.raises(table.meta.client.exceptions.ClientError) as refused:
+            table.update_item(
+                Key={"imageId": "c"},
+                UpdateExpression="SET updatedAt = :t",
+                ConditionExpression=expression,
+                **({"ExpressionAttributeNames": names} if names else {}),
+                ExpressionAttributeValues={":from": "PENDING", ":t": "5"},
+            )
+        error = refused.value.response
+        assert error["Error"]["Code"] == "ValidationException" and message in error["Error"]["Message"]
+        assert error["ResponseMetadata"]["HTTPStatusCode"] == 400 and error["ResponseMetadata"]["RetryAttempts"] == 0
+    assert table.get_item(Key={"imageId": "c"})["Item"]["updatedAt"] == "4"

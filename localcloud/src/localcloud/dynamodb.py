@@ -13,9 +13,10 @@ before and after it, and the write capacity units it consumed in the table and i
 
 import logging
 import threading
+import traceback
 from typing import Any
 
-from localstack.aws.api import RequestContext, handler
+from localstack.aws.api import CommonServiceException, RequestContext, handler
 from localstack.aws.api.dynamodb import DynamodbApi
 from localstack.services.moto import call_moto
 
@@ -31,14 +32,39 @@ _SINGLE_ITEM_WRITES = ("PutItem", "UpdateItem", "DeleteItem")
 def _serialised(context: RequestContext):
     with _ITEMS:
         if context.operation is None or context.operation.name not in _SINGLE_ITEM_WRITES:
-            return call_moto(context)
+            return _call_moto(context)
         found = _find_item(context)
         before = found[2]() if found else None
         try:
-            return call_moto(context)
+            return _call_moto(context)
         finally:  # a refused write (a failed condition) consumes capacity too
             if found:
                 _leave_capacity(context, found, before)
+
+
+def _call_moto(context: RequestContext):
+    """moto, with DynamoDB's answer to a condition or filter expression that does not parse or names an undefined
+    placeholder: a 400 ValidationException. moto's condition parser raises a bare ValueError or KeyError there, which
+    LocalStack answered with a 500 InternalError that SDKs retry (boto3: up to 9 times) before failing anyway."""
+    try:
+        return call_moto(context)
+    except (ValueError, KeyError) as e:
+        frames = traceback.extract_tb(e.__traceback__)
+        if not frames or not frames[-1].filename.endswith("moto/dynamodb/comparisons.py"):
+            raise
+        request: dict[str, Any] = context.service_request or {}
+        parameter = next((p for p in ("ConditionExpression", "FilterExpression") if p in request), "expression")
+        if isinstance(e, KeyError):
+            placeholder = str(e.args[0]) if e.args else ""
+            if placeholder.startswith("#"):
+                detail = f"An expression attribute name used in the document path is not defined; attribute name: {placeholder}"
+            else:
+                detail = (
+                    f"An expression attribute value used in expression is not defined; attribute value: {placeholder}"
+                )
+        else:
+            detail = f"Syntax error; {e}"
+        raise CommonServiceException("ValidationException", f"Invalid {parameter}: {detail}") from e
 
 
 def _find_item(context: RequestContext):

@@ -33,11 +33,16 @@ Each hook is skipped, with a log line, if LocalStack's internals are not what it
 
 from __future__ import annotations
 
+import collections
 import functools
+import json
 import logging
+import os
+import pickle
 import threading
 import time
 
+from localstack.http import Request, Response, route
 from localstack.runtime import hooks
 
 LOG = logging.getLogger(__name__)
@@ -317,6 +322,121 @@ def cache_dynamodb_expression_tokens() -> None:
 
 
 @hooks.on_infra_start()
+def cache_dynamodb_expression_parsing() -> None:
+    try:
+        from moto.dynamodb.comparisons import ConditionExpressionParser
+        from moto.dynamodb.parsing import validators
+        from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser, Expression, Node, UpdateExpressionFunction
+        from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+    except ImportError as e:
+        LOG.warning("localcloud: DynamoDB expression parse cache not installed: %s", e)
+        return
+    if getattr(UpdateExpressionParser.make, "localcloud_cached", False):
+        return
+    make = UpdateExpressionParser.make  # bound to the class
+    lex = ConditionExpressionParser._lex_condition_expression
+    deepcopy = validators.deepcopy
+
+    # An UpdateItem parses its UpdateExpression twice (the request's check, then the update), lexes its
+    # ConditionExpression, deep-copies the parsed tree for its validators (pure-Python copy.deepcopy) and has ten
+    # validators walk the copy, each building its map of node classes again at every node: together ~20% of
+    # LocalStack's CPU in a burst (py-spy, 2026-12-03).
+    # - moto only reads the parsed tree (find_clauses) or copies it before its validators rewrite it
+    #   (Validator.__init__), so one tree per expression string serves every request, and the copy is made from that
+    #   tree's pickle (C) instead of copy.deepcopy; an expression that does not parse raises each time;
+    # - the lexed condition is a sequence of immutable nodes (namedtuples without children) that the parser consumes
+    #   from a copy of the queue;
+    # - a traverser's map of node classes to its methods is the same for its whole life: made once per traverser;
+    # - the tree's classes are ABCs (``isinstance`` goes through ABCMeta.__instancecheck__, a Python frame: 10% of an
+    #   UpdateItem's samples) with no virtual subclass registered, so the walks test the class's MRO instead.
+    @functools.lru_cache(maxsize=1024)
+    def update_tree(expression: str):
+        tree = make(expression)
+        tree.localcloud_pickle = pickle.dumps(tree, pickle.HIGHEST_PROTOCOL)  # set after pickling: copies lack it
+        return tree
+
+    def cached_make(cls, expression_str):
+        if not isinstance(expression_str, str):
+            return make(expression_str)
+        return update_tree(expression_str)
+
+    def copy_for_validation(node, memo=None):
+        data = getattr(node, "localcloud_pickle", None)
+        if data is None or memo is not None:
+            return deepcopy(node, memo)
+        return pickle.loads(data)
+
+    @functools.lru_cache(maxsize=1024)
+    def condition_nodes(expression: str) -> tuple:
+        return tuple(lex(_Lexing(expression)))
+
+    def cached_lex(self):
+        expression = self.condition_expression
+        if not isinstance(expression, str):
+            return lex(self)
+        return collections.deque(condition_nodes(expression))
+
+    class _Lexing(ConditionExpressionParser):  # lexing reads only the expression (and the class's patterns)
+        def __init__(self, expression: str) -> None:
+            self.condition_expression = expression
+
+    def processing_map(self) -> dict:
+        kept = self.__dict__.get("_localcloud_map")
+        if kept is None:
+            kept = self.__dict__["_localcloud_map"] = self._processing_map()
+            self.__dict__["_localcloud_types"] = tuple(kept)
+        return kept
+
+    def nodes_to_be_processed(self) -> tuple:
+        types = self.__dict__.get("_localcloud_types")
+        if types is None:
+            processing_map(self)
+            types = self.__dict__["_localcloud_types"]
+        return types
+
+    def process(self, node):
+        mro = type(node).__mro__
+        for class_key, processor in processing_map(self).items():
+            if class_key in mro:
+                return processor(node)
+
+    def traverse_node_recursively(self, node, child_id=-1):  # moto's, with the MRO tests
+        mro = type(node).__mro__
+        if Node in mro:
+            parent_node = node.parent
+            if node.children is not None:
+                for i, child_node in enumerate(node.children):
+                    self.pre_processing_of_child(node, i)
+                    self.traverse_node_recursively(child_node, i)
+            if any(c in mro for c in self.nodes_to_be_processed()):
+                node = self.process(node)
+                node.parent = parent_node
+                if parent_node:
+                    parent_node.children[child_id] = node
+        return node
+
+    def find_clauses(self, clause_types):  # moto's, with the MRO tests
+        clauses = []
+        for child in self.children or []:
+            kind = type(child)
+            if kind in clause_types:
+                clauses.append(child)
+            elif Expression in kind.__mro__ or UpdateExpressionFunction in kind.__mro__:
+                clauses.extend(child.find_clauses(clause_types))
+        return clauses
+
+    cached_make.localcloud_cached = True  # type: ignore[attr-defined]
+    UpdateExpressionParser.make = classmethod(cached_make)
+    ConditionExpressionParser._lex_condition_expression = cached_lex
+    validators.deepcopy = copy_for_validation
+    DepthFirstTraverser.nodes_to_be_processed = nodes_to_be_processed
+    DepthFirstTraverser.process = process
+    DepthFirstTraverser.traverse_node_recursively = traverse_node_recursively
+    Node.find_clauses = find_clauses
+    LOG.info("localcloud: DynamoDB update expressions are parsed, and condition expressions lexed, once each")
+
+
+@hooks.on_infra_start()
 def cache_moto_action_lookup() -> None:
     try:
         from moto.core import responses
@@ -372,3 +492,31 @@ def cache_lambda_code_url_clients() -> None:
     generate_presigned_url.localcloud_cached = True  # type: ignore[attr-defined]
     S3Code.generate_presigned_url = generate_presigned_url
     LOG.info("localcloud: Lambda code URLs are signed by one client per endpoint")
+
+
+class GcRoutes:
+    def __init__(self, policy) -> None:
+        self.policy = policy
+
+    @route("/_localcloud/gc", methods=["GET"])
+    def gc_stats(self, request: Request) -> Response:
+        return Response(json.dumps(self.policy.stats()), status=200, mimetype="application/json")
+
+
+@hooks.on_infra_start()
+def tune_garbage_collection() -> None:
+    """``LOCALCLOUD_GC=freeze`` (the default): localcloud.gcpolicy; ``python``: Python's collector as it comes (the
+    counters at /_localcloud/gc either way)."""
+    import gc
+
+    from localstack.services.edge import ROUTER
+
+    from localcloud.gcpolicy import GcPolicy
+
+    if getattr(gc, "localcloud_policy", None) is not None:
+        return
+    policy = GcPolicy(freeze=os.environ.get("LOCALCLOUD_GC", "freeze") != "python").install()
+    gc.localcloud_policy = policy  # type: ignore[attr-defined]
+    ROUTER.add(GcRoutes(policy))
+    how = "freezes what each full collection keeps" if policy.freeze else "as Python's"
+    LOG.info("localcloud: garbage collection %s (counters at /_localcloud/gc)", how)

@@ -1,0 +1,108 @@
+"""The local cloud's garbage collection policy (localcloud/gcpolicy.py), on this test process's own collector: what a
+full collection keeps is frozen, later full collections skip it, and cyclic garbage among frozen objects is
+reclaimed once the frozen objects have grown past the bound."""
+
+from __future__ import annotations
+
+import gc
+import sys
+import time
+import weakref
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "localcloud" / "src"))
+from localcloud.gcpolicy import GcPolicy  # noqa: E402
+
+
+class Node:
+    def __init__(self) -> None:
+        self.me = self  # a reference cycle: only the cycle collector frees it
+
+
+@pytest.fixture
+def policy_of():
+    made: list[GcPolicy] = []
+
+    def make(**kwargs) -> GcPolicy:
+        gc.unfreeze()
+        policy = GcPolicy(**{"poll_s": 3600, **kwargs}).install()
+        made.append(policy)
+        return policy
+
+    yield make
+    for policy in made:
+        policy.uninstall()
+    gc.unfreeze()
+
+
+def test_collections_are_counted(policy_of):
+    policy = policy_of()
+    before = policy.stats()
+    gc.collect(0)
+    gc.collect(2)
+    policy.after_full_collection()
+    after = policy.stats()
+    assert after["collections"][0] > before["collections"][0] and after["collections"][2] > before["collections"][2]
+    assert after["whole_heap_collections"] == 1  # nothing was frozen when it ran
+
+
+def test_what_a_full_collection_keeps_is_frozen_and_later_ones_skip_it(policy_of):
+    policy = policy_of()
+    kept = [Node() for _ in range(100)]
+    gc.collect()
+    policy.after_full_collection()
+    assert policy.whole == gc.get_freeze_count() > 0
+    assert not any(obj is kept for obj in gc.get_objects(generation=2))  # frozen: no collection visits it
+    young = [Node()]
+    gc.collect()
+    policy.after_full_collection()
+    assert policy.stats()["whole_heap_collections"] == 1  # the second one visited only what came after the freeze
+    assert gc.get_freeze_count() > policy.whole  # and its survivors joined the frozen ones
+    del kept, young
+
+
+def test_cyclic_garbage_among_frozen_objects_is_reclaimed_once_they_have_grown_past_the_bound(policy_of):
+    policy = policy_of(grow=1.5, floor=0)
+    gc.collect()
+    policy.after_full_collection()
+    whole = policy.whole
+
+    node = Node()
+    gone = weakref.ref(node)
+    gc.collect()
+    policy.after_full_collection()  # the node survived a full collection: frozen
+    del node
+    gc.collect()
+    assert gone() is not None, "a frozen cycle is not collected"
+    assert policy.unfreezes == 0
+
+    grown = [[] for _ in range(int(whole * 0.6))]  # tracked objects: the frozen ones will pass 1.5x whole
+    gc.collect()
+    policy.after_full_collection()
+    assert policy.unfreezes == 1 and gc.get_freeze_count() == 0
+    gc.collect()  # a whole-heap collection again
+    policy.after_full_collection()
+    assert gone() is None
+    assert policy.stats()["whole_heap_collections"] == 2
+    del grown
+
+
+def test_python_policy_counts_but_never_freezes(policy_of):
+    policy = policy_of(freeze=False)
+    gc.collect()
+    policy.after_full_collection()
+    gc.collect()
+    policy.after_full_collection()
+    assert gc.get_freeze_count() == 0
+    assert policy.stats()["whole_heap_collections"] == 2
+
+
+def test_the_policy_thread_freezes_after_a_full_collection(policy_of):
+    policy = policy_of(poll_s=0.01)
+    gc.collect()
+    deadline = time.monotonic() + 10
+    while gc.get_freeze_count() == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert gc.get_freeze_count() > 0 and policy.whole > 0 and policy.whole_heap_collections >= 1
