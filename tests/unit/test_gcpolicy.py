@@ -1,16 +1,18 @@
-"""The local cloud's garbage collection policy (localcloud/gcpolicy.py), on this test process's own collector: what a
-full collection keeps is frozen, later full collections skip it, and cyclic garbage among frozen objects is
-reclaimed once the frozen objects have grown past the bound."""
+"""The local cloud's garbage collection policy (localcloud/gcpolicy.py), on a real collector: what a full collection
+keeps is frozen, later full collections skip it, and cyclic garbage among frozen objects is reclaimed once the frozen
+objects have grown past the bound.
+
+Each test runs in a new interpreter (multiprocessing's spawn): the policy freezes that process's heap, and a pytest
+worker's heap (moto, Pillow, botocore's models) would make every whole-heap collection take seconds."""
 
 from __future__ import annotations
 
 import gc
+import multiprocessing
 import sys
 import time
 import weakref
 from pathlib import Path
-
-import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "localcloud" / "src"))
 from localcloud.gcpolicy import GcPolicy  # noqa: E402
@@ -21,22 +23,34 @@ class Node:
         self.me = self  # a reference cycle: only the cycle collector frees it
 
 
-@pytest.fixture
-def policy_of():
+def isolated(test):
+    """Run the test in a new interpreter with a policy of its own; its assertion, if any, fails this test."""
+
+    def run() -> None:
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(1) as pool:
+            pool.apply(_run_with_policy, (test.__name__,))
+
+    run.__name__, run.__doc__, run.test = test.__name__, test.__doc__, test  # type: ignore[attr-defined]
+    return run
+
+
+def _run_with_policy(name: str) -> None:
     made: list[GcPolicy] = []
 
-    def make(**kwargs) -> GcPolicy:
-        gc.unfreeze()
+    def policy_of(**kwargs) -> GcPolicy:
         policy = GcPolicy(**{"poll_s": 3600, **kwargs}).install()
         made.append(policy)
         return policy
 
-    yield make
-    for policy in made:
-        policy.uninstall()
-    gc.unfreeze()
+    try:
+        globals()[name].test(policy_of)
+    finally:
+        for policy in made:
+            policy.uninstall()
 
 
+@isolated
 def test_collections_are_counted(policy_of):
     policy = policy_of()
     before = policy.stats()
@@ -48,6 +62,7 @@ def test_collections_are_counted(policy_of):
     assert after["whole_heap_collections"] == 1  # nothing was frozen when it ran
 
 
+@isolated
 def test_what_a_full_collection_keeps_is_frozen_and_later_ones_skip_it(policy_of):
     policy = policy_of()
     kept = [Node() for _ in range(100)]
@@ -63,6 +78,7 @@ def test_what_a_full_collection_keeps_is_frozen_and_later_ones_skip_it(policy_of
     del kept, young
 
 
+@isolated
 def test_cyclic_garbage_among_frozen_objects_is_reclaimed_once_they_have_grown_past_the_bound(policy_of):
     policy = policy_of(grow=1.5, floor=0)
     gc.collect()
@@ -89,6 +105,7 @@ def test_cyclic_garbage_among_frozen_objects_is_reclaimed_once_they_have_grown_p
     del grown
 
 
+@isolated
 def test_python_policy_counts_but_never_freezes(policy_of):
     policy = policy_of(freeze=False)
     gc.collect()
@@ -99,6 +116,7 @@ def test_python_policy_counts_but_never_freezes(policy_of):
     assert policy.stats()["whole_heap_collections"] == 2
 
 
+@isolated
 def test_the_policy_thread_freezes_after_a_full_collection(policy_of):
     policy = policy_of(poll_s=0.01)
     gc.collect()
