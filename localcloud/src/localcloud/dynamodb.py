@@ -9,6 +9,9 @@ serves requests on many threads, so every data-plane operation, read or write, r
 While a single-item write (PutItem, UpdateItem, DeleteItem) holds the lock, its item is read from moto's backend
 before and after it, and the write capacity units it consumed in the table and in each global secondary index
 (localcloud.capacity) are left on the request context (``CAPACITY_ATTRIBUTE``) for the request meter.
+
+A condition or filter expression that does not parse, or names an undefined placeholder, is refused as DynamoDB
+refuses it: 400 ``ValidationException`` (``_call_moto``).
 """
 
 import logging
