@@ -5,7 +5,7 @@ metadata, next to ~600,000 objects of its own (modules, botocore service models)
 collector (thresholds 2000/10/10) runs a full collection whenever a quarter more objects have survived into the
 oldest generation since the last one, and a full collection visits every tracked object: in a 300-upload burst
 (py-spy, 2026-12-03) the heap grew from 580,000 to 970,000 objects and the full collections took 0.3-1.4 s of CPU
-each, holding the GIL (one stack in the profile held it for 2.2 s); the collector took ~10 s of the burst's ~65 s
+each, holding the GIL (one stack in the profile held it for 2.2 s); the collector took 5-7 s of the burst's ~60 s
 of LocalStack CPU, more for every image the local cloud had already processed.
 
 With this policy each full collection's survivors are frozen (``gc.freeze``): later collections of the oldest

@@ -22,14 +22,11 @@ Measured on these 2-core machines (bench/localcloud_bench.py), a Lambda task too
 - makes a new boto3 client for each Lambda code URL it signs (GetFunction), ~30-50 ms each; one client per endpoint
   signs them all.
 And costs of moto, which serves DynamoDB and the logs:
-- moto tokenises every UpdateExpression character by character in pure Python, twice per UpdateItem (once to check
-  the request, once to apply it): ~8% of LocalStack's CPU in a burst (py-spy, 2026-12-03). The tokens are only read
-  once made, so we keep the token list per expression string and hand out a copy of it; an expression that does not
-  tokenise raises each time, as before (nothing is kept for it);
-- the rest of an UpdateItem's expression work (parsing the tokens twice, lexing the condition, deep-copying the tree
-  for ten validators whose walks rebuild a map at every node and test ABCs with ``isinstance``): one tree per
-  expression, copied from its pickle, conditions lexed once, the walks without ABC checks (~35% less LocalStack CPU
-  per UpdateItem, measured side by side);
+- an UpdateItem tokenises its UpdateExpression character by character in pure Python and parses it, twice (once to
+  check the request, once to apply it), lexes its ConditionExpression, deep-copies the parsed tree for ten validators
+  whose walks rebuild a map at every node and test ABCs with ``isinstance``: one tree per expression (so each is
+  tokenised once), copied from its pickle, conditions lexed once, the walks without ABC checks (~35% less LocalStack
+  CPU per UpdateItem, measured side by side; the tokenising alone was ~8% of LocalStack's CPU in a burst);
 - moto lists the methods of a service's response class with ``inspect.getmembers`` on every request, to find the
   action's handler; the class does not change while LocalStack runs, so the list is made once per class.
 Each hook is skipped, with a log line, if LocalStack's internals are not what it expects. One more hook installs
@@ -302,31 +299,6 @@ def batch_lambda_log_delivery() -> None:
 
 
 @hooks.on_infra_start()
-def cache_dynamodb_expression_tokens() -> None:
-    try:
-        from moto.dynamodb.parsing.tokens import ExpressionTokenizer
-    except ImportError as e:
-        LOG.warning("localcloud: DynamoDB expression token cache not installed: %s", e)
-        return
-    if getattr(ExpressionTokenizer.make_list, "localcloud_cached", False):
-        return
-    make_list = ExpressionTokenizer.make_list  # bound to the class
-
-    @functools.lru_cache(maxsize=1024)
-    def tokens(expression: str) -> tuple:
-        return tuple(make_list(expression))  # raises on an expression that does not tokenise: nothing is kept
-
-    def cached_make_list(cls, input_expression_str):
-        if not isinstance(input_expression_str, str):
-            return make_list(input_expression_str)  # moto's own assertion answers
-        return list(tokens(input_expression_str))
-
-    cached_make_list.localcloud_cached = True
-    ExpressionTokenizer.make_list = classmethod(cached_make_list)
-    LOG.info("localcloud: DynamoDB expressions are tokenised once per expression")
-
-
-@hooks.on_infra_start()
 def cache_dynamodb_expression_parsing() -> None:
     try:
         from moto.dynamodb.comparisons import ConditionExpressionParser
@@ -342,13 +314,14 @@ def cache_dynamodb_expression_parsing() -> None:
     lex = ConditionExpressionParser._lex_condition_expression
     deepcopy = validators.deepcopy
 
-    # An UpdateItem parses its UpdateExpression twice (the request's check, then the update), lexes its
+    # An UpdateItem tokenises and parses its UpdateExpression twice (the request's check, then the update), lexes its
     # ConditionExpression, deep-copies the parsed tree for its validators (pure-Python copy.deepcopy) and has ten
     # validators walk the copy, each building its map of node classes again at every node: together ~20% of
     # LocalStack's CPU in a burst (py-spy, 2026-12-03).
     # - moto only reads the parsed tree (find_clauses) or copies it before its validators rewrite it
     #   (Validator.__init__), so one tree per expression string serves every request, and the copy is made from that
-    #   tree's pickle (C) instead of copy.deepcopy; an expression that does not parse raises each time;
+    #   tree's pickle (C) instead of copy.deepcopy; an expression that does not tokenise or parse raises each time
+    #   (nothing is kept for it);
     # - the lexed condition is a sequence of immutable nodes (namedtuples without children) that the parser consumes
     #   from a copy of the queue;
     # - a traverser's map of node classes to its methods is the same for its whole life: made once per traverser;
@@ -393,11 +366,8 @@ def cache_dynamodb_expression_parsing() -> None:
         return kept
 
     def nodes_to_be_processed(self) -> tuple:
-        types = self.__dict__.get("_localcloud_types")
-        if types is None:
-            processing_map(self)
-            types = self.__dict__["_localcloud_types"]
-        return types
+        processing_map(self)
+        return self.__dict__["_localcloud_types"]
 
     def process(self, node):
         mro = type(node).__mro__
@@ -438,7 +408,7 @@ def cache_dynamodb_expression_parsing() -> None:
     DepthFirstTraverser.process = process
     DepthFirstTraverser.traverse_node_recursively = traverse_node_recursively
     Node.find_clauses = find_clauses
-    LOG.info("localcloud: DynamoDB update expressions are parsed, and condition expressions lexed, once each")
+    LOG.info("localcloud: DynamoDB update expressions are tokenised and parsed, condition expressions lexed, once each")
 
 
 @hooks.on_infra_start()
