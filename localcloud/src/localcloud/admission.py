@@ -29,7 +29,8 @@ import time
 from collections import deque
 
 from localstack.http import Request, Response, route
-from localstack.runtime import hooks
+
+from localcloud.patching import hook, patch
 
 LOG = logging.getLogger(__name__)
 
@@ -104,39 +105,37 @@ class AdmissionRoutes:
         return Response(json.dumps(body), status=200, mimetype="application/json")
 
 
-@hooks.on_infra_start()
-def queue_lambda_invocations() -> None:
-    try:
-        from localstack.aws.api.lambda_ import TooManyRequestsException
-        from localstack.services.lambda_.invocation.counting_service import CountingService
-    except ImportError as e:
-        LOG.warning("localcloud: Lambda admission queue not installed: %s", e)
-        return
-    if ADMISSION.slots <= 0 or getattr(CountingService.get_invocation_lease, "localcloud_admission", False):
-        return
-    original = CountingService.get_invocation_lease
-
-    @contextlib.contextmanager
-    def get_invocation_lease(self, function, function_version, provisioned_state=None):
-        if not ADMISSION.acquire(WAIT_S):
-            LOG.info(
-                "localcloud: %s throttled after waiting %.0f s for a run slot (%s)",
-                function_version.id.function_name,
-                WAIT_S,
-                ADMISSION.stats(),
-            )
-            raise TooManyRequestsException(
-                "Rate Exceeded.", Reason="ReservedFunctionConcurrentInvocationLimitExceeded", Type="User"
-            )
-        try:
-            with original(self, function, function_version, provisioned_state) as lease:
-                yield lease
-        finally:
-            ADMISSION.release()
-
-    get_invocation_lease.localcloud_admission = True
-    CountingService.get_invocation_lease = get_invocation_lease
+@hook("Lambda admission queue")
+def queue_lambda_invocations() -> str | None:
+    from localstack.aws.api.lambda_ import TooManyRequestsException
     from localstack.services.edge import ROUTER
+    from localstack.services.lambda_.invocation.counting_service import CountingService
 
+    if ADMISSION.slots <= 0:
+        return None
+
+    def queueing(original):
+        @contextlib.contextmanager
+        def get_invocation_lease(self, function, function_version, provisioned_state=None):
+            if not ADMISSION.acquire(WAIT_S):
+                LOG.info(
+                    "localcloud: %s throttled after waiting %.0f s for a run slot (%s)",
+                    function_version.id.function_name,
+                    WAIT_S,
+                    ADMISSION.stats(),
+                )
+                raise TooManyRequestsException(
+                    "Rate Exceeded.", Reason="ReservedFunctionConcurrentInvocationLimitExceeded", Type="User"
+                )
+            try:
+                with original(self, function, function_version, provisioned_state) as lease:
+                    yield lease
+            finally:
+                ADMISSION.release()
+
+        return get_invocation_lease
+
+    if not patch(CountingService, "get_invocation_lease", queueing, wraps=True):
+        return None
     ROUTER.add(AdmissionRoutes())
-    LOG.info("localcloud: Lambda invocations queue for %d run slots (bounded wait %.0f s)", ADMISSION.slots, WAIT_S)
+    return f"Lambda invocations queue for {ADMISSION.slots} run slots (bounded wait {WAIT_S:.0f} s)"

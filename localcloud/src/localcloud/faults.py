@@ -33,7 +33,8 @@ from dataclasses import asdict, dataclass, field
 from localstack.aws.api import CommonServiceException, RequestContext
 from localstack.aws.chain import HandlerChain
 from localstack.http import Request, Response, route
-from localstack.runtime import hooks
+
+from localcloud.patching import hook
 
 LOG = logging.getLogger(__name__)
 
@@ -213,12 +214,12 @@ class FaultRoutes:
         return Response(status=204)
 
 
-@hooks.on_infra_start()
-def install_fault_injection() -> None:
+@hook("fault injection")
+def install_fault_injection() -> str | None:
     from localstack.aws import handlers
     from localstack.services.edge import ROUTER
 
     handlers.serve_custom_service_request_handlers.append(inject_faults)
     handlers.run_custom_response_handlers.append(delay_responses)
     ROUTER.add(FaultRoutes())
-    LOG.info("localcloud: fault injection at /_localcloud/faults")
+    return "fault injection at /_localcloud/faults"

@@ -12,7 +12,7 @@
   str, not int``). We give it the text.
 - CloudFormation updates of an EventBridge API destination or connection (a new webhook URL or secret) are "not
   implemented" in LocalStack: the stack update succeeds and the old endpoint stays. We update them as AWS does.
-Each hook is skipped, with a log line, if LocalStack's internals are not what it expects.
+Each hook is skipped, with a log line, if LocalStack's internals are not what it expects (localcloud.patching).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import functools
 import json
 import logging
 
-from localstack.runtime import hooks
+from localcloud.patching import hook, patch
 
 LOG = logging.getLogger(__name__)
 GATEWAY_RESPONSES = "x-amazon-apigateway-gateway-responses"
@@ -45,109 +45,86 @@ def apply_gateway_responses(rest_api_container, spec: dict) -> None:
         )
 
 
-@hooks.on_infra_start()
-def import_openapi_gateway_responses() -> None:
-    try:
-        from localstack.services.apigateway import helpers
-        from localstack.services.apigateway.legacy import provider
-    except ImportError as e:
-        LOG.warning("localcloud: OpenAPI gateway responses not imported: %s", e)
-        return
-    original = getattr(provider, "import_api_from_openapi_spec", None)
-    if original is None or getattr(original, "localcloud", False):
-        LOG.warning("localcloud: OpenAPI gateway responses not imported: import function not found")
-        return
+@hook("OpenAPI gateway responses import")
+def import_openapi_gateway_responses() -> str | None:
+    from localstack.services.apigateway import helpers
+    from localstack.services.apigateway.legacy import provider
 
-    @functools.wraps(original)
-    def import_api_from_openapi_spec(rest_api, context, open_api_spec, mode):
-        result = original(rest_api, context, open_api_spec, mode)
-        container = helpers.get_apigateway_store(context=context).rest_apis.get(rest_api.id)
-        if container is not None:
-            apply_gateway_responses(container, open_api_spec)
-        return result
+    def applying_responses(original):
+        @functools.wraps(original)
+        def import_api_from_openapi_spec(rest_api, context, open_api_spec, mode):
+            result = original(rest_api, context, open_api_spec, mode)
+            container = helpers.get_apigateway_store(context=context).rest_apis.get(rest_api.id)
+            if container is not None:
+                apply_gateway_responses(container, open_api_spec)
+            return result
 
-    import_api_from_openapi_spec.localcloud = True
-    provider.import_api_from_openapi_spec = import_api_from_openapi_spec
-    LOG.info("localcloud: OpenAPI imports apply x-amazon-apigateway-gateway-responses")
+        return import_api_from_openapi_spec
+
+    if not patch(provider, "import_api_from_openapi_spec", applying_responses, wraps=True):
+        return None
+    return "OpenAPI imports apply x-amazon-apigateway-gateway-responses"
 
 
-@hooks.on_infra_start()
-def render_gateway_response_templates() -> None:
-    try:
-        from localstack.services.apigateway.next_gen.execute_api.gateway_response import (
-            get_gateway_response_or_default,
-        )
-        from localstack.services.apigateway.next_gen.execute_api.handlers.gateway_exception import (
-            GatewayExceptionHandler,
-        )
-        from localstack.services.apigateway.next_gen.execute_api.template_mapping import ApiGatewayVtlTemplate
-    except ImportError as e:
-        LOG.warning("localcloud: gateway response templates not rendered: %s", e)
-        return
-    original = GatewayExceptionHandler.create_exception_response
-    if getattr(original, "localcloud", False):
-        return
+@hook("gateway response template rendering")
+def render_gateway_response_templates() -> str | None:
+    from localstack.services.apigateway.next_gen.execute_api.gateway_response import get_gateway_response_or_default
+    from localstack.services.apigateway.next_gen.execute_api.handlers.gateway_exception import GatewayExceptionHandler
+    from localstack.services.apigateway.next_gen.execute_api.template_mapping import ApiGatewayVtlTemplate
+
     vtl = ApiGatewayVtlTemplate()
 
-    @functools.wraps(original)
-    def create_exception_response(self, exception, context):
-        response = original(self, exception, context)
-        gateway_response = get_gateway_response_or_default(
-            exception.type, context.deployment.rest_api.gateway_responses
-        )
-        template = (gateway_response.get("responseTemplates") or {}).get("application/json")
-        if response is None or not template or template == DEFAULT_TEMPLATE:
-            return response  # LocalStack's own answer is what the default template renders
-        variables = copy.deepcopy(context.context_variables)
-        error = variables.get("error") or {}
-        error["messageString"] = json.dumps(error.get("message") or exception.message)
-        variables["error"] = error
-        try:
-            body = vtl.render_vtl(template=template.strip(), variables={"context": variables, "stageVariables": {}})
-        except Exception as e:  # noqa: BLE001 - a broken template: keep LocalStack's answer, say why
-            LOG.warning("localcloud: gateway response template of %s not rendered: %s", exception.type, e)
+    def rendering(original):
+        @functools.wraps(original)
+        def create_exception_response(self, exception, context):
+            response = original(self, exception, context)
+            gateway_response = get_gateway_response_or_default(
+                exception.type, context.deployment.rest_api.gateway_responses
+            )
+            template = (gateway_response.get("responseTemplates") or {}).get("application/json")
+            if response is None or not template or template == DEFAULT_TEMPLATE:
+                return response  # LocalStack's own answer is what the default template renders
+            variables = copy.deepcopy(context.context_variables)
+            error = variables.get("error") or {}
+            error["messageString"] = json.dumps(error.get("message") or exception.message)
+            variables["error"] = error
+            try:
+                body = vtl.render_vtl(template=template.strip(), variables={"context": variables, "stageVariables": {}})
+            except Exception as e:  # noqa: BLE001 - a broken template: keep LocalStack's answer, say why
+                LOG.warning("localcloud: gateway response template of %s not rendered: %s", exception.type, e)
+                return response
+            response.set_response(body)
             return response
-        response.set_response(body)
-        return response
 
-    create_exception_response.localcloud = True
-    GatewayExceptionHandler.create_exception_response = create_exception_response
-    LOG.info("localcloud: gateway responses render their application/json templates")
+        return create_exception_response
 
-
-@hooks.on_infra_start()
-def substitute_numbers_in_state_machine_definitions() -> None:
-    try:
-        from localstack.services.stepfunctions.resource_providers import aws_stepfunctions_statemachine as provider
-    except ImportError as e:
-        LOG.warning("localcloud: numeric DefinitionSubstitutions not fixed: %s", e)
-        return
-    original = getattr(provider, "_apply_substitutions", None)
-    if original is None or getattr(original, "localcloud", False):
-        return
-
-    @functools.wraps(original)
-    def _apply_substitutions(definition: str, substitutions: dict) -> str:
-        return original(definition, {k: v if isinstance(v, str) else json.dumps(v) for k, v in substitutions.items()})
-
-    _apply_substitutions.localcloud = True
-    provider._apply_substitutions = _apply_substitutions
-    LOG.info("localcloud: DefinitionSubstitutions may hold numbers")
+    if not patch(GatewayExceptionHandler, "create_exception_response", rendering, wraps=True):
+        return None
+    return "gateway responses render their application/json templates"
 
 
-@hooks.on_infra_start()
-def update_api_destinations_and_connections() -> None:
-    try:
-        from localstack.services.cloudformation.resource_provider import OperationStatus, ProgressEvent
-        from localstack.services.events.resource_providers.aws_events_apidestination import (
-            EventsApiDestinationProvider,
-        )
-        from localstack.services.events.resource_providers.aws_events_connection import EventsConnectionProvider
-    except ImportError as e:
-        LOG.warning("localcloud: API destination updates not fixed: %s", e)
-        return
-    if getattr(EventsApiDestinationProvider.update, "localcloud", False):
-        return
+@hook("numeric DefinitionSubstitutions fix")
+def substitute_numbers_in_state_machine_definitions() -> str | None:
+    from localstack.services.stepfunctions.resource_providers import aws_stepfunctions_statemachine as provider
+
+    def as_text(original):
+        @functools.wraps(original)
+        def _apply_substitutions(definition: str, substitutions: dict) -> str:
+            texts = {k: v if isinstance(v, str) else json.dumps(v) for k, v in substitutions.items()}
+            return original(definition, texts)
+
+        return _apply_substitutions
+
+    if not patch(provider, "_apply_substitutions", as_text, wraps=True):
+        return None
+    return "DefinitionSubstitutions may hold numbers"
+
+
+@hook("API destination and connection updates")
+def update_api_destinations_and_connections() -> str | None:
+    from localstack.services.cloudformation.resource_provider import OperationStatus, ProgressEvent
+    from localstack.services.events.resource_providers.aws_events_apidestination import EventsApiDestinationProvider
+    from localstack.services.events.resource_providers.aws_events_connection import EventsConnectionProvider
 
     def updater(operation: str, fields: tuple[str, ...], arn_field: str):
         """A provider's update: the desired properties over the deployed ones, sent with ``operation``."""
@@ -161,33 +138,33 @@ def update_api_destinations_and_connections() -> None:
                 status=OperationStatus.SUCCESS, resource_model=model, custom_context=request.custom_context
             )
 
-        update.localcloud = True
         return update
 
-    EventsApiDestinationProvider.update = updater(
-        "update_api_destination",
-        ("Name", "ConnectionArn", "InvocationEndpoint", "HttpMethod", "InvocationRateLimitPerSecond", "Description"),
-        "ApiDestinationArn",
+    destination_fields = (
+        "Name",
+        "ConnectionArn",
+        "InvocationEndpoint",
+        "HttpMethod",
+        "InvocationRateLimitPerSecond",
+        "Description",
     )
-    EventsConnectionProvider.update = updater(
-        "update_connection", ("Name", "AuthorizationType", "AuthParameters", "Description"), "ConnectionArn"
-    )
-    LOG.info("localcloud: stack updates change API destinations and connections")
+    if not patch(
+        EventsApiDestinationProvider,
+        "update",
+        updater("update_api_destination", destination_fields, "ApiDestinationArn"),
+    ):
+        return None
+    connection_fields = ("Name", "AuthorizationType", "AuthParameters", "Description")
+    patch(EventsConnectionProvider, "update", updater("update_connection", connection_fields, "ConnectionArn"))
+    return "stack updates change API destinations and connections"
 
 
-@hooks.on_infra_start()
-def update_event_rules() -> None:
+@hook("EventBridge rule updates")
+def update_event_rules() -> str | None:
     """A stack update that changes an EventBridge rule (its pattern, schedule, state or targets: e.g. a target state
     machine replaced because WorkflowType changed) updates the rule: LocalStack's provider has no update and
     leaves the rule as it was, pointing at a deleted target."""
-    try:
-        from localstack.services.events.resource_providers import aws_events_rule as provider
-    except ImportError as e:
-        LOG.warning("localcloud: EventBridge rule updates not fixed: %s", e)
-        return
-    rules = provider.EventsRuleProvider
-    if getattr(rules.update, "localcloud", False):
-        return
+    from localstack.services.events.resource_providers import aws_events_rule as provider
 
     def update(self, request):
         previous = request.previous_state or {}
@@ -204,9 +181,9 @@ def update_event_rules() -> None:
             events.remove_targets(Rule=name, Ids=gone, Force=True, **bus)
         return self.create(request)  # put_rule and put_targets update the rule and its targets in place
 
-    update.localcloud = True
-    rules.update = update
-    LOG.info("localcloud: stack updates change EventBridge rules and their targets")
+    if not patch(provider.EventsRuleProvider, "update", update):
+        return None
+    return "stack updates change EventBridge rules and their targets"
 
 
 def lifecycle_rules(cfn_rules: list[dict]) -> list[dict]:
@@ -241,20 +218,13 @@ def lifecycle_rules(cfn_rules: list[dict]) -> list[dict]:
     return rules
 
 
-@hooks.on_infra_start()
-def apply_bucket_lifecycle_configurations() -> None:
+@hook("bucket lifecycle configurations")
+def apply_bucket_lifecycle_configurations() -> str | None:
     """A bucket's LifecycleConfiguration is put on the bucket when the stack creates or updates it: LocalStack's
     provider ignores it (its update does nothing at all), so a deployed bucket had none of the template's rules.
     (LocalStack stores lifecycle rules; it does not run them.)"""
-    try:
-        from localstack.services.cloudformation.resource_provider import OperationStatus, ProgressEvent
-        from localstack.services.s3.resource_providers.aws_s3_bucket import S3BucketProvider
-    except ImportError as e:
-        LOG.warning("localcloud: bucket lifecycle configurations not applied: %s", e)
-        return
-    if getattr(S3BucketProvider.create, "localcloud", False):
-        return
-    original_create = S3BucketProvider.create
+    from localstack.services.cloudformation.resource_provider import OperationStatus, ProgressEvent
+    from localstack.services.s3.resource_providers.aws_s3_bucket import S3BucketProvider
 
     def put_lifecycle(request, model) -> None:
         s3 = request.aws_client_factory.s3
@@ -266,12 +236,15 @@ def apply_bucket_lifecycle_configurations() -> None:
         else:
             s3.delete_bucket_lifecycle(Bucket=model["BucketName"])
 
-    @functools.wraps(original_create)
-    def create(self, request):
-        event = original_create(self, request)
-        if event.status == OperationStatus.SUCCESS and request.desired_state.get("LifecycleConfiguration"):
-            put_lifecycle(request, event.resource_model)
-        return event
+    def putting_lifecycle(original_create):
+        @functools.wraps(original_create)
+        def create(self, request):
+            event = original_create(self, request)
+            if event.status == OperationStatus.SUCCESS and request.desired_state.get("LifecycleConfiguration"):
+                put_lifecycle(request, event.resource_model)
+            return event
+
+        return create
 
     def update(self, request):
         previous = request.previous_state or {}
@@ -290,45 +263,42 @@ def apply_bucket_lifecycle_configurations() -> None:
             status=OperationStatus.SUCCESS, resource_model=model, custom_context=request.custom_context
         )
 
-    create.localcloud = True
-    S3BucketProvider.create = create
-    S3BucketProvider.update = update
-    LOG.info("localcloud: stacks put their buckets' lifecycle configurations")
+    if not patch(S3BucketProvider, "create", putting_lifecycle, wraps=True):
+        return None
+    patch(S3BucketProvider, "update", update)
+    return "stacks put their buckets' lifecycle configurations"
 
 
-@hooks.on_infra_start()
-def pause_disabled_schedules() -> None:
+@hook("pausing of disabled schedules")
+def pause_disabled_schedules() -> str | None:
     """DisableRule stops a scheduled rule, as on AWS; EnableRule starts it again. LocalStack only marks the rule:
     its schedule job (``rate(5 minutes)`` runs at every fifth minute of the clock) kept invoking the target, so a
     paused reconciler still ran in the middle of the tests that pause it."""
-    try:
-        from localstack.services.events.provider import EventsProvider
-        from localstack.services.events.scheduler import JobScheduler
-    except ImportError as e:
-        LOG.warning("localcloud: disabled schedules not paused: %s", e)
-        return
-    if getattr(EventsProvider.disable_rule, "localcloud", False):
-        return
+    from localstack.services.events.provider import EventsProvider
+    from localstack.services.events.scheduler import JobScheduler
 
-    def toggling(original, enabled: bool):
-        @functools.wraps(original)
-        def handler(self, context, *args, **kwargs):
-            result = original(self, context, *args, **kwargs)
-            name = args[0] if args else kwargs.get("name", kwargs.get("Name"))
-            for service in list(self._rule_services_store.values()):
-                rule = service.rule
-                if rule.name == name and getattr(service, "job_id", None):
-                    job = JobScheduler.instance().get_job(service.job_id)
-                    if job is not None:
-                        job.is_enabled = enabled
-            return result
+    def toggling(enabled: bool):
+        def wrap(original):
+            @functools.wraps(original)
+            def handler(self, context, *args, **kwargs):
+                result = original(self, context, *args, **kwargs)
+                name = args[0] if args else kwargs.get("name", kwargs.get("Name"))
+                for service in list(self._rule_services_store.values()):
+                    rule = service.rule
+                    if rule.name == name and getattr(service, "job_id", None):
+                        job = JobScheduler.instance().get_job(service.job_id)
+                        if job is not None:
+                            job.is_enabled = enabled
+                return result
 
-        handler.localcloud = True
-        return handler
+            return handler
 
-    EventsProvider.disable_rule = toggling(EventsProvider.disable_rule, False)
-    EventsProvider.enable_rule = toggling(EventsProvider.enable_rule, True)
-    LOG.info("localcloud: disabled scheduled rules stop running")
+        return wrap
+
+    if not patch(EventsProvider, "disable_rule", toggling(False), wraps=True):
+        return None
+    patch(EventsProvider, "enable_rule", toggling(True), wraps=True)
+    return "disabled scheduled rules stop running"
 
 
 class _WaitsOnExpress:
@@ -352,28 +322,24 @@ class _WaitsOnExpress:
         return getattr(self._client, name)
 
 
-@hooks.on_infra_start()
-def sync_on_express_children() -> None:
+@hook(".sync on Express children")
+def sync_on_express_children() -> str | None:
     """A Standard workflow waits on an Express child (``states:startExecution.sync``/``.sync:2``), as on AWS. LocalStack
     waits by polling DescribeExecution, which it (rightly) refuses for an Express execution, so every such task failed
     with InvalidArn after its child had run (the backfill of an Express pipeline reported every image failed). Callers
     are still refused; only the task's own polling reads the child's status."""
-    try:
-        from localstack.services.stepfunctions.asl.component.state.state_execution.state_task.service import (
-            state_task_service_sfn as sfn_task,
-        )
-    except ImportError as e:
-        LOG.warning("localcloud: .sync on Express children not fixed: %s", e)
-        return
-    original = sfn_task.boto_client_for
-    if getattr(original, "localcloud", False):
-        return
+    from localstack.services.stepfunctions.asl.component.state.state_execution.state_task.service import (
+        state_task_service_sfn as sfn_task,
+    )
 
-    @functools.wraps(original)
-    def boto_client_for(service: str, *args, **kwargs):
-        client = original(*args, service=service, **kwargs)
-        return _WaitsOnExpress(client) if service == "stepfunctions" else client
+    def waiting_on_express(original):
+        @functools.wraps(original)
+        def boto_client_for(service: str, *args, **kwargs):
+            client = original(*args, service=service, **kwargs)
+            return _WaitsOnExpress(client) if service == "stepfunctions" else client
 
-    boto_client_for.localcloud = True
-    sfn_task.boto_client_for = boto_client_for
-    LOG.info("localcloud: Step Functions waits on Express children (.sync)")
+        return boto_client_for
+
+    if not patch(sfn_task, "boto_client_for", waiting_on_express, wraps=True):
+        return None
+    return "Step Functions waits on Express children (.sync)"

@@ -29,10 +29,10 @@ from collections import Counter
 from localstack.aws.api import RequestContext
 from localstack.aws.chain import HandlerChain
 from localstack.http import Request, Response, route
-from localstack.runtime import hooks
 
 from localcloud.dynamodb import CAPACITY_ATTRIBUTE
 from localcloud.faults import resource_of
+from localcloud.patching import hook
 
 LOG = logging.getLogger(__name__)
 
@@ -108,11 +108,11 @@ class MeterRoutes:
         return Response(status=204)
 
 
-@hooks.on_infra_start()
-def install_request_meter() -> None:
+@hook("request meter")
+def install_request_meter() -> str | None:
     from localstack.aws import handlers
     from localstack.services.edge import ROUTER
 
     handlers.run_custom_response_handlers.append(count_request)
     ROUTER.add(MeterRoutes())
-    LOG.info("localcloud: request meter at /_localcloud/meter")
+    return "request meter at /_localcloud/meter"

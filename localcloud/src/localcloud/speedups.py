@@ -45,7 +45,8 @@ import threading
 import time
 
 from localstack.http import Request, Response, route
-from localstack.runtime import hooks
+
+from localcloud.patching import hook, patch
 
 LOG = logging.getLogger(__name__)
 SESSION_REUSE_S = 600
@@ -121,32 +122,24 @@ class CachedAssumedRoles:
         return self._factory(*args, **kwargs)
 
 
-@hooks.on_infra_start()
-def cache_stepfunctions_task_clients() -> None:
-    try:
-        from localstack.services.stepfunctions.asl.utils import boto_client
-    except ImportError as e:
-        LOG.warning("localcloud: Step Functions client cache not installed: %s", e)
-        return
-    if not hasattr(boto_client, "connect_to") or isinstance(boto_client.connect_to, CachedAssumedRoles):
-        return
-    boto_client.connect_to = CachedAssumedRoles(boto_client.connect_to)
-    LOG.info("localcloud: Step Functions task clients are cached per role session")
+@hook("Step Functions client cache")
+def cache_stepfunctions_task_clients() -> str | None:
+    from localstack.services.stepfunctions.asl.utils import boto_client
+
+    if not patch(boto_client, "connect_to", CachedAssumedRoles, wraps=True):
+        return None
+    return "Step Functions task clients are cached per role session"
 
 
-@hooks.on_infra_start()
-def cache_stepfunctions_jsonpath_parsing() -> None:
-    try:
-        from localstack.services.stepfunctions.asl.component.common.path import result_path
-        from localstack.services.stepfunctions.asl.utils import json_path
-    except ImportError as e:
-        LOG.warning("localcloud: Step Functions JSONPath cache not installed: %s", e)
-        return
-    for module in (json_path, result_path):
-        parse = getattr(module, "parse", None)
-        if parse is not None and not hasattr(parse, "cache_info"):
-            module.parse = functools.lru_cache(maxsize=4096)(parse)
-    LOG.info("localcloud: Step Functions JSONPath parses are cached")
+@hook("Step Functions JSONPath cache")
+def cache_stepfunctions_jsonpath_parsing() -> str | None:
+    from localstack.services.stepfunctions.asl.component.common.path import result_path
+    from localstack.services.stepfunctions.asl.utils import json_path
+
+    patched = [
+        patch(module, "parse", functools.lru_cache(maxsize=4096), wraps=True) for module in (json_path, result_path)
+    ]
+    return "Step Functions JSONPath parses are cached" if any(patched) else None
 
 
 class ParseTrees:
@@ -168,30 +161,27 @@ class ParseTrees:
             self.trees[definition] = tree
 
 
-@hooks.on_infra_start()
-def cache_stepfunctions_definition_parsing() -> None:
-    try:
-        from localstack.services.stepfunctions.asl.parse.asl_parser import AmazonStateLanguageParser
-        from localstack.services.stepfunctions.asl.parse.preprocessor import Preprocessor
-    except ImportError as e:
-        LOG.warning("localcloud: Step Functions definition cache not installed: %s", e)
-        return
-    if getattr(AmazonStateLanguageParser.parse, "localcloud_cached", False):
-        return
-    parse = AmazonStateLanguageParser.parse
-    trees = ParseTrees()
+@hook("Step Functions definition cache")
+def cache_stepfunctions_definition_parsing() -> str | None:
+    from localstack.services.stepfunctions.asl.parse.asl_parser import AmazonStateLanguageParser
+    from localstack.services.stepfunctions.asl.parse.preprocessor import Preprocessor
 
-    def cached_parse(definition: str):
-        tree = trees.get(definition)
-        if tree is None:
-            program, tree = parse(definition)  # raises on a syntax error: nothing is cached then
-            trees.put(definition, tree)
-            return program, tree
-        return Preprocessor().visit(tree), tree
+    def cached(parse):
+        trees = ParseTrees()
 
-    cached_parse.localcloud_cached = True
-    AmazonStateLanguageParser.parse = staticmethod(cached_parse)
-    LOG.info("localcloud: Step Functions definitions are parsed once")
+        def cached_parse(definition: str):
+            tree = trees.get(definition)
+            if tree is None:
+                program, tree = parse(definition)  # raises on a syntax error: nothing is cached then
+                trees.put(definition, tree)
+                return program, tree
+            return Preprocessor().visit(tree), tree
+
+        return cached_parse
+
+    if not patch(AmazonStateLanguageParser, "parse", cached, wraps=True, kind=staticmethod):
+        return None
+    return "Step Functions definitions are parsed once"
 
 
 class LogsStore:
@@ -263,17 +253,11 @@ def _put_batch(logs_client, items, store: LogsStore | None = None) -> None:
             LOG.warning("Error saving logs to group %s: %s", group, e)
 
 
-@hooks.on_infra_start()
-def batch_lambda_log_delivery() -> None:
-    try:
-        from localstack.aws.connect import connect_to
-        from localstack.services.lambda_.invocation.logs import QUEUE_SHUTDOWN, LogHandler
-        from localstack.utils.aws.client_types import ServicePrincipal
-    except ImportError as e:
-        LOG.warning("localcloud: Lambda log batching not installed: %s", e)
-        return
-    if getattr(LogHandler.run_log_loop, "localcloud_batched", False):
-        return
+@hook("Lambda log batching")
+def batch_lambda_log_delivery() -> str | None:
+    from localstack.aws.connect import connect_to
+    from localstack.services.lambda_.invocation.logs import QUEUE_SHUTDOWN, LogHandler
+    from localstack.utils.aws.client_types import ServicePrincipal
 
     def run_log_loop(self, *args, **kwargs) -> None:
         logs_client = LazyClient(
@@ -293,23 +277,18 @@ def batch_lambda_log_delivery() -> None:
             if stop:
                 return
 
-    run_log_loop.localcloud_batched = True
-    LogHandler.run_log_loop = run_log_loop
-    LOG.info("localcloud: Lambda logs waiting together go in one PutLogEvents per stream")
+    if not patch(LogHandler, "run_log_loop", run_log_loop):
+        return None
+    return "Lambda logs waiting together go in one PutLogEvents per stream"
 
 
-@hooks.on_infra_start()
-def cache_dynamodb_expression_parsing() -> None:
-    try:
-        from moto.dynamodb.comparisons import ConditionExpressionParser
-        from moto.dynamodb.parsing import validators
-        from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser, Expression, Node, UpdateExpressionFunction
-        from moto.dynamodb.parsing.expressions import UpdateExpressionParser
-    except ImportError as e:
-        LOG.warning("localcloud: DynamoDB expression parse cache not installed: %s", e)
-        return
-    if getattr(UpdateExpressionParser.make, "localcloud_cached", False):
-        return
+@hook("DynamoDB expression parse cache")
+def cache_dynamodb_expression_parsing() -> str | None:
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+    from moto.dynamodb.parsing import validators
+    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser, Expression, Node, UpdateExpressionFunction
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+
     make = UpdateExpressionParser.make  # bound to the class
     lex = ConditionExpressionParser._lex_condition_expression
     deepcopy = validators.deepcopy
@@ -400,49 +379,40 @@ def cache_dynamodb_expression_parsing() -> None:
                 clauses.extend(child.find_clauses(clause_types))
         return clauses
 
-    cached_make.localcloud_cached = True  # type: ignore[attr-defined]
-    UpdateExpressionParser.make = classmethod(cached_make)
-    ConditionExpressionParser._lex_condition_expression = cached_lex
-    validators.deepcopy = copy_for_validation
-    DepthFirstTraverser.nodes_to_be_processed = nodes_to_be_processed
-    DepthFirstTraverser.process = process
-    DepthFirstTraverser.traverse_node_recursively = traverse_node_recursively
-    Node.find_clauses = find_clauses
-    LOG.info("localcloud: DynamoDB update expressions are tokenised and parsed, condition expressions lexed, once each")
+    if not patch(UpdateExpressionParser, "make", cached_make, kind=classmethod):
+        return None
+    patch(ConditionExpressionParser, "_lex_condition_expression", cached_lex)
+    patch(validators, "deepcopy", copy_for_validation)
+    patch(DepthFirstTraverser, "nodes_to_be_processed", nodes_to_be_processed)
+    patch(DepthFirstTraverser, "process", process)
+    patch(DepthFirstTraverser, "traverse_node_recursively", traverse_node_recursively)
+    patch(Node, "find_clauses", find_clauses)
+    return "DynamoDB update expressions are tokenised and parsed, condition expressions lexed, once each"
 
 
-@hooks.on_infra_start()
-def cache_moto_action_lookup() -> None:
-    try:
-        from moto.core import responses
-    except ImportError as e:
-        LOG.warning("localcloud: moto action lookup cache not installed: %s", e)
-        return
-    names = getattr(responses, "method_names_from_class", None)
-    if names is None or getattr(names, "localcloud_cached", False):
-        return
-    per_class = functools.lru_cache(maxsize=None)(lambda cls: tuple(names(cls)))
+@hook("moto action lookup cache")
+def cache_moto_action_lookup() -> str | None:
+    from moto.core import responses
 
-    def cached_names(clazz) -> list[str]:
-        return list(per_class(clazz))
+    def cached(names):
+        per_class = functools.cache(lambda cls: tuple(names(cls)))
 
-    cached_names.localcloud_cached = True
-    responses.method_names_from_class = cached_names
-    LOG.info("localcloud: moto finds each action's handler without listing its class on every request")
+        def cached_names(clazz) -> list[str]:
+            return list(per_class(clazz))
+
+        return cached_names
+
+    if not patch(responses, "method_names_from_class", cached, wraps=True):
+        return None
+    return "moto finds each action's handler without listing its class on every request"
 
 
-@hooks.on_infra_start()
-def cache_lambda_code_url_clients() -> None:
-    try:
-        import boto3
-        from localstack import config
-        from localstack.constants import AWS_REGION_US_EAST_1, INTERNAL_AWS_SECRET_ACCESS_KEY
-        from localstack.services.lambda_.invocation.lambda_models import S3Code
-    except ImportError as e:
-        LOG.warning("localcloud: Lambda code URL client cache not installed: %s", e)
-        return
-    if getattr(S3Code.generate_presigned_url, "localcloud_cached", False):
-        return
+@hook("Lambda code URL client cache")
+def cache_lambda_code_url_clients() -> str | None:
+    import boto3
+    from localstack import config
+    from localstack.constants import AWS_REGION_US_EAST_1, INTERNAL_AWS_SECRET_ACCESS_KEY
+    from localstack.services.lambda_.invocation.lambda_models import S3Code
 
     # LocalStack's generate_presigned_url makes a new boto3 client for every URL it signs (~30-50 ms of CPU);
     # CloudFormation calls GetFunction while it waits for each function it creates, and so do clients: 2-4% of
@@ -464,9 +434,9 @@ def cache_lambda_code_url_clients() -> None:
             params["VersionId"] = self.s3_object_version
         return client(endpoint_url).generate_presigned_url("get_object", Params=params)
 
-    generate_presigned_url.localcloud_cached = True  # type: ignore[attr-defined]
-    S3Code.generate_presigned_url = generate_presigned_url
-    LOG.info("localcloud: Lambda code URLs are signed by one client per endpoint")
+    if not patch(S3Code, "generate_presigned_url", generate_presigned_url):
+        return None
+    return "Lambda code URLs are signed by one client per endpoint"
 
 
 _GC_POLICY = None
@@ -481,8 +451,8 @@ class GcRoutes:
         return Response(json.dumps(self.policy.stats()), status=200, mimetype="application/json")
 
 
-@hooks.on_infra_start()
-def tune_garbage_collection() -> None:
+@hook("garbage collection policy")
+def tune_garbage_collection() -> str | None:
     """``LOCALCLOUD_GC=freeze`` (the default): localcloud.gcpolicy; ``python``: Python's collector as it comes (the
     counters at /_localcloud/gc either way)."""
     from localstack.services.edge import ROUTER
@@ -491,8 +461,8 @@ def tune_garbage_collection() -> None:
 
     global _GC_POLICY
     if _GC_POLICY is not None:
-        return
+        return None
     policy = _GC_POLICY = GcPolicy(freeze=os.environ.get("LOCALCLOUD_GC", "freeze") != "python").install()
     ROUTER.add(GcRoutes(policy))
     how = "freezes what each full collection keeps" if policy.freeze else "as Python's"
-    LOG.info("localcloud: garbage collection %s (counters at /_localcloud/gc)", how)
+    return f"garbage collection {how} (counters at /_localcloud/gc)"

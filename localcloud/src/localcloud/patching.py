@@ -1,0 +1,75 @@
+"""The one shape of the local cloud's start-up hooks (speedups, fidelity, admission, faults, meter).
+
+A hook imports the LocalStack internals it changes and changes them with ``patch``:
+- if they are not there, or not what it expects (another LocalStack version), the hook logs a warning and the local
+  cloud runs without that change;
+- each replacement carries a mark, and ``patch`` leaves a marked attribute alone, so a hook that runs twice changes
+  nothing the second time (its wrapper would otherwise wrap itself);
+- the hook returns the line to log for what it changed, or None if it changed nothing.
+
+No LocalStack imports at module level: the unit tests (tests/unit/test_patching.py) run without LocalStack.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+MARK = "localcloud"
+
+
+class Unexpected(Exception):
+    """LocalStack's internals are not what a hook expects."""
+
+
+def ours(thing: Any) -> bool:
+    """Whether ``thing`` is a replacement a hook made."""
+    return bool(getattr(thing, MARK, False))
+
+
+def patch(owner: Any, name: str, new: Any, *, wraps: bool = False, kind: Callable[[Any], Any] | None = None) -> bool:
+    """Set ``owner.name`` to ``new`` (``new(original)`` with ``wraps``), marked as ours, and wrapped in ``kind`` if given
+    (``staticmethod``, ``classmethod``). False, and nothing changed, if the attribute is ours already."""
+    original = getattr(owner, name, None)
+    if original is None:
+        raise Unexpected(f"{getattr(owner, '__name__', owner)!s}.{name} is not there")
+    if ours(original):
+        return False
+    replacement = new(original) if wraps else new
+    setattr(replacement, MARK, True)
+    setattr(owner, name, kind(replacement) if kind is not None else replacement)
+    return True
+
+
+def guarded(what: str) -> Callable[[Callable[[], str | None]], Callable[[], None]]:
+    """Run the decorated installer: on ImportError or Unexpected, log that ``what`` is not installed; else log the line
+    it returns, if any (with the logger of the installer's module)."""
+
+    def decorate(install: Callable[[], str | None]) -> Callable[[], None]:
+        log = logging.getLogger(install.__module__)
+
+        @functools.wraps(install)
+        def run() -> None:
+            try:
+                done = install()
+            except (ImportError, Unexpected) as e:
+                log.warning("localcloud: %s not installed: %s", what, e)
+                return
+            if done:
+                log.info("localcloud: %s", done)
+
+        return run
+
+    return decorate
+
+
+def hook(what: str) -> Callable[[Callable[[], str | None]], Any]:
+    """An ``on_infra_start`` hook (LocalStack finds it by the entry point of its name) that installs ``what``."""
+    from localstack.runtime import hooks
+
+    def decorate(install: Callable[[], str | None]) -> Any:
+        return hooks.on_infra_start()(guarded(what)(install))
+
+    return decorate
