@@ -99,3 +99,23 @@ def test_a_hook_logs_what_it_did_or_why_it_did_nothing(caplog):
             "localcloud: the other version not installed: Owner.renamed_in_this_version is not there",
         ),
     ]
+
+
+def test_a_hook_named_in_localcloud_skip_hooks_changes_nothing(caplog, monkeypatch):
+    owner = make_owner()
+    caplog.set_level(logging.INFO, logger=__name__)
+    monkeypatch.setenv("LOCALCLOUD_SKIP_HOOKS", " some_other_hook, add_ten ")
+
+    @guarded("the adding")
+    def add_ten():
+        patch(owner, "method", lambda original: lambda self, x: original(self, x) + 10, wraps=True)
+        return "methods add ten"
+
+    add_ten()
+    assert owner().method(1) == 2 and not ours(owner.method)
+    assert [r.getMessage() for r in caplog.records] == [
+        "localcloud: the adding not installed: LOCALCLOUD_SKIP_HOOKS names it"
+    ]
+    monkeypatch.setenv("LOCALCLOUD_SKIP_HOOKS", "some_other_hook")
+    add_ten()
+    assert owner().method(1) == 12

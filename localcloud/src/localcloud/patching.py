@@ -14,10 +14,18 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
 MARK = "localcloud"
+SKIP_VARIABLE = "LOCALCLOUD_SKIP_HOOKS"
+
+
+def skipped() -> set[str]:
+    """The hooks named in LOCALCLOUD_SKIP_HOOKS (comma-separated function names, e.g. ``batch_lambda_log_delivery``):
+    LocalStack runs without what they change, to measure one side by side or to tell whether one is at fault."""
+    return {name.strip() for name in os.environ.get(SKIP_VARIABLE, "").split(",") if name.strip()}
 
 
 class Unexpected(Exception):
@@ -52,6 +60,9 @@ def guarded(what: str) -> Callable[[Callable[[], str | None]], Callable[[], None
 
         @functools.wraps(install)
         def run() -> None:
+            if install.__name__ in skipped():
+                log.info("localcloud: %s not installed: %s names it", what, SKIP_VARIABLE)
+                return
             try:
                 done = install()
             except (ImportError, Unexpected) as e:

@@ -10,8 +10,11 @@ Measured on these 2-core machines (bench/localcloud_bench.py), a Lambda task too
   memoise the parse per path string;
 - parses the whole ASL definition with ANTLR (pure Python) at every execution start: ~53 ms for this
   project's state machine, then ~10 ms to turn the parse tree into evaluation components. The parse tree
-  is only read by that step, so we keep it per definition; the components are still built fresh for every
+  is only read by that step, so we keep it per definition, with the text of each of its nodes (that step formats
+  the whole program's text into two error messages it rarely raises); the components are still built fresh for every
   execution (Map and Parallel components hold the state of their workers);
+- turns the service's operation names and the task's parameter names from CamelCase to snake_case at every service
+  task: once per name;
 - sends each invocation's logs with its own PutLogEvents call (~3.5 ms through the internal client) from one
   thread per function version; under a burst the invocations' logs wait in that thread's queue, and we send
   what is waiting together, one call per log stream. Once a stream exists, a batch goes straight into the logs
@@ -142,23 +145,55 @@ def cache_stepfunctions_jsonpath_parsing() -> str | None:
     return "Step Functions JSONPath parses are cached" if any(patched) else None
 
 
+def rule_texts(tree) -> dict[int, str]:
+    """id -> getText() of every rule node of a parse tree, made in one walk (ANTLR's getText walks a node's whole
+    subtree at each call)."""
+    from antlr4.RuleContext import RuleContext
+
+    texts: dict[int, str] = {}
+    stack = [(tree, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if not isinstance(node, RuleContext):  # a terminal node: its token's text, made when its parent's is
+            continue
+        children = getattr(node, "children", None)
+        if children_done or not children:
+            texts[id(node)] = "".join(texts[id(c)] if id(c) in texts else c.getText() for c in children or ())
+            continue
+        stack.append((node, True))
+        stack.extend((child, False) for child in children)
+    return texts
+
+
 class ParseTrees:
-    """ASL definition -> ANTLR parse tree, for the definitions seen most recently."""
+    """ASL definition -> ANTLR parse tree, for the definitions seen most recently, and the texts of the kept trees' rule
+    nodes by id (a node's id is only in ``texts`` while its tree is kept: an id is not reused while its node lives)."""
 
     def __init__(self, size: int = 64) -> None:
         self.size = size
-        self.trees: dict[str, object] = {}
+        self.trees: dict[str, tuple[object, tuple[int, ...]]] = {}
+        self.texts: dict[int, str] = {}
         self.lock = threading.Lock()
 
     def get(self, definition: str):
         with self.lock:
-            return self.trees.get(definition)
+            kept = self.trees.get(definition)
+        return kept[0] if kept is not None else None
 
     def put(self, definition: str, tree) -> None:
+        texts = rule_texts(tree)
         with self.lock:
+            if definition in self.trees:
+                return
             if len(self.trees) >= self.size:
-                self.trees.pop(next(iter(self.trees)))
-            self.trees[definition] = tree
+                _, ids = self.trees.pop(next(iter(self.trees)))
+                for node_id in ids:
+                    self.texts.pop(node_id, None)
+            self.trees[definition] = (tree, tuple(texts))
+            self.texts.update(texts)
+
+
+TREES = ParseTrees()
 
 
 @hook("Step Functions definition cache")
@@ -167,13 +202,11 @@ def cache_stepfunctions_definition_parsing() -> str | None:
     from localstack.services.stepfunctions.asl.parse.preprocessor import Preprocessor
 
     def cached(parse):
-        trees = ParseTrees()
-
         def cached_parse(definition: str):
-            tree = trees.get(definition)
+            tree = TREES.get(definition)
             if tree is None:
                 program, tree = parse(definition)  # raises on a syntax error: nothing is cached then
-                trees.put(definition, tree)
+                TREES.put(definition, tree)
                 return program, tree
             return Preprocessor().visit(tree), tree
 
@@ -182,6 +215,41 @@ def cache_stepfunctions_definition_parsing() -> str | None:
     if not patch(AmazonStateLanguageParser, "parse", cached, wraps=True, kind=staticmethod):
         return None
     return "Step Functions definitions are parsed once"
+
+
+@hook("Step Functions definition text cache")
+def keep_stepfunctions_definition_texts() -> str | None:
+    from antlr4.RuleContext import RuleContext
+
+    # LocalStack's Preprocessor builds two error messages (f-strings with the whole program's getText()) before it
+    # knows whether it needs them, at every execution start: ~6% of LocalStack's CPU in a burst (py-spy, 2026-12-03).
+    # The kept trees are only read, so their nodes' texts are made once (any other node's, as ANTLR makes them).
+    def kept_text(get_text):
+        def getText(self) -> str:  # noqa: N802 - ANTLR's name
+            text = TREES.texts.get(id(self))
+            return text if text is not None else get_text(self)
+
+        return getText
+
+    if not patch(RuleContext, "getText", kept_text, wraps=True):
+        return None
+    return "Step Functions definitions' texts are made once per kept definition"
+
+
+@hook("Step Functions service name cache")
+def cache_stepfunctions_service_names() -> str | None:
+    from localstack.services.stepfunctions.asl.component.state.state_execution.state_task.service import (
+        state_task_service,
+    )
+
+    # Each service task turns the service's ~70 operation names and the parameters' names from CamelCase to snake_case
+    # with a regular expression, to find the operation and match its shape (~2% of LocalStack's CPU in a burst):
+    # the conversion and the operation found depend only on the names.
+    service = state_task_service.StateTaskService
+    if not patch(state_task_service, "camel_to_snake_case", functools.lru_cache(maxsize=4096), wraps=True):
+        return None
+    patch(service, "_get_boto_operation_model", functools.lru_cache(maxsize=1024), wraps=True, kind=staticmethod)
+    return "Step Functions service tasks convert each operation and parameter name once"
 
 
 class LogsStore:
