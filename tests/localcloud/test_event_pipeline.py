@@ -111,3 +111,48 @@ def test_object_created_runs_the_state_machine_and_retries_the_custom_error(aws,
     assert len(failures) == 1
     assert failures[0]["taskFailedEventDetails"]["error"] == "FlakyDependencyError"
     assert [e["type"] for e in history].count("TaskSucceeded") == 1
+
+
+def test_a_rule_on_status_change_events_gets_each_execution_start_and_end(aws):
+    """The local cloud leaves out Step Functions' status-change events when no rule on the default bus could match
+    them (localcloud.speedups); a rule that matches them gets both, as on AWS."""
+    sfn, events, iam = aws("stepfunctions"), aws("events"), aws("iam")
+    suffix = uuid.uuid4().hex[:8]
+    role = iam.create_role(RoleName=f"lc-status-{suffix}", AssumeRolePolicyDocument=json.dumps(SFN_TRUST))["Role"]
+    passing = {"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}}
+    watched, sink = (
+        sfn.create_state_machine(name=f"lc-{name}-{suffix}", definition=json.dumps(passing), roleArn=role["Arn"])[
+            "stateMachineArn"
+        ]
+        for name in ("watched", "sink")
+    )
+    rule = f"lc-status-{suffix}"
+    events.put_rule(
+        Name=rule,
+        EventPattern=json.dumps(
+            {
+                "source": ["aws.states"],
+                "detail-type": ["Step Functions Execution Status Change"],
+                "detail": {"stateMachineArn": [watched]},
+            }
+        ),
+    )
+    events.put_targets(Rule=rule, Targets=[{"Id": "sink", "Arn": sink, "RoleArn": role["Arn"]}])
+    try:
+        execution = sfn.start_execution(stateMachineArn=watched, input="{}")["executionArn"]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            received = sfn.list_executions(stateMachineArn=sink)["executions"]
+            if len(received) >= 2 and all(e["status"] == "SUCCEEDED" for e in received):
+                break
+            time.sleep(0.2)
+        inputs = [json.loads(sfn.describe_execution(executionArn=e["executionArn"])["input"]) for e in received]
+        assert sorted(i["detail"]["status"] for i in inputs) == ["RUNNING", "SUCCEEDED"]
+        assert {i["detail"]["executionArn"] for i in inputs} == {execution}
+        assert {i["source"] for i in inputs} == {"aws.states"}
+    finally:
+        events.remove_targets(Rule=rule, Ids=["sink"])
+        events.delete_rule(Name=rule)
+        for arn in (watched, sink):
+            sfn.delete_state_machine(stateMachineArn=arn)
+        iam.delete_role(RoleName=role["RoleName"])

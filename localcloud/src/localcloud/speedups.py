@@ -15,6 +15,9 @@ Measured on these 2-core machines (bench/localcloud_bench.py), a Lambda task too
   execution (Map and Parallel components hold the state of their workers);
 - turns the service's operation names and the task's parameter names from CamelCase to snake_case at every service
   task: once per name;
+- puts two "Step Functions Execution Status Change" events per execution on the default event bus, through a client,
+  the gateway and a new thread each; we send them only if a rule on that bus may match them (nothing else would see
+  them);
 - sends each invocation's logs with its own PutLogEvents call (~3.5 ms through the internal client) from one
   thread per function version; under a burst the invocations' logs wait in that thread's queue, and we send
   what is waiting together, one call per log stream. Once a stream exists, a batch goes straight into the logs
@@ -250,6 +253,53 @@ def cache_stepfunctions_service_names() -> str | None:
         return None
     patch(service, "_get_boto_operation_model", functools.lru_cache(maxsize=1024), wraps=True, kind=staticmethod)
     return "Step Functions service tasks convert each operation and parameter name once"
+
+
+STATUS_CHANGE = {"source": "aws.states", "detail-type": "Step Functions Execution Status Change"}
+
+
+def may_match_status_change(rule, matches_event) -> bool:
+    """Whether an EventBridge rule could match a Step Functions status-change event: False only for a scheduled rule
+    without a pattern, or a pattern whose ``source`` or ``detail-type`` refuses the event's."""
+    pattern = rule.event_pattern
+    if not pattern:
+        return not rule.schedule_expression
+    try:
+        fields = json.loads(pattern) if isinstance(pattern, str) else pattern
+    except ValueError:
+        return True
+    if not isinstance(fields, dict) or "$or" in fields:
+        return True
+    heads = {k: fields[k] for k in STATUS_CHANGE if k in fields}
+    return not heads or matches_event(json.dumps(heads), json.dumps(STATUS_CHANGE))
+
+
+@hook("Step Functions status-change events without a rule")
+def skip_unmatched_stepfunctions_status_events() -> str | None:
+    from localstack.services.events.models import events_stores
+    from localstack.services.stepfunctions.backend.execution import Execution
+    from localstack.utils.event_matcher import matches_event
+
+    # Every execution puts two "Step Functions Execution Status Change" events on its default event bus (started,
+    # then ended), each through a client, the gateway's handler chain and a new thread: ~4% of LocalStack's CPU in a
+    # burst (py-spy, 2026-12-03). AWS delivers these events only to the rules that match them (and does not bill
+    # them). With no rule on that bus that could match one, nothing would receive it, so it is not sent.
+    def when_a_rule_may_match(publish):
+        def publish_execution_status_change_event(self):
+            try:
+                bus = events_stores[self.account_id][self.region_name].event_buses.get("default")
+                rules = list(bus.rules.values()) if bus is not None else []
+            except Exception:  # noqa: BLE001 - the store is not what we expect: send, as LocalStack does
+                rules = None
+            if rules is not None and not any(may_match_status_change(r, matches_event) for r in rules):
+                return None
+            return publish(self)
+
+        return publish_execution_status_change_event
+
+    if not patch(Execution, "publish_execution_status_change_event", when_a_rule_may_match, wraps=True):
+        return None
+    return "Step Functions status-change events are put on the default bus only if a rule there may match them"
 
 
 class LogsStore:
