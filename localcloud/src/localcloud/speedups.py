@@ -255,6 +255,51 @@ def cache_stepfunctions_service_names() -> str | None:
     return "Step Functions service tasks convert each operation and parameter name once"
 
 
+@hook("scope-only signatures of in-memory internal requests")
+def sign_internal_requests_by_scope() -> str | None:
+    from botocore.auth import SIGV4_TIMESTAMP, SigV4Auth
+    from localstack import config
+    from localstack.aws.connect import InternalClientFactory
+
+    # LocalStack's own calls to its services (Step Functions invoking Lambda, EventBridge starting executions, ...) are
+    # SigV4-signed like any request, payload hash and HMACs included (through awscrt): ~4% of LocalStack's CPU in a
+    # burst (py-spy, 2026-12-03). With IN_MEMORY_CLIENT they never leave the process, and LocalStack reads only the
+    # Authorization header's credential scope (the access key gives the account, the scope the region): it checks no
+    # signature but a presigned S3 URL's. Such a request keeps its headers and scope; its signature is zeros.
+    # S3 clients (s3v4: payload hashes in headers) and every other signature version sign as before.
+    if not config.IN_MEMORY_CLIENT:
+        return None
+
+    class ScopeOnlySigV4(SigV4Auth):
+        def add_auth(self, request) -> None:
+            request.context["timestamp"] = time.strftime(SIGV4_TIMESTAMP, time.gmtime())
+            self._modify_request_before_signing(request)
+            self._inject_signature_to_request(request, "0" * 64)
+
+    def scope_only(post_hook):
+        def _get_client_post_hook(self, client):
+            client = post_hook(self, client)
+            signer = client._request_signer
+            get_auth_instance = signer.get_auth_instance
+
+            def scope_only_auth(signing_name, region_name, signature_version=None, request_credentials=None, **kwargs):
+                credentials = request_credentials or signer._credentials
+                if (signature_version or signer._signature_version) != "v4" or credentials is None:
+                    return get_auth_instance(
+                        signing_name, region_name, signature_version, request_credentials, **kwargs
+                    )
+                return ScopeOnlySigV4(credentials.get_frozen_credentials(), signing_name, region_name)
+
+            signer.get_auth_instance = scope_only_auth
+            return client
+
+        return _get_client_post_hook
+
+    if not patch(InternalClientFactory, "_get_client_post_hook", scope_only, wraps=True):
+        return None
+    return "in-memory internal requests carry their credential scope, not a computed signature"
+
+
 STATUS_CHANGE = {"source": "aws.states", "detail-type": "Step Functions Execution Status Change"}
 
 
