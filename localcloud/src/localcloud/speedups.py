@@ -11,8 +11,9 @@ Measured on these 2-core machines (bench/localcloud_bench.py), a Lambda task too
 - parses the whole ASL definition with ANTLR (pure Python) at every execution start: ~53 ms for this
   project's state machine, then ~10 ms to turn the parse tree into evaluation components. The parse tree
   is only read by that step, so we keep it per definition, with the text of each of its nodes (that step formats
-  the whole program's text into two error messages it rarely raises); the components are still built fresh for every
-  execution (Map and Parallel components hold the state of their workers);
+  the whole program's text into two error messages it rarely raises); and the components, which keep nothing of an
+  execution, are built once per definition and shared by its executions, unless it has Map or Parallel states (these
+  are still built for every execution: they run workers of their own);
 - turns the service's operation names and the task's parameter names from CamelCase to snake_case at every service
   task: once per name;
 - puts two "Step Functions Execution Status Change" events per execution on the default event bus, through a client,
@@ -218,6 +219,83 @@ def cache_stepfunctions_definition_parsing() -> str | None:
     if not patch(AmazonStateLanguageParser, "parse", cached, wraps=True, kind=staticmethod):
         return None
     return "Step Functions definitions are parsed once"
+
+
+def shareable_program(program, component_type: type, eval_type: type, unshared: tuple[type, ...]) -> bool:
+    """Whether one evaluation program can serve every execution of its definition: none of its components is one of
+    ``unshared`` (Map and Parallel states, which run workers of their own). Each evaluation component's heap key (made
+    on first use, and the name of its state in an execution's heap: a Retry's attempt count) is made here, before the
+    program is shared, so that no two executions race to make it."""
+    seen: set[int] = set()
+    stack = [program]
+    while stack:
+        thing = stack.pop()
+        if id(thing) in seen:
+            continue
+        seen.add(id(thing))
+        if isinstance(thing, unshared):
+            return False
+        if isinstance(thing, eval_type):
+            thing.heap_key  # noqa: B018 - made now
+        if isinstance(thing, component_type):
+            stack.extend(vars(thing).values())
+        elif isinstance(thing, (list, tuple, set, frozenset)):
+            stack.extend(thing)
+        elif isinstance(thing, dict):
+            stack.extend(thing.values())
+    return True
+
+
+class Programs:
+    """ASL definition -> the evaluation program every execution of it runs (the shareable ones, most recent first)."""
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self.programs: dict[str, object] = {}
+        self.lock = threading.Lock()
+
+    def get(self, definition: str):
+        with self.lock:
+            return self.programs.get(definition)
+
+    def put(self, definition: str, program) -> None:
+        with self.lock:
+            if len(self.programs) >= self.size:
+                self.programs.pop(next(iter(self.programs)))
+            self.programs.setdefault(definition, program)
+
+
+@hook("Step Functions program cache")
+def share_stepfunctions_programs() -> str | None:
+    from localstack.services.stepfunctions.asl.component.component import Component
+    from localstack.services.stepfunctions.asl.component.eval_component import EvalComponent
+    from localstack.services.stepfunctions.asl.component.state.state_execution.state_map.state_map import StateMap
+    from localstack.services.stepfunctions.asl.component.state.state_execution.state_parallel.state_parallel import (
+        StateParallel,
+    )
+    from localstack.services.stepfunctions.backend.execution_worker import ExecutionWorker
+
+    # With the parse tree kept, turning it into evaluation components was still ~7% of LocalStack's CPU in a burst
+    # (py-spy, 2026-12-03): ~5 ms per execution for this project's state machine. The components keep nothing of an
+    # execution: its state is in the execution's Environment (stack, heap, context), and a Retry counts its attempts
+    # in that heap under the component's heap key. Programs with Map or Parallel states are still built per execution.
+    programs = Programs()
+
+    def shared(get_entrypoint):
+        def _get_evaluation_entrypoint(self):
+            definition = self._evaluation_details.state_machine_details.definition
+            program = programs.get(definition)
+            if program is None:
+                program = get_entrypoint(self)
+                if shareable_program(program, Component, EvalComponent, (StateMap, StateParallel)):
+                    programs.put(definition, program)
+            return program
+
+        return _get_evaluation_entrypoint
+
+    if not patch(ExecutionWorker, "_get_evaluation_entrypoint", shared, wraps=True):
+        return None
+    return "Step Functions executions of a definition without Map or Parallel states share its program"
 
 
 @hook("Step Functions definition text cache")
