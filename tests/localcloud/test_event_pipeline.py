@@ -156,3 +156,48 @@ def test_a_rule_on_status_change_events_gets_each_execution_start_and_end(aws):
         for arn in (watched, sink):
             sfn.delete_state_machine(stateMachineArn=arn)
         iam.delete_role(RoleName=role["RoleName"])
+
+
+def test_concurrent_executions_of_one_definition_count_their_own_retries(aws, make_function):
+    """Executions of one definition share its evaluation program (localcloud.speedups): each still counts its own
+    attempts, so each of several executions started together retries exactly MaxAttempts times."""
+    sfn, iam = aws("stepfunctions"), aws("iam")
+    suffix = uuid.uuid4().hex[:8]
+    fn_arn = aws("lambda").get_function(FunctionName=make_function("behaviours", timeout=10))["Configuration"][
+        "FunctionArn"
+    ]
+    role = iam.create_role(RoleName=f"lc-retries-{suffix}", AssumeRolePolicyDocument=json.dumps(SFN_TRUST))["Role"]
+    failing = {
+        "StartAt": "Fail twice more",
+        "States": {
+            "Fail twice more": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::lambda:invoke",
+                "Parameters": {"FunctionName": fn_arn, "Payload": {"action": "raise"}},
+                "Retry": [
+                    {"ErrorEquals": ["FlakyDependencyError"], "IntervalSeconds": 1, "MaxAttempts": 2, "BackoffRate": 1}
+                ],
+                "End": True,
+            }
+        },
+    }
+    machine = sfn.create_state_machine(name=f"lc-retries-{suffix}", definition=json.dumps(failing), roleArn=role["Arn"])
+    try:
+        started = [
+            sfn.start_execution(stateMachineArn=machine["stateMachineArn"], input="{}")["executionArn"]
+            for _ in range(6)
+        ]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            statuses = [sfn.describe_execution(executionArn=arn)["status"] for arn in started]
+            if "RUNNING" not in statuses:
+                break
+            time.sleep(0.3)
+        assert statuses == ["FAILED"] * 6
+        for arn in started:
+            history = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+            failures = [e["taskFailedEventDetails"]["error"] for e in history if e["type"] == "TaskFailed"]
+            assert failures == ["FlakyDependencyError"] * 3, (arn, failures)
+    finally:
+        sfn.delete_state_machine(stateMachineArn=machine["stateMachineArn"])
+        iam.delete_role(RoleName=role["RoleName"])
