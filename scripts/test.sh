@@ -20,10 +20,13 @@ fi
 # c 248 s with test_build.py in a; a 219 s, b 240 s, c 209 s with it in b; the machine ~90% busy). Two lanes took
 # 296-302 s that day; three were slower than two before deploys skipped what did not change (6 min 40 s against
 # 5 min 44 s), when each extra local cloud's deploys cost ~18 s of CPU. Later that day, with the unit tests ~40 CPU-s
-# lighter, lane a was the last to end (a 308 s, b 245 s, c 274 s): test_surfaces.py (~30 s) moved to b.
+# lighter, lane a was the last to end (a 308 s, b 245 s, c 274 s): test_surfaces.py (~30 s) moved to b. That evening,
+# with LocalStack's CPU per request lower, lane b was the last (a 215 s, b 258 s, c 230 s; 260 s in all), most of it
+# the fault tests' waits: those of timing (test_fault_timing.py, ~80 s of task timeouts) got a fourth lane, d.
 LANES=(
-  "b:tests/integration/test_faults.py tests/integration/test_api_key.py tests/integration/test_surfaces.py"
-  "c:tests/integration/test_express.py tests/integration/test_renditions.py tests/integration/test_build.py"
+  "b:tests/integration/test_faults.py tests/integration/test_api_key.py"
+  "c:tests/integration/test_express.py tests/integration/test_renditions.py"
+  "d:tests/integration/test_fault_timing.py tests/integration/test_surfaces.py tests/integration/test_build.py"
 )
 # Tests that need no local cloud (tests/unit: moto, the linters, mypy; ~90 s of one core) run beside the lanes at a
 # lower CPU priority (nice 19): they use the cores while the lanes wait (retry backoff, task timeouts, polling) and
