@@ -247,7 +247,10 @@ def shareable_program(program, component_type: type, eval_type: type, unshared: 
 
 
 class Programs:
-    """ASL definition -> the evaluation program every execution of it runs (the shareable ones, most recent first)."""
+    """ASL definition -> the evaluation program every execution of it runs, or ``UNSHARED`` (a definition whose
+    program is built per execution: not walked again), for the definitions seen most recently."""
+
+    UNSHARED = object()
 
     def __init__(self, size: int = 64) -> None:
         self.size = size
@@ -287,8 +290,10 @@ def share_stepfunctions_programs() -> str | None:
             program = programs.get(definition)
             if program is None:
                 program = get_entrypoint(self)
-                if shareable_program(program, Component, EvalComponent, (StateMap, StateParallel)):
-                    programs.put(definition, program)
+                shared = shareable_program(program, Component, EvalComponent, (StateMap, StateParallel))
+                programs.put(definition, program if shared else Programs.UNSHARED)
+            elif program is Programs.UNSHARED:
+                program = get_entrypoint(self)
             return program
 
         return _get_evaluation_entrypoint
