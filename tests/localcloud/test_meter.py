@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 
 import pytest
 import requests
@@ -60,26 +61,29 @@ def test_the_meter_sees_step_functions_invoking_lambda(localcloud, aws, make_fun
             }
         },
     }
-    machine = sfn.create_state_machine(
-        name="meter-test",
+    machine = sfn.create_state_machine(  # a name of its own: a local cloud kept running may hold an earlier run's
+        name=f"meter-test-{uuid.uuid4().hex[:8]}",
         definition=json.dumps(definition),
         roleArn="arn:aws:iam::000000000000:role/meter-test",
     )["stateMachineArn"]
     quiet = aws("stepfunctions", config=Config(user_agent_extra="localcloud-meter-ignore"))
-    requests.delete(f"{localcloud}/_localcloud/meter").raise_for_status()
-    arn = sfn.start_execution(stateMachineArn=machine, input="{}")["executionArn"]
-    deadline = time.monotonic() + 60
-    while quiet.describe_execution(executionArn=arn)["status"] == "RUNNING":
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
-    counted = requests.get(f"{localcloud}/_localcloud/meter").json()["by_resource"]
+    try:
+        requests.delete(f"{localcloud}/_localcloud/meter").raise_for_status()
+        arn = sfn.start_execution(stateMachineArn=machine, input="{}")["executionArn"]
+        deadline = time.monotonic() + 60
+        while quiet.describe_execution(executionArn=arn)["status"] == "RUNNING":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        counted = requests.get(f"{localcloud}/_localcloud/meter").json()["by_resource"]
+    finally:
+        quiet.delete_state_machine(stateMachineArn=machine)
     assert counted["stepfunctions"]["StartExecution"] == {machine: 1}
     assert counted["lambda"]["Invoke"][name] == 1  # LocalStack's own call, through the same handler chain
 
 
 def test_the_meter_counts_dynamodb_write_units_in_the_table_and_each_index(localcloud, aws):
     dynamodb = aws("dynamodb")
-    table = "meter-units-test"
+    table = f"meter-units-test-{uuid.uuid4().hex[:8]}"
     dynamodb.create_table(
         TableName=table,
         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
