@@ -1,6 +1,6 @@
 """Faults of timing injected into the local cloud: a worker killed mid-invocation, an answer after the task timeout, a
 first step that arrives after its execution ended. Each image still ends PROCESSED once, with one intact rendition.
-(Apart from test_faults.py so that make test runs their waits, 25-40 s each, in a lane of their own.)"""
+(Apart from test_faults.py so that make test runs their waits, 25-40 s each, in another lane: scripts/test.sh.)"""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""S3 (EventBridge notifications) -> EventBridge rule -> Step Functions -> Lambda, with a Retry on a custom error."""
+"""S3 (EventBridge notifications) -> EventBridge rule -> Step Functions -> Lambda, with a Retry on a custom error; Step
+Functions' status-change events on the default bus; Retries counted per execution when executions share a program."""
 
 from __future__ import annotations
 
