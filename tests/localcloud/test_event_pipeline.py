@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from contextlib import contextmanager
 
 import pytest
 
@@ -19,6 +20,28 @@ SFN_TRUST = {
         }
     ],
 }
+
+
+@pytest.fixture
+def sfn_role(aws):
+    """A role Step Functions and EventBridge may assume (its ARN); deleted after the test."""
+    iam = aws("iam")
+    name = f"lc-sfn-{uuid.uuid4().hex[:8]}"
+    yield iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(SFN_TRUST))["Role"]["Arn"]
+    iam.delete_role(RoleName=name)
+
+
+@contextmanager
+def rule_to(events, pattern: dict, target_arn: str, role_arn: str):
+    """A default-bus rule of ``pattern`` whose one target is ``target_arn``, while the block runs."""
+    rule = f"lc-rule-{uuid.uuid4().hex[:8]}"
+    events.put_rule(Name=rule, EventPattern=json.dumps(pattern))
+    events.put_targets(Rule=rule, Targets=[{"Id": "target", "Arn": target_arn, "RoleArn": role_arn}])
+    try:
+        yield
+    finally:
+        events.remove_targets(Rule=rule, Ids=["target"])
+        events.delete_rule(Name=rule)
 
 
 def definition(function_arn: str) -> dict:
@@ -49,36 +72,22 @@ def definition(function_arn: str) -> dict:
 
 
 @pytest.fixture
-def wired(aws, make_function):
+def wired(aws, make_function, sfn_role):
     """A bucket whose Object Created events start a state machine that calls a flaky function."""
-    s3, sfn, events, iam = aws("s3"), aws("stepfunctions"), aws("events"), aws("iam")
+    s3, sfn, events = aws("s3"), aws("stepfunctions"), aws("events")
     suffix = uuid.uuid4().hex[:8]
     bucket = f"lc-events-{suffix}"
     s3.create_bucket(Bucket=bucket)
     s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={"EventBridgeConfiguration": {}})
     fn = make_function("behaviours", timeout=10)
     fn_arn = aws("lambda").get_function(FunctionName=fn)["Configuration"]["FunctionArn"]
-    role = iam.create_role(RoleName=f"lc-sfn-{suffix}", AssumeRolePolicyDocument=json.dumps(SFN_TRUST))["Role"]["Arn"]
-    sm_arn = sfn.create_state_machine(name=f"lc-sm-{suffix}", definition=json.dumps(definition(fn_arn)), roleArn=role)[
-        "stateMachineArn"
-    ]
-    rule = f"lc-rule-{suffix}"
-    events.put_rule(
-        Name=rule,
-        EventPattern=json.dumps(
-            {
-                "source": ["aws.s3"],
-                "detail-type": ["Object Created"],
-                "detail": {"bucket": {"name": [bucket]}},
-            }
-        ),
-    )
-    events.put_targets(Rule=rule, Targets=[{"Id": "sm", "Arn": sm_arn, "RoleArn": role}])
-    yield {"bucket": bucket, "state_machine": sm_arn}
-    events.remove_targets(Rule=rule, Ids=["sm"])
-    events.delete_rule(Name=rule)
+    sm_arn = sfn.create_state_machine(
+        name=f"lc-sm-{suffix}", definition=json.dumps(definition(fn_arn)), roleArn=sfn_role
+    )["stateMachineArn"]
+    pattern = {"source": ["aws.s3"], "detail-type": ["Object Created"], "detail": {"bucket": {"name": [bucket]}}}
+    with rule_to(events, pattern, sm_arn, sfn_role):
+        yield {"bucket": bucket, "state_machine": sm_arn}
     sfn.delete_state_machine(stateMachineArn=sm_arn)
-    iam.delete_role(RoleName=f"lc-sfn-{suffix}")
     for obj in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
         s3.delete_object(Bucket=bucket, Key=obj["Key"])
     s3.delete_bucket(Bucket=bucket)
@@ -114,60 +123,49 @@ def test_object_created_runs_the_state_machine_and_retries_the_custom_error(aws,
     assert [e["type"] for e in history].count("TaskSucceeded") == 1
 
 
-def test_a_rule_on_status_change_events_gets_each_execution_start_and_end(aws):
+def test_a_rule_on_status_change_events_gets_each_execution_start_and_end(aws, sfn_role):
     """The local cloud leaves out Step Functions' status-change events when no rule on the default bus could match
     them (localcloud.speedups); a rule that matches them gets both, as on AWS."""
-    sfn, events, iam = aws("stepfunctions"), aws("events"), aws("iam")
+    sfn, events = aws("stepfunctions"), aws("events")
     suffix = uuid.uuid4().hex[:8]
-    role = iam.create_role(RoleName=f"lc-status-{suffix}", AssumeRolePolicyDocument=json.dumps(SFN_TRUST))["Role"]
     passing = {"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}}
     watched, sink = (
-        sfn.create_state_machine(name=f"lc-{name}-{suffix}", definition=json.dumps(passing), roleArn=role["Arn"])[
+        sfn.create_state_machine(name=f"lc-{name}-{suffix}", definition=json.dumps(passing), roleArn=sfn_role)[
             "stateMachineArn"
         ]
         for name in ("watched", "sink")
     )
-    rule = f"lc-status-{suffix}"
-    events.put_rule(
-        Name=rule,
-        EventPattern=json.dumps(
-            {
-                "source": ["aws.states"],
-                "detail-type": ["Step Functions Execution Status Change"],
-                "detail": {"stateMachineArn": [watched]},
-            }
-        ),
-    )
-    events.put_targets(Rule=rule, Targets=[{"Id": "sink", "Arn": sink, "RoleArn": role["Arn"]}])
+    pattern = {
+        "source": ["aws.states"],
+        "detail-type": ["Step Functions Execution Status Change"],
+        "detail": {"stateMachineArn": [watched]},
+    }
     try:
-        execution = sfn.start_execution(stateMachineArn=watched, input="{}")["executionArn"]
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            received = sfn.list_executions(stateMachineArn=sink)["executions"]
-            if len(received) >= 2 and all(e["status"] == "SUCCEEDED" for e in received):
-                break
-            time.sleep(0.2)
+        with rule_to(events, pattern, sink, sfn_role):
+            execution = sfn.start_execution(stateMachineArn=watched, input="{}")["executionArn"]
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                received = sfn.list_executions(stateMachineArn=sink)["executions"]
+                if len(received) >= 2 and all(e["status"] == "SUCCEEDED" for e in received):
+                    break
+                time.sleep(0.2)
         inputs = [json.loads(sfn.describe_execution(executionArn=e["executionArn"])["input"]) for e in received]
         assert sorted(i["detail"]["status"] for i in inputs) == ["RUNNING", "SUCCEEDED"]
         assert {i["detail"]["executionArn"] for i in inputs} == {execution}
         assert {i["source"] for i in inputs} == {"aws.states"}
     finally:
-        events.remove_targets(Rule=rule, Ids=["sink"])
-        events.delete_rule(Name=rule)
         for arn in (watched, sink):
             sfn.delete_state_machine(stateMachineArn=arn)
-        iam.delete_role(RoleName=role["RoleName"])
 
 
-def test_concurrent_executions_of_one_definition_count_their_own_retries(aws, make_function):
+def test_concurrent_executions_of_one_definition_count_their_own_retries(aws, make_function, sfn_role):
     """Executions of one definition share its evaluation program (localcloud.speedups): each still counts its own
     attempts, so each of several executions started together retries exactly MaxAttempts times."""
-    sfn, iam = aws("stepfunctions"), aws("iam")
+    sfn = aws("stepfunctions")
     suffix = uuid.uuid4().hex[:8]
     fn_arn = aws("lambda").get_function(FunctionName=make_function("behaviours", timeout=10))["Configuration"][
         "FunctionArn"
     ]
-    role = iam.create_role(RoleName=f"lc-retries-{suffix}", AssumeRolePolicyDocument=json.dumps(SFN_TRUST))["Role"]
     failing = {
         "StartAt": "Fail twice more",
         "States": {
@@ -182,7 +180,7 @@ def test_concurrent_executions_of_one_definition_count_their_own_retries(aws, ma
             }
         },
     }
-    machine = sfn.create_state_machine(name=f"lc-retries-{suffix}", definition=json.dumps(failing), roleArn=role["Arn"])
+    machine = sfn.create_state_machine(name=f"lc-retries-{suffix}", definition=json.dumps(failing), roleArn=sfn_role)
     try:
         started = [
             sfn.start_execution(stateMachineArn=machine["stateMachineArn"], input="{}")["executionArn"]
@@ -201,4 +199,3 @@ def test_concurrent_executions_of_one_definition_count_their_own_retries(aws, ma
             assert failures == ["FlakyDependencyError"] * 3, (arn, failures)
     finally:
         sfn.delete_state_machine(stateMachineArn=machine["stateMachineArn"])
-        iam.delete_role(RoleName=role["RoleName"])
