@@ -140,6 +140,18 @@ def executions_for(sfn, state_machine: str, image_key: str, described: list[dict
     return [ex for ex in described if image_key in ex.get("input", "")]
 
 
+def retried_errors(sfn, stack: Stack, image_id: str, described: list[dict] | None = None) -> list[str]:
+    """The error of every task that failed or timed out in the image's executions, retried ones included."""
+    errors = []
+    for ex in executions_for(sfn, stack.state_machine, f"uploads/{image_id}", described):
+        for event in sfn.get_execution_history(executionArn=ex["executionArn"], maxResults=1000)["events"]:
+            if event["type"] == "TaskFailed":
+                errors.append(event["taskFailedEventDetails"]["error"])
+            elif event["type"] == "TaskTimedOut":
+                errors.append(event["taskTimedOutEventDetails"]["error"])
+    return errors
+
+
 def object_created_event(s3, stack: Stack, image_id: str) -> dict:
     """The S3 "Object Created" event of an uploaded image's original, as EventBridge delivers it (to send it again)."""
     from tests.conftest import load_event

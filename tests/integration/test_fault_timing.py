@@ -12,8 +12,7 @@ from PIL import Image
 
 from tests import images
 
-from .conftest import expected_renditions, stored_renditions, wait_executions_done
-from .test_faults import retried_errors
+from .conftest import expected_renditions, retried_errors, stored_renditions, wait_executions_done
 
 
 def test_killed_worker_is_retried_and_the_image_processed(client, aws, stack, faults):

@@ -13,22 +13,18 @@ from botocore.config import Config
 
 from tests import images
 
-from .conftest import described_executions, executions_for, expected_renditions, stored_renditions, wait_executions_done
+from .conftest import (
+    described_executions,
+    executions_for,
+    expected_renditions,
+    retried_errors,
+    stored_renditions,
+    wait_executions_done,
+)
 
 
 def renditions_of(s3, stack, image_id: str) -> int:
     return len(stored_renditions(s3, stack, image_id))
-
-
-def retried_errors(sfn, stack, image_id: str, described: list[dict] | None = None) -> list[str]:
-    errors = []
-    for ex in executions_for(sfn, stack.state_machine, f"uploads/{image_id}", described):
-        for event in sfn.get_execution_history(executionArn=ex["executionArn"], maxResults=1000)["events"]:
-            if event["type"] == "TaskFailed":
-                errors.append(event["taskFailedEventDetails"]["error"])
-            elif event["type"] == "TaskTimedOut":
-                errors.append(event["taskTimedOutEventDetails"]["error"])
-    return errors
 
 
 def traced_errors(client, image_id: str, timeout: float = 60) -> list[str]:
