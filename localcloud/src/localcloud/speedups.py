@@ -169,32 +169,48 @@ def rule_texts(tree) -> dict[int, str]:
     return texts
 
 
-class ParseTrees:
-    """ASL definition -> ANTLR parse tree, for the definitions seen most recently, and the texts of the kept trees' rule
-    nodes by id (a node's id is only in ``texts`` while its tree is kept: an id is not reused while its node lives)."""
+class Kept:
+    """The values of the keys put most recently (at most ``size``; the oldest put goes first), for any thread."""
 
     def __init__(self, size: int = 64) -> None:
         self.size = size
-        self.trees: dict[str, tuple[object, tuple[int, ...]]] = {}
+        self.values: dict = {}
+        self.lock = threading.RLock()  # reentrant: ParseTrees holds it around a put
+
+    def get(self, key):
+        with self.lock:
+            return self.values.get(key)
+
+    def put(self, key, value) -> tuple[bool, object]:
+        """Keep ``value`` unless ``key`` is kept already; (whether it was kept, the value it pushed out or None)."""
+        with self.lock:
+            if key in self.values:
+                return False, None
+            evicted = self.values.pop(next(iter(self.values))) if len(self.values) >= self.size else None
+            self.values[key] = value
+            return True, evicted
+
+
+class ParseTrees:
+    """ASL definition -> ANTLR parse tree (``Kept``), and the texts of the kept trees' rule nodes by id (a node's id is
+    only in ``texts`` while its tree is kept: an id is not reused while its node lives)."""
+
+    def __init__(self, size: int = 64) -> None:
+        self.trees = Kept(size)
         self.texts: dict[int, str] = {}
-        self.lock = threading.Lock()
 
     def get(self, definition: str):
-        with self.lock:
-            kept = self.trees.get(definition)
+        kept = self.trees.get(definition)
         return kept[0] if kept is not None else None
 
     def put(self, definition: str, tree) -> None:
         texts = rule_texts(tree)
-        with self.lock:
-            if definition in self.trees:
-                return
-            if len(self.trees) >= self.size:
-                _, ids = self.trees.pop(next(iter(self.trees)))
-                for node_id in ids:
-                    self.texts.pop(node_id, None)
-            self.trees[definition] = (tree, tuple(texts))
-            self.texts.update(texts)
+        with self.trees.lock:  # the texts change with the trees they belong to
+            added, evicted = self.trees.put(definition, (tree, tuple(texts)))
+            for node_id in evicted[1] if evicted is not None else ():
+                self.texts.pop(node_id, None)
+            if added:
+                self.texts.update(texts)
 
 
 TREES = ParseTrees()
@@ -246,26 +262,7 @@ def shareable_program(program, component_type: type, eval_type: type, unshared: 
     return True
 
 
-class Programs:
-    """ASL definition -> the evaluation program every execution of it runs, or ``UNSHARED`` (a definition whose
-    program is built per execution: not walked again), for the definitions seen most recently."""
-
-    UNSHARED = object()
-
-    def __init__(self, size: int = 64) -> None:
-        self.size = size
-        self.programs: dict[str, object] = {}
-        self.lock = threading.Lock()
-
-    def get(self, definition: str):
-        with self.lock:
-            return self.programs.get(definition)
-
-    def put(self, definition: str, program) -> None:
-        with self.lock:
-            if len(self.programs) >= self.size:
-                self.programs.pop(next(iter(self.programs)))
-            self.programs.setdefault(definition, program)
+UNSHARED = object()  # a definition whose program is built per execution (kept so that it is not walked again)
 
 
 @hook("Step Functions program cache")
@@ -282,7 +279,7 @@ def share_stepfunctions_programs() -> str | None:
     # (py-spy, 2026-12-03): ~5 ms per execution for this project's state machine. The components keep nothing of an
     # execution: its state is in the execution's Environment (stack, heap, context), and a Retry counts its attempts
     # in that heap under the component's heap key. Programs with Map or Parallel states are still built per execution.
-    programs = Programs()
+    programs = Kept()  # ASL definition -> the program its executions share, or UNSHARED
 
     def shared(get_entrypoint):
         def _get_evaluation_entrypoint(self):
@@ -291,8 +288,8 @@ def share_stepfunctions_programs() -> str | None:
             if program is None:
                 program = get_entrypoint(self)
                 shared = shareable_program(program, Component, EvalComponent, (StateMap, StateParallel))
-                programs.put(definition, program if shared else Programs.UNSHARED)
-            elif program is Programs.UNSHARED:
+                programs.put(definition, program if shared else UNSHARED)
+            elif program is UNSHARED:
                 program = get_entrypoint(self)
             return program
 
