@@ -86,6 +86,25 @@ def test_threads_give_the_same_bytes_as_one():
     assert [r.data for r in one.renditions] == [r.data for r in two.renditions]
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_each_rendition_is_delivered_once_as_soon_as_it_is_encoded(workers):
+    # the default is one of the set (the 800-px JPEG) for a JPEG, not for a GIF (a PNG default, JPEGs in the set)
+    for data, extra in ((images.jpeg(1700, 1200), 0), (images.gif_animated(), 1)):
+        delivered: list[engine.Rendition] = []
+        rendered = render_set(data, workers=workers, deliver=delivered.append)
+        assert len(delivered) == len(rendered.renditions) + extra
+        assert {id(r) for r in delivered} == {id(r) for r in (*rendered.renditions, rendered.default)}
+        # the largest box first: its encodes take longest, and the smaller sizes are resampled meanwhile
+        assert [r.box for r in delivered[:3]] == [max(r.box for r in rendered.renditions)] * 3
+
+
+def test_bad_input_is_refused_before_anything_is_delivered():
+    delivered = []
+    with pytest.raises(engine.InvalidImageError):
+        render_set(images.jpeg(1200, 900)[:5000], deliver=delivered.append)  # truncated
+    assert delivered == []
+
+
 def test_the_placeholder_is_a_thumbhash_with_the_pictures_shape_and_colour():
     data = images.encode(Image.new("RGB", (1600, 800), (200, 40, 40)), "JPEG")
     placeholder = render_set(data).placeholder

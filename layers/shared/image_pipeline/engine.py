@@ -31,8 +31,8 @@ import base64
 import functools
 import io
 import struct
-from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -379,13 +379,19 @@ def render_set(
     input_formats: frozenset[str] = ALL_FORMATS,
     workers: int = 1,
     with_placeholder: bool = True,
+    deliver: Callable[[Rendition], None] | None = None,
 ) -> RenditionSet:
     """Every rendition of one image from one decode: ``formats`` (SET_FORMATS' names) at each of ``boxes_for``
     sizes, the default rendition (``max_dimension`` in the input's family, as ``render`` makes it) and a placeholder.
 
     The image is decoded once at a reduced scale for the largest output (JPEG DCT scaling, libvips' shrink-on-load),
     oriented and converted to 8-bit sRGB; each size is resampled from that; encoders run on ``workers`` threads
-    (Pillow's and libavif's encoders release the GIL)."""
+    (Pillow's and libavif's encoders release the GIL). The largest size is resampled first and its encodes queued,
+    and the smaller sizes are resampled (and the placeholder made) while those run.
+
+    ``deliver``, when given, is called in this thread with each distinct rendition as soon as it is encoded, so that
+    the caller can store it while the rest encode: every rendition once, the default too when it is one of the set.
+    Bad input is refused (probe, decode) before anything is delivered."""
     sizes, names = sorted(set(sizes)), list(dict.fromkeys(formats))
     unknown = [n for n in names if n not in SET_FORMATS]
     if unknown:
@@ -397,7 +403,6 @@ def render_set(
     base, used = _decode_base(data, info, largest, backend, max_pixels)
     if base.mode == "RGBA" and base.getchannel("A").getextrema()[0] == 255:
         base = base.convert("RGB")  # an alpha channel that is opaque everywhere: drop it (smaller, and JPEG)
-    jobs: list[tuple[int | None, str, Image.Image]] = []
     scaled: dict[tuple[int, int], Image.Image] = {}
 
     # sizes come from the original's upright size (as render always did), not from the reduced base's, whose
@@ -411,26 +416,39 @@ def render_set(
             scaled[size] = base if size == base.size else _resize(base, size, use_vips=backend != "pillow")[0]
         return scaled[size]
 
-    for box in boxes:
-        im = at(box)
-        for name in names:
-            fmt = PNG if SET_FORMATS[name] == JPEG and _has_alpha(im) else SET_FORMATS[name]
-            jobs.append((box, fmt, im))
-    default_im = at(max_dimension)
-    default_format = _output_format(info.format, default_im)
+    # every size has the base's mode: one list of formats serves them all ("jpeg" is PNG for an image with alpha)
+    set_formats = [PNG if SET_FORMATS[n] == JPEG and _has_alpha(base) else SET_FORMATS[n] for n in names]
+    in_set = [(box, fmt) for box in boxes for fmt in set_formats]  # the set's order: smallest box first
+    default_format = _output_format(info.format, base)
+    default_size = fit(*upright, max_dimension)
+    default = next(
+        (key for key in in_set if key[1] == default_format and fit(*upright, key[0]) == default_size),
+        (None, default_format),  # not one of the set: encoded on its own
+    )
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        # each encode gets its own copy: Image.save keeps its options on the image object (not thread-safe)
-        encoded = list(pool.map(lambda job: _encode(job[2].copy() if workers > 1 else job[2], job[1]), jobs))
-        renditions = tuple(
-            Rendition(data, fmt, im.width, im.height, used, box)
-            for (box, fmt, im), data in zip(jobs, encoded, strict=True)
-        )
-        same = [r for r in renditions if (r.format, r.width, r.height) == (default_format, *default_im.size)]
-        default = (
-            same[0] if same else Rendition(_encode(default_im, default_format), default_format, *default_im.size, used)
-        )
-    smallest = scaled[min(scaled, key=lambda s: s[0] * s[1])]
-    return RenditionSet(renditions, default, placeholder(smallest) if with_placeholder else None, used)
+        images: dict[tuple[int | None, str], Image.Image] = {}
+        encoding: dict[tuple[int | None, str], Future[bytes]] = {}
+
+        def queue(key: tuple[int | None, str], im: Image.Image) -> None:
+            images[key] = im
+            # each encode gets its own copy: Image.save keeps its options on the image object (not thread-safe)
+            encoding[key] = pool.submit(_encode, im.copy() if workers > 1 else im, key[1])
+
+        for box in sorted(boxes, reverse=True):  # the largest, the longest encodes, first
+            im = at(box)
+            for fmt in set_formats:
+                queue((box, fmt), im)
+        if default[0] is None:
+            queue(default, at(max_dimension))
+        smallest = scaled[min(scaled, key=lambda s: s[0] * s[1])]
+        hashed = placeholder(smallest) if with_placeholder else None
+        done: dict[tuple[int | None, str], Rendition] = {}
+        for key, future in encoding.items():  # in the order queued, the order one worker finishes them in
+            im = images[key]
+            done[key] = Rendition(future.result(), key[1], im.width, im.height, used, key[0])
+            if deliver is not None:
+                deliver(done[key])
+    return RenditionSet(tuple(done[key] for key in in_set), done[default], hashed, used)
 
 
 def placeholder(im: Image.Image) -> Placeholder:

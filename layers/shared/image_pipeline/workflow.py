@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -145,20 +145,27 @@ def resize(s3, settings: Settings, image: dict[str, Any]) -> dict[str, Any]:
         raise OriginalReplacedError(
             f"{image['key']} was replaced by another upload after it was validated; upload again with a new URL"
         ) from e
-    rendered = engine.render_set(
-        data,
-        settings.rendition_sizes,
-        settings.rendition_formats,
-        settings.max_dimension,
-        settings.max_pixels,
-        backend=settings.engine_backend,
-        input_formats=settings.input_formats,
-        workers=settings.encode_threads,
-    )
-    # the default may be one of the set: each rendition is stored once, whichever lists name it
-    unique = list({id(r): r for r in (*rendered.renditions, rendered.default)}.values())
-    described = {id(r): _describe(r, image["imageId"]) for r in unique}
-    _in_parallel(lambda r: _put(s3, settings.processed_bucket, image["imageId"], r, described[id(r)]), unique)
+    described: dict[int, dict[str, Any]] = {}
+    with ThreadPoolExecutor(max_workers=S3_THREADS) as pool:
+        puts: list[Future[None]] = []
+
+        def store(r: engine.Rendition) -> None:  # each rendition as soon as it is encoded, while the rest encode
+            described[id(r)] = _describe(r, image["imageId"])
+            puts.append(pool.submit(_put, s3, settings.processed_bucket, image["imageId"], r, described[id(r)]))
+
+        rendered = engine.render_set(
+            data,
+            settings.rendition_sizes,
+            settings.rendition_formats,
+            settings.max_dimension,
+            settings.max_pixels,
+            backend=settings.engine_backend,
+            input_formats=settings.input_formats,
+            workers=settings.encode_threads,
+            deliver=store,  # the default once, whichever lists name it
+        )
+        for put in puts:  # the first error, in the order the puts were sent
+            put.result()
     default = described[id(rendered.default)]
     return {
         "processed": {k: default[k] for k in ("key", "bytes", "width", "height")}
@@ -210,14 +217,6 @@ def _put(s3, bucket: str, image_id: str, r: engine.Rendition, described: dict[st
 
 
 S3_THREADS = 8  # requests of one step in flight at once (each rendition's put)
-
-
-def _in_parallel(call, items: list) -> list:
-    """``call`` on each item on S3_THREADS threads (boto3 clients are thread-safe); the first error is raised."""
-    if len(items) <= 1:
-        return [call(item) for item in items]
-    with ThreadPoolExecutor(max_workers=min(S3_THREADS, len(items))) as pool:
-        return list(pool.map(call, items))
 
 
 def mark_processed(
