@@ -9,6 +9,7 @@ import uuid
 from contextlib import contextmanager
 
 import pytest
+import requests
 
 SFN_TRUST = {
     "Version": "2012-10-17",
@@ -199,3 +200,30 @@ def test_concurrent_executions_of_one_definition_count_their_own_retries(aws, ma
             assert failures == ["FlakyDependencyError"] * 3, (arn, failures)
     finally:
         sfn.delete_state_machine(stateMachineArn=machine["stateMachineArn"])
+
+
+def test_finished_executions_leave_no_thread_objects_behind(aws, localcloud, sfn_role):
+    """LocalStack lists thread objects for every execution (and its states) and never dropped one: the list grew with
+    every image processed. Now ended ones leave it (localcloud.threadlist): 150 executions list 300 threads or more,
+    and fewer than 150 remain, however many executions came before."""
+    sfn = aws("stepfunctions")
+    waits = {
+        "StartAt": "Wait",
+        "States": {"Wait": {"Type": "Wait", "Seconds": 0, "Next": "Done"}, "Done": {"Type": "Pass", "End": True}},
+    }
+    machine = sfn.create_state_machine(
+        name=f"lc-threads-{uuid.uuid4().hex[:8]}", definition=json.dumps(waits), roleArn=sfn_role
+    )["stateMachineArn"]
+    try:
+        before = requests.get(f"{localcloud}/_localcloud/threads").json()
+        started = [sfn.start_execution(stateMachineArn=machine, input="{}")["executionArn"] for _ in range(150)]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if all(sfn.describe_execution(executionArn=arn)["status"] == "SUCCEEDED" for arn in started[-5:]):
+                break
+            time.sleep(0.2)
+        after = requests.get(f"{localcloud}/_localcloud/threads").json()
+        assert after["pruned"] - before["pruned"] >= 150, (before, after)
+        assert after["listed"] < 150, after
+    finally:
+        sfn.delete_state_machine(stateMachineArn=machine)

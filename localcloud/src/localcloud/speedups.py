@@ -37,7 +37,9 @@ And costs of moto, which serves DynamoDB and the logs:
 - moto lists the methods of a service's response class with ``inspect.getmembers`` on every request, to find the
   action's handler; the class does not change while LocalStack runs, so the list is made once per class.
 Each hook is skipped, with a log line, if LocalStack's internals are not what it expects. One more hook installs
-the garbage collection policy of a long-running local cloud (localcloud.gcpolicy) and its counters at /_localcloud/gc.
+the garbage collection policy of a long-running local cloud (localcloud.gcpolicy) and its counters at /_localcloud/gc;
+another keeps LocalStack's list of started threads from growing with every execution (localcloud.threadlist), its
+counts at /_localcloud/threads.
 """
 
 from __future__ import annotations
@@ -680,6 +682,49 @@ def cache_lambda_code_url_clients() -> str | None:
     if not patch(S3Code, "generate_presigned_url", generate_presigned_url):
         return None
     return "Lambda code URLs are signed by one client per endpoint"
+
+
+class ThreadRoutes:
+    def __init__(self, listed) -> None:
+        self.listed = listed
+
+    @route("/_localcloud/threads", methods=["GET"])
+    def thread_stats(self, request: Request) -> Response:
+        kinds = collections.Counter(type(t).__name__ for t in self.listed.threads[:])
+        body = {
+            "listed": len(self.listed.threads),
+            "kinds": dict(kinds),
+            "pruned": self.listed.pruned,
+            "running": threading.active_count(),
+        }
+        return Response(json.dumps(body), status=200, mimetype="application/json")
+
+
+@hook("bounded thread list")
+def bound_the_thread_list() -> str | None:
+    from localstack.services.edge import ROUTER
+    from localstack.services.stepfunctions.backend.execution_worker import ExecutionWorker
+    from localstack.utils.threads import TMP_THREADS, FuncThread
+
+    from localcloud.threadlist import ThreadList
+
+    # LocalStack lists ~10 thread objects per image of this project's workflow (its executions' and states' threads, and
+    # one per Lambda invocation that records its CloudWatch metrics) and never drops one (what grew with the number of
+    # images processed, docs/benchmarks.md); each execution's start now prunes the finished ones, once the list has
+    # doubled since the last prune.
+    listed = ThreadList(TMP_THREADS, kinds=(threading.Thread, FuncThread))
+
+    def pruning(start):
+        def start_and_prune(self) -> None:
+            start(self)
+            listed.maybe_prune()
+
+        return start_and_prune
+
+    if not patch(ExecutionWorker, "start", pruning, wraps=True):
+        return None
+    ROUTER.add(ThreadRoutes(listed))
+    return "finished threads leave LocalStack's thread list (counts at /_localcloud/threads)"
 
 
 _GC_POLICY = None
