@@ -259,6 +259,43 @@ assert seen == [["close"]] * 5, seen
     assert result.returncode == 0, result.stderr
 
 
+def test_step_functions_tasks_asking_at_once_share_one_session_and_one_client():
+    """The first Tasks of a burst ask for their role's session and client at the same moment: each made its own
+    (~50 ms, and a request parser LocalStack keeps for good). One is made; the others wait for it."""
+    code = """
+import threading, time
+from localcloud.speedups import CachedAssumedRoles
+made = {"sessions": 0, "clients": 0}
+class Events:
+    def register(self, *args, **kwargs): pass
+class Client:
+    meta = type("Meta", (), {"events": Events()})()
+class Session:
+    def get_client(self, service):
+        made["clients"] += 1
+        time.sleep(0.05)  # what making a botocore client costs
+        return Client()
+class Factory:
+    def with_assumed_role(self, **kwargs):
+        made["sessions"] += 1
+        time.sleep(0.05)  # an AssumeRole
+        return Session()
+roles = CachedAssumedRoles(Factory())
+barrier, clients = threading.Barrier(16), []
+def task():
+    barrier.wait()
+    clients.append(roles.with_assumed_role(role_arn="arn:aws:iam::000000000000:role/sfn").get_client("lambda"))
+threads = [threading.Thread(target=task) for _ in range(16)]
+for t in threads: t.start()
+for t in threads: t.join()
+assert made == {"sessions": 1, "clients": 1}, made
+assert len({id(c) for c in clients}) == 1
+"""
+    python = ROOT / ".venv" / "localstack" / "bin" / "python"
+    result = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
 def parent_command(pid: int) -> str:
     with open(f"/proc/{pid}/cmdline", "rb") as fh:
         return fh.read().replace(b"\0", b" ").decode()

@@ -84,16 +84,22 @@ class FreshConnections:
         self._factory = factory
         self._clients: dict[tuple, object] = {}
         self._lock = threading.Lock()
+        self._making = threading.Lock()  # one client made at a time: concurrent first asks wait for it
 
     def get_client(self, *args, **kwargs):
         key = (args, tuple(sorted(kwargs.items())))
         with self._lock:
             client = self._clients.get(key)
-        if client is None:
-            client = self._factory.get_client(*args, **kwargs)
-            client.meta.events.register("request-created", _close_after_response, unique_id=CLOSE_HANDLER_ID)
+        if client is not None:
+            return client
+        with self._making:
             with self._lock:
-                client = self._clients.setdefault(key, client)
+                client = self._clients.get(key)
+            if client is None:
+                client = self._factory.get_client(*args, **kwargs)
+                client.meta.events.register("request-created", _close_after_response, unique_id=CLOSE_HANDLER_ID)
+                with self._lock:
+                    self._clients[key] = client
         return client
 
     def __getattr__(self, name: str):
@@ -107,22 +113,37 @@ class CachedAssumedRoles:
         self._factory = factory
         self._cache: dict[tuple, tuple[object, float]] = {}
         self._lock = threading.Lock()
+        # One session made at a time: the first Tasks of a burst all miss at once, and each made its own session and
+        # clients (~50 ms each, and LocalStack keeps a request parser per client's service model for good): ~1 s of
+        # LocalStack's CPU at the start of a burst on a fresh local cloud (py-spy, 2026-12-03).
+        self._making = threading.Lock()
 
     def with_assumed_role(self, *, role_arn: str, service_principal=None, region_name=None, config=None, **kwargs):
         key = (role_arn, service_principal, region_name, id(config), tuple(sorted(kwargs.items())))
-        now = time.monotonic()
+        hit = self._fresh(key)
+        if hit is not None:
+            return hit
+        with self._making:
+            hit = self._fresh(key)
+            if hit is not None:
+                return hit
+            factory = FreshConnections(
+                self._factory.with_assumed_role(
+                    role_arn=role_arn,
+                    service_principal=service_principal,
+                    region_name=region_name,
+                    config=config,
+                    **kwargs,
+                )
+            )
+            with self._lock:
+                self._cache[key] = (factory, time.monotonic() + SESSION_REUSE_S)
+        return factory
+
+    def _fresh(self, key: tuple):
         with self._lock:
             hit = self._cache.get(key)
-        if hit is not None and hit[1] > now:
-            return hit[0]
-        factory = FreshConnections(
-            self._factory.with_assumed_role(
-                role_arn=role_arn, service_principal=service_principal, region_name=region_name, config=config, **kwargs
-            )
-        )
-        with self._lock:
-            self._cache[key] = (factory, now + SESSION_REUSE_S)
-        return factory
+        return hit[0] if hit is not None and hit[1] > time.monotonic() else None
 
     def __getattr__(self, name: str):
         return getattr(self._factory, name)
