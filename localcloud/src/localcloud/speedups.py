@@ -67,6 +67,37 @@ def _close_after_response(request, **kwargs) -> None:
     request.headers["Connection"] = "close"
 
 
+class MadeOnce:
+    """Values made once per key (for ``ttl`` seconds, if given), for any thread. A miss makes the value while the others
+    that miss wait for it: the first Tasks of a burst all miss at once, and each made its own session and clients
+    (~50 ms each, and LocalStack keeps a request parser per client's service model for good): ~1 s of LocalStack's CPU
+    at the start of a burst on a fresh local cloud (py-spy, 2026-12-03)."""
+
+    def __init__(self, ttl: float | None = None) -> None:
+        self.ttl = ttl
+        self._values: dict[tuple, tuple[object, float]] = {}
+        self._lock = threading.Lock()
+        self._making = threading.Lock()  # one value made at a time
+
+    def get(self, key: tuple, make):
+        value = self._kept(key)
+        if value is not None:
+            return value
+        with self._making:
+            value = self._kept(key)
+            if value is None:
+                value = make()
+                expires = time.monotonic() + self.ttl if self.ttl is not None else float("inf")
+                with self._lock:
+                    self._values[key] = (value, expires)
+        return value
+
+    def _kept(self, key: tuple):
+        with self._lock:
+            kept = self._values.get(key)
+        return kept[0] if kept is not None and kept[1] > time.monotonic() else None
+
+
 class FreshConnections:
     """A client factory whose clients are made once per (service, arguments) and open a new connection per request.
 
@@ -82,25 +113,15 @@ class FreshConnections:
 
     def __init__(self, factory) -> None:
         self._factory = factory
-        self._clients: dict[tuple, object] = {}
-        self._lock = threading.Lock()
-        self._making = threading.Lock()  # one client made at a time: concurrent first asks wait for it
+        self._clients = MadeOnce()
 
     def get_client(self, *args, **kwargs):
-        key = (args, tuple(sorted(kwargs.items())))
-        with self._lock:
-            client = self._clients.get(key)
-        if client is not None:
+        def make():
+            client = self._factory.get_client(*args, **kwargs)
+            client.meta.events.register("request-created", _close_after_response, unique_id=CLOSE_HANDLER_ID)
             return client
-        with self._making:
-            with self._lock:
-                client = self._clients.get(key)
-            if client is None:
-                client = self._factory.get_client(*args, **kwargs)
-                client.meta.events.register("request-created", _close_after_response, unique_id=CLOSE_HANDLER_ID)
-                with self._lock:
-                    self._clients[key] = client
-        return client
+
+        return self._clients.get((args, tuple(sorted(kwargs.items()))), make)
 
     def __getattr__(self, name: str):
         return getattr(self._factory, name)
@@ -111,23 +132,11 @@ class CachedAssumedRoles:
 
     def __init__(self, factory) -> None:
         self._factory = factory
-        self._cache: dict[tuple, tuple[object, float]] = {}
-        self._lock = threading.Lock()
-        # One session made at a time: the first Tasks of a burst all miss at once, and each made its own session and
-        # clients (~50 ms each, and LocalStack keeps a request parser per client's service model for good): ~1 s of
-        # LocalStack's CPU at the start of a burst on a fresh local cloud (py-spy, 2026-12-03).
-        self._making = threading.Lock()
+        self._sessions = MadeOnce(ttl=SESSION_REUSE_S)
 
     def with_assumed_role(self, *, role_arn: str, service_principal=None, region_name=None, config=None, **kwargs):
-        key = (role_arn, service_principal, region_name, id(config), tuple(sorted(kwargs.items())))
-        hit = self._fresh(key)
-        if hit is not None:
-            return hit
-        with self._making:
-            hit = self._fresh(key)
-            if hit is not None:
-                return hit
-            factory = FreshConnections(
+        def make():
+            return FreshConnections(
                 self._factory.with_assumed_role(
                     role_arn=role_arn,
                     service_principal=service_principal,
@@ -136,14 +145,9 @@ class CachedAssumedRoles:
                     **kwargs,
                 )
             )
-            with self._lock:
-                self._cache[key] = (factory, time.monotonic() + SESSION_REUSE_S)
-        return factory
 
-    def _fresh(self, key: tuple):
-        with self._lock:
-            hit = self._cache.get(key)
-        return hit[0] if hit is not None and hit[1] > time.monotonic() else None
+        key = (role_arn, service_principal, region_name, id(config), tuple(sorted(kwargs.items())))
+        return self._sessions.get(key, make)
 
     def __getattr__(self, name: str):
         return getattr(self._factory, name)
