@@ -76,11 +76,12 @@ def guarded(what: str) -> Callable[[Callable[[], str | None]], Callable[[], None
     return decorate
 
 
-def hook(what: str) -> Callable[[Callable[[], str | None]], Any]:
-    """An ``on_infra_start`` hook (LocalStack finds it by the entry point of its name) that installs ``what``."""
+def hook(what: str, priority: int = 0) -> Callable[[Callable[[], str | None]], Any]:
+    """An ``on_infra_start`` hook (LocalStack finds it by the entry point of its name) that installs ``what``; hooks of
+    a higher ``priority`` run first."""
     from localstack.runtime import hooks
 
     def decorate(install: Callable[[], str | None]) -> Any:
-        return hooks.on_infra_start()(guarded(what)(install))
+        return hooks.on_infra_start(priority=priority)(guarded(what)(install))
 
     return decorate

@@ -36,6 +36,9 @@ And costs of moto, which serves DynamoDB and the logs:
   CPU per UpdateItem, measured side by side; the tokenising alone was ~8% of LocalStack's CPU in a burst);
 - moto lists the methods of a service's response class with ``inspect.getmembers`` on every request, to find the
   action's handler; the class does not change while LocalStack runs, so the list is made once per class.
+And one of start-up: the Step Functions engine's import of ``moto.batch.utils`` ran moto.batch's __init__, which
+loads moto's Batch and EC2 backends (~45% of LocalStack's start-up CPU, ~80 MB); that body now runs only if something
+uses the package itself (localcloud.lazy).
 Each hook is skipped, with a log line, if LocalStack's internals are not what it expects. One more hook installs
 the garbage collection policy of a long-running local cloud (localcloud.gcpolicy) and its counters at /_localcloud/gc;
 another keeps LocalStack's list of started threads from growing with every execution (localcloud.threadlist), its
@@ -723,6 +726,23 @@ class ThreadRoutes:
             "running": threading.active_count(),
         }
         return Response(json.dumps(body), status=200, mimetype="application/json")
+
+
+@hook("moto's Batch backend loaded on first use", priority=200)  # before any hook imports the Step Functions engine
+def defer_moto_batch_backend() -> str | None:
+    from localcloud.lazy import deferred_package
+
+    # The Step Functions engine imports ``moto.batch.utils`` (JobStatus, for its Batch integration), and moto.batch's
+    # __init__ imports moto's Batch backend and through it EC2's (region, zone and instance-type tables from botocore's
+    # data files): ~45% of LocalStack's start-up CPU (py-spy), for services this local cloud does not run. The package is
+    # registered with its body deferred: its submodules import as usual, and the body runs on first use of the package
+    # itself (``from moto.batch import batch_backends``, what moto's backend lookup does).
+    def on_run(attribute: str) -> None:
+        LOG.info("localcloud: moto.batch's body runs now (asked for %s)", attribute)
+
+    if deferred_package("moto.batch", on_run) is None:
+        return None
+    return "moto.batch's body deferred to its first use (the Step Functions engine imports only moto.batch.utils)"
 
 
 @hook("bounded thread list")
