@@ -26,8 +26,11 @@ fi
 # (2026-12-03, night) the renditions tests on the default stack ran in lane b, which deploys that stack anyway: one
 # deploy fewer, but six fresh-clone runs took 225-252 s against 206-221 s before, lane a and the unit tests slower
 # (the machine ~90% busy: the total CPU, not the lanes' balance, sets the time); they are back in lane c.
+# 2026-12-04: lane a was the last in six runs of six (by 3-19 s after c; b ended 60-90 s before it), so the lifecycle
+# tests (~25 s; their own local clouds on port 4599) run in lane b: a and c then end together (four runs alternated:
+# 244 s and 261 s with the move, 280 s and 247 s without; one cannot tell this from the machine's phase).
 LANES=(
-  "b:tests/integration/test_faults.py tests/integration/test_api_key.py"
+  "b:tests/integration/test_faults.py tests/integration/test_api_key.py tests/localcloud/test_lifecycle.py"
   "c:tests/integration/test_express.py tests/integration/test_renditions.py tests/integration/test_webhook_and_backfill.py"
   "d:tests/integration/test_fault_timing.py tests/integration/test_surfaces.py tests/integration/test_build.py"
 )
