@@ -3,6 +3,7 @@ in the web bucket. A skip on a stale build would deploy old code, so each input 
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import shutil
@@ -45,6 +46,24 @@ def test_the_sources_hash_follows_every_build_input_and_nothing_else(project: Pa
     before = steps.sources(project)
     monkeypatch.setenv("LAMBDA_ARCH", "arm64")
     assert steps.sources(project) != before
+
+
+def test_the_build_fingerprint_is_pathlibs_walk_of_files_in_path_order(project: Path) -> None:
+    build = project / ".aws-sam" / "build"
+    (build / "a-c").write_text("x")  # '-' sorts before '/' as a string, after "a" as a path part
+    (build / "a").mkdir(exist_ok=True)
+    (build / "a" / "b").write_text("y")
+    (build / "link").symlink_to(build / "a" / "b")  # a file through a symlink counts, a dangling one does not
+    (build / "dangling").symlink_to(build / "nowhere")
+    digest = hashlib.sha256()
+    for path in sorted(p for p in build.rglob("*") if p.is_file()):  # what the fingerprint was made of before
+        rel = path.relative_to(build).as_posix()
+        if rel == "template.yaml":
+            digest.update(b"template " + hashlib.sha256(path.read_bytes()).digest())
+        else:
+            st = path.stat()
+            digest.update(f"{rel} {st.st_size} {st.st_mtime_ns}\n".encode())
+    assert steps.fingerprint(build) == digest.hexdigest()  # a checkout's build stamp stays valid
 
 
 def test_the_build_fingerprint_sees_a_rebuilt_file_and_a_changed_template_but_not_a_rewritten_one(
