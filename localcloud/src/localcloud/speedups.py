@@ -38,6 +38,8 @@ And costs of moto, which serves DynamoDB and the logs:
   action's handler; the class does not change while LocalStack runs, so the list is made once per class.
 - DescribeLogGroups deep-copied every log group with all its events (and each group's streams once more) to read
   names and sizes: its cost grew with every log line kept (~0.6 s after 35,000 events); it now reads snapshots.
+- each service's valid regions were computed from a new boto3 Session, which reads botocore's endpoints.json again
+  (~1.2 s of CPU per LocalStack process); one session serves them all.
 And one of start-up: the Step Functions engine's import of ``moto.batch.utils`` ran moto.batch's __init__, which
 loads moto's Batch and EC2 backends (~45% of LocalStack's start-up CPU, ~80 MB); that body now runs only if something
 uses the package itself (localcloud.lazy).
@@ -764,6 +766,48 @@ def cache_lambda_code_url_clients() -> str | None:
     if not patch(S3Code, "generate_presigned_url", generate_presigned_url):
         return None
     return "Lambda code URLs are signed by one client per endpoint"
+
+
+def regions_from_one_session(make_session):
+    """LocalStack's ``get_valid_regions_for_service`` (the service's regions, and CloudWatch's in every partition but
+    "aws"), computed with one session from ``make_session`` for every service instead of a new one per service."""
+    lock = threading.Lock()
+    sessions: list = []
+
+    @functools.cache
+    def get_valid_regions_for_service(service_name: str) -> list[str]:
+        with lock:  # a botocore session's loader and resolver are made on first use, unguarded
+            if not sessions:
+                sessions.append(make_session())
+            session = sessions[0]
+            regions = list(session.get_available_regions(service_name))
+            for partition in session.get_available_partitions():
+                if partition != "aws":
+                    regions.extend(session.get_available_regions("cloudwatch", partition_name=partition))
+            return regions
+
+    return get_valid_regions_for_service
+
+
+@hook("service regions from one botocore session")
+def valid_regions_from_one_session() -> str | None:
+    import sys
+
+    import boto3
+    from localstack.utils.aws import aws_stack
+
+    # Each service's store, at its first use, asks for the service's valid regions, which LocalStack computes from a
+    # new boto3 Session: each reads botocore's endpoints.json (1.3 MB of JSON) again, 60-270 ms of CPU per service and
+    # ~1.2 s per LocalStack process, most of it during the first deploy (py-spy, 2026-12-04). One session reads it once.
+    original = aws_stack.get_valid_regions_for_service
+    replacement = regions_from_one_session(boto3.Session)
+    if not patch(aws_stack, "get_valid_regions_for_service", replacement):
+        return None
+    # modules that imported the function by name before this hook ran (those imported later get the replacement)
+    for module in list(sys.modules.values()):
+        if module is not None and getattr(module, "get_valid_regions_for_service", None) is original:
+            module.get_valid_regions_for_service = replacement
+    return "services' valid regions come from one botocore session"
 
 
 class ThreadRoutes:

@@ -1,0 +1,49 @@
+"""Each service's valid regions, computed from one botocore session (localcloud/speedups.py,
+valid_regions_from_one_session): the same regions as LocalStack's own function, and what S3 refuses with them."""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+from botocore.exceptions import ClientError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_one_session_gives_every_service_the_regions_localstacks_own_function_gives():
+    code = """
+import boto3
+from localstack.utils.aws import aws_stack
+from localcloud.speedups import regions_from_one_session
+made = []
+def session():
+    made.append(1)
+    return boto3.Session()
+ours = regions_from_one_session(session)
+services = ["s3", "events", "iam", "sts", "dynamodb", "lambda", "logs", "stepfunctions", "apigateway",
+            "cloudformation", "sqs", "sns", "cloudwatch", "ssm", "kms", "secretsmanager", "route53"]
+for name in services:
+    theirs = aws_stack.get_valid_regions_for_service.__wrapped__(name)
+    assert ours(name) == theirs, (name, ours(name), theirs)
+assert "eu-west-1" in ours("s3") and "cn-north-1" in ours("s3") and "xx-nowhere-1" not in ours("s3")
+assert len(made) == 1, made  # one session for all of them
+"""
+    python = ROOT / ".venv" / "localstack" / "bin" / "python"
+    result = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
+def test_s3_accepts_a_real_region_and_refuses_one_that_is_not(aws):
+    s3 = aws("s3")
+    name = f"regions-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    try:
+        assert s3.get_bucket_location(Bucket=name)["LocationConstraint"] == "eu-west-1"
+    finally:
+        s3.delete_bucket(Bucket=name)
+    with pytest.raises(ClientError) as refused:
+        s3.create_bucket(Bucket=f"{name}-x", CreateBucketConfiguration={"LocationConstraint": "xx-nowhere-1"})
+    assert refused.value.response["Error"]["Code"] == "InvalidLocationConstraint"
