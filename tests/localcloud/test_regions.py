@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.conftest import STATE_DIR
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -47,3 +49,20 @@ def test_s3_accepts_a_real_region_and_refuses_one_that_is_not(aws):
     with pytest.raises(ClientError) as refused:
         s3.create_bucket(Bucket=f"{name}-x", CreateBucketConfiguration={"LocationConstraint": "xx-nowhere-1"})
     assert refused.value.response["Error"]["Code"] == "InvalidLocationConstraint"
+
+
+def test_the_start_up_hooks_leave_moto_batch_unloaded(aws):
+    """Looking for modules that hold LocalStack's function by name must not touch attributes of every module: on the
+    package whose body is deferred (moto.batch, localcloud.lazy) that ran the body, moto's Batch and EC2 backends."""
+    for service, call in [
+        ("s3", "list_buckets"),
+        ("dynamodb", "list_tables"),
+        ("events", "list_rules"),
+        ("stepfunctions", "list_state_machines"),
+        ("iam", "list_roles"),
+        ("logs", "describe_log_groups"),
+    ]:
+        getattr(aws(service), call)()
+    log = (STATE_DIR / "localstack.log").read_text()
+    assert "moto.batch's body deferred to its first use" in log
+    assert "moto.batch's body runs now" not in log, [line for line in log.splitlines() if "body runs now" in line]

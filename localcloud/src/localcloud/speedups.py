@@ -803,9 +803,10 @@ def valid_regions_from_one_session() -> str | None:
     replacement = regions_from_one_session(boto3.Session)
     if not patch(aws_stack, "get_valid_regions_for_service", replacement):
         return None
-    # modules that imported the function by name before this hook ran (those imported later get the replacement)
+    # modules that imported the function by name before this hook ran (those imported later get the replacement);
+    # read from each module's __dict__: getattr would run the body of a package whose body is deferred (localcloud.lazy)
     for module in list(sys.modules.values()):
-        if module is not None and getattr(module, "get_valid_regions_for_service", None) is original:
+        if getattr(module, "__dict__", {}).get("get_valid_regions_for_service") is original:
             module.get_valid_regions_for_service = replacement
     return "services' valid regions come from one botocore session"
 
