@@ -22,7 +22,11 @@ rm -rf "$STATE_DIR/cache"
 # What the last local cloud unpacked (each function's code and layers, ~120 MB per layer version) belongs to no one
 # now: a new local cloud starts with no functions.
 rm -rf "$STATE_DIR/tmp"
-mkdir -p "$STATE_DIR/fs" "$STATE_DIR/tmp" "$STATE_DIR/cache"
+mkdir -p "$STATE_DIR/fs/usr/lib/localstack" "$STATE_DIR/tmp" "$STATE_DIR/cache"
+# LocalStack's service catalog, built once per environment (scripts/setup.sh): LocalStack reads it from its static libs
+for catalog in "$VENV_DIR"/localstack/static/usr/lib/localstack/service-catalog-*.dill; do
+  [ -f "$catalog" ] && ln -sf "$catalog" "$STATE_DIR/fs/usr/lib/localstack/"
+done
 # Function and layer archives unzipped once per content, shared by every local cloud of this checkout (the test lanes'
 # too; localcloud/executor.py prepare_code). Entries unused for a day go, and what a crash left half-made.
 code_cache="$ROOT/.localcloud/code"
