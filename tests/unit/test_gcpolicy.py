@@ -68,14 +68,13 @@ def test_what_a_full_collection_keeps_is_frozen_and_later_ones_skip_it(policy_of
     kept = [Node() for _ in range(100)]
     gc.collect()
     policy.after_full_collection()
-    assert policy.whole > 0 and abs(policy.whole - gc.get_freeze_count()) <= 10  # its own count: what it froze
+    assert policy.whole == gc.get_freeze_count() > 0
     assert not any(obj is kept for obj in gc.get_objects(generation=2))  # frozen: no collection visits it
     young = [Node()]
     gc.collect()
     policy.after_full_collection()
     assert policy.stats()["whole_heap_collections"] == 1  # the second one visited only what came after the freeze
     assert gc.get_freeze_count() > policy.whole  # and its survivors joined the frozen ones
-    assert abs(policy.frozen - gc.get_freeze_count()) <= 10
     del kept, young
 
 

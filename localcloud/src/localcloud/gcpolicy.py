@@ -37,7 +37,7 @@ class GcPolicy:
         self.whole_heap_collections = 0  # full collections that visited every tracked object (nothing frozen)
         self.unfreezes = 0
         self.whole = 0  # objects kept by the last whole-heap collection (frozen after it)
-        self.frozen = 0  # objects this policy has frozen since it last unfroze (about: some are made meanwhile)
+        self.frozen_any = False  # whether this policy has frozen objects since it last unfroze them
         self._full_collections = self.full_collections()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -52,21 +52,22 @@ class GcPolicy:
         """Freeze what survived the last full collection, or unfreeze everything once the frozen objects are ``grow``
         times what the last whole-heap collection kept, or ``floor`` if that was more (the next full collection then
         visits the whole heap)."""
-        whole_heap = self.frozen == 0  # nothing was frozen when it ran (only this policy freezes)
+        whole_heap = not self.frozen_any  # nothing was frozen when it ran (only this policy freezes)
         self.whole_heap_collections += whole_heap
         if not self.freeze:
             return
-        # Counted here, not with gc.get_freeze_count(), which walks every frozen object (~10 ms per million, twice
-        # per full collection: ~3% of LocalStack's CPU in `make test`, py-spy 2026-12-04); these lists hold only
-        # what came since the last freeze.
-        for generation in (0, 1, 2):
-            self.frozen += len(gc.get_objects(generation))
         gc.freeze()
+        self.frozen_any = True
+        # One count per full collection: gc.get_freeze_count() walks every frozen object (~10 ms per million). The
+        # count cannot come from gc.get_objects() of the younger lists instead: on this thread, that hands out
+        # references to tuples other threads are still building, and their resize then fails ("bad argument to
+        # internal function": a deploy failed so, 2026-12-04).
+        frozen = gc.get_freeze_count()
         if whole_heap:
-            self.whole = self.frozen
-        elif self.frozen > self.grow * max(self.whole, self.floor):
+            self.whole = frozen
+        elif frozen > self.grow * max(self.whole, self.floor):
             gc.unfreeze()
-            self.frozen = 0
+            self.frozen_any = False
             self.unfreezes += 1
 
     def _run(self) -> None:
@@ -88,7 +89,7 @@ class GcPolicy:
             self._thread.join()
             self._thread = None
         gc.unfreeze()
-        self.frozen = 0
+        self.frozen_any = False
 
     def stats(self) -> dict[str, Any]:
         return {
