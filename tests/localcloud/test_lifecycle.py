@@ -37,6 +37,19 @@ def wait_gone(pids: list[int], timeout: float = 10) -> list[int]:
     return [p for p in pids if alive(p)]
 
 
+def assert_uses_the_environments_service_catalog(state, endpoint: str) -> None:
+    """LocalStack builds an index of every service's operations in each new state folder (~3.7 s of CPU) unless its
+    static libraries have one: scripts/setup.sh builds it once per environment and scripts/up.sh links it in."""
+    linked = list((state / "fs" / "usr" / "lib" / "localstack").glob("service-catalog-*.dill"))
+    assert len(linked) == 1 and linked[0].is_symlink() and linked[0].resolve().is_file()
+    # requests are routed to their service with the index (by host, target prefix, signing name, path)
+    assert boto3.client("sts", endpoint_url=endpoint, region_name="us-east-1").get_caller_identity()["Account"]
+    assert "Buckets" in boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").list_buckets()
+    assert "TableNames" in boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1").list_tables()
+    built_here = list((state / "fs" / "var" / "lib" / "localstack" / "cache").glob("service-catalog-*"))
+    assert built_here == []
+
+
 @pytest.fixture
 def second_cloud(tmp_path):
     """Another local cloud on its own port and state folder, so the shared one is not disturbed."""
@@ -68,7 +81,9 @@ def start_runtime(endpoint: str) -> tuple[int, int]:
 
 
 def test_down_stops_every_lambda_process(second_cloud):
-    env, _ = second_cloud
+    env, state = second_cloud
+    # this test's local cloud, in a new state folder, also shows that folder uses the environment's service catalog
+    assert_uses_the_environments_service_catalog(state, f"http://localhost:{PORT}")
     pids = list(start_runtime(f"http://localhost:{PORT}"))
     assert all(alive(p) for p in pids)
 
@@ -85,18 +100,3 @@ def test_lambda_processes_exit_when_localstack_is_killed(second_cloud):
     os.kill(localstack, signal.SIGKILL)
 
     assert wait_gone(pids) == []
-
-
-def test_a_new_state_folder_uses_the_service_catalog_built_with_the_environment(second_cloud):
-    """LocalStack builds an index of every service's operations in each new state folder (~3.7 s of CPU) unless its
-    static libraries have one: scripts/setup.sh builds it once per environment and scripts/up.sh links it in."""
-    _, state = second_cloud
-    linked = list((state / "fs" / "usr" / "lib" / "localstack").glob("service-catalog-*.dill"))
-    assert len(linked) == 1 and linked[0].is_symlink() and linked[0].resolve().is_file()
-    endpoint = f"http://localhost:{PORT}"
-    # requests are routed to their service with the index (by host, target prefix, signing name, path)
-    assert boto3.client("sts", endpoint_url=endpoint, region_name="us-east-1").get_caller_identity()["Account"]
-    assert "Buckets" in boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").list_buckets()
-    assert "TableNames" in boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1").list_tables()
-    built_here = list((state / "fs" / "var" / "lib" / "localstack" / "cache").glob("service-catalog-*"))
-    assert built_here == []
