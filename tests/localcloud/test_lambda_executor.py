@@ -320,6 +320,8 @@ def test_runtimes_forked_from_one_server_each_see_only_their_own_function(aws, m
         assert view["cwd"] == env["LAMBDA_TASK_ROOT"] == view["path"][0]
         assert "forkserver.py" in parent_command(view["ppid"])  # forked, not a new interpreter
     assert views[0]["ppid"] == views[1]["ppid"]  # one server for the same runtime and layers
+    # what the server imported is frozen: the runtimes' cycle collections do not walk it again
+    assert views[0]["frozen"] > 10_000 and views[1]["frozen"] == views[0]["frozen"]
 
     assert views[0]["hash_randomization"] == 1
     # a variable read only as a process starts applies too (MALLOC_ARENA_MAX is one; this one Python can report)

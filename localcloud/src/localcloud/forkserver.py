@@ -25,6 +25,7 @@ supervisors, which kill them when they stop.
 from __future__ import annotations
 
 import array
+import gc
 import json
 import os
 import resource
@@ -52,11 +53,37 @@ PRELOAD = (
     "botocore.httpsession",
     "s3transfer.manager",
     "urllib3",
+    # Found in the layers' folders when a function has them (this project's: ~40 ms of CPU per environment start,
+    # -X importtime after the modules above). Not Pillow's format plugins: each registers its format as it is
+    # imported, and the order of registration (which opener is tried first) stays the function's own.
+    "asyncio",
+    "typing_extensions",
+    "simplejson",
+    "wrapt",
+    "PIL.Image",
+    "PIL.ImageChops",
+    "PIL.ImageCms",
+    "PIL.ImageFile",
+    "PIL.ImageOps",
 )
 MAX_REQUEST = 1 << 20
 # Variables read once, as a process starts (glibc's malloc and loader, the interpreter, locale and time zone): a
 # runtime is forked only when they equal the server's, else it ``exec``s a new interpreter with them.
-STARTUP_PREFIXES = ("MALLOC_", "GLIBC_", "LD_", "PYTHON", "LANG", "LC_", "TZ", "OPENSSL_", "SSL_CERT_")
+# Also those a preloaded module reads as it is imported: Pillow's PILLOW_ALIGNMENT, PILLOW_BLOCK_SIZE and
+# PILLOW_BLOCKS_MAX, wrapt's WRAPT_DISABLE_EXTENSIONS.
+STARTUP_PREFIXES = (
+    "MALLOC_",
+    "GLIBC_",
+    "LD_",
+    "PYTHON",
+    "LANG",
+    "LC_",
+    "TZ",
+    "OPENSSL_",
+    "SSL_CERT_",
+    "PILLOW_",
+    "WRAPT_",
+)
 
 
 def startup_vars(env) -> dict[str, str]:
@@ -172,6 +199,11 @@ def serve(address: str, lifeline_fd: int) -> None:
     base_path = list(sys.path)
     preload()
     share_botocore_loaders()
+    # What is loaded now lives as long as each runtime: frozen, the runtimes' cycle collections do not visit it again
+    # (~50 ms less CPU per environment start, measured on this project's functions: the collections during the
+    # functions' own imports walked every preloaded object), and its memory stays shared with the server.
+    gc.collect()
+    gc.freeze()
     roots = preloaded_roots()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     listener.bind("\0" + address)  # an abstract name: nothing on disk to clean up; connectable once preloaded

@@ -1,5 +1,6 @@
 """Test function that reports what its runtime process sees: environment, folder, import path, parent, a module."""
 
+import gc
 import os
 import sys
 
@@ -12,6 +13,7 @@ def handler(event, context):
         "pid": os.getpid(),
         "ppid": os.getppid(),
         "hash_randomization": sys.flags.hash_randomization,  # PYTHONHASHSEED applies only as the interpreter starts
+        "frozen": gc.get_freeze_count(),  # objects the fork server froze after its imports (none in a new interpreter)
     }
     if event.get("botocore"):  # the data loader of two new botocore sessions (localcloud.forkserver shares one)
         import botocore.session
