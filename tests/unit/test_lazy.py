@@ -85,3 +85,33 @@ def test_nothing_is_deferred_when_it_is_imported_already_or_not_a_package(packag
     assert "colorsys" not in sys.modules and deferred_package("colorsys") is None
     with pytest.raises(ImportError):
         deferred_package("no_such_package_here")
+
+
+def test_rebinding_a_name_in_the_modules_that_imported_it_leaves_a_deferred_body_unrun(package):
+    """A hook that replaces a function gives the replacement to the modules that imported the original by name
+    (localcloud.patching.rebind_imported); looking through every loaded module must not run a deferred body."""
+    import types
+
+    from localcloud.patching import rebind_imported
+
+    heavy = deferred_package("heavy")
+    assert heavy is not None
+
+    def original():
+        return "original"
+
+    def replacement():
+        return "replacement"
+
+    def unrelated():
+        return "unrelated"
+
+    holder, other = types.ModuleType("localcloud_test_holder"), types.ModuleType("localcloud_test_other")
+    holder.fn, other.fn = original, unrelated
+    sys.modules[holder.__name__], sys.modules[other.__name__] = holder, other
+    try:
+        rebind_imported("fn", original, replacement)
+        assert holder.fn is replacement and other.fn is unrelated
+        assert runs(package) == 0 and not ran(heavy)
+    finally:
+        del sys.modules[holder.__name__], sys.modules[other.__name__]

@@ -51,6 +51,17 @@ def patch(owner: Any, name: str, new: Any, *, wraps: bool = False, kind: Callabl
     return True
 
 
+def rebind_imported(name: str, original: Any, replacement: Any) -> None:
+    """Give ``replacement`` to every loaded module that imported ``original`` by ``name`` before a hook replaced it
+    where it is defined (modules imported later get the replacement from there). Each module's ``__dict__`` is read,
+    not its attributes: ``getattr`` would run the body of a package whose body is deferred (localcloud.lazy)."""
+    import sys
+
+    for module in list(sys.modules.values()):
+        if getattr(module, "__dict__", {}).get(name) is original:
+            setattr(module, name, replacement)
+
+
 def guarded(what: str) -> Callable[[Callable[[], str | None]], Callable[[], None]]:
     """Run the decorated installer: on ImportError or Unexpected, log that ``what`` is not installed; else log the line
     it returns, if any (with the logger of the installer's module)."""

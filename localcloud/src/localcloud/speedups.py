@@ -64,7 +64,7 @@ import time
 
 from localstack.http import Request, Response, route
 
-from localcloud.patching import hook, patch
+from localcloud.patching import hook, patch, rebind_imported
 
 LOG = logging.getLogger(__name__)
 SESSION_REUSE_S = 600
@@ -793,8 +793,6 @@ def regions_from_one_session(make_session):
 
 @hook("service regions from one botocore session")
 def valid_regions_from_one_session() -> str | None:
-    import sys
-
     import boto3
     from localstack.utils.aws import aws_stack
 
@@ -805,11 +803,7 @@ def valid_regions_from_one_session() -> str | None:
     replacement = regions_from_one_session(boto3.Session)
     if not patch(aws_stack, "get_valid_regions_for_service", replacement):
         return None
-    # modules that imported the function by name before this hook ran (those imported later get the replacement);
-    # read from each module's __dict__: getattr would run the body of a package whose body is deferred (localcloud.lazy)
-    for module in list(sys.modules.values()):
-        if getattr(module, "__dict__", {}).get("get_valid_regions_for_service") is original:
-            module.get_valid_regions_for_service = replacement
+    rebind_imported("get_valid_regions_for_service", original, replacement)
     return "services' valid regions come from one botocore session"
 
 
@@ -818,7 +812,6 @@ def copy_lambda_code_within_s3() -> str | None:
     import base64
     import hashlib
     import io
-    import sys
     import uuid
 
     from botocore.exceptions import ClientError
@@ -880,9 +873,7 @@ def copy_lambda_code_within_s3() -> str | None:
 
     if not patch(lambda_service, "store_s3_bucket_archive", store_s3_bucket_archive):
         return None
-    for module in list(sys.modules.values()):  # LocalStack's Lambda provider imports it by name
-        if getattr(module, "__dict__", {}).get("store_s3_bucket_archive") is original:
-            module.store_s3_bucket_archive = lambda_service.store_s3_bucket_archive
+    rebind_imported("store_s3_bucket_archive", original, lambda_service.store_s3_bucket_archive)  # Lambda's provider
     return "Lambda code given as an S3 object is copied within S3 instead of uploaded again"
 
 
