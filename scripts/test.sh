@@ -29,9 +29,12 @@ fi
 # 2026-12-04: lane a was the last in six runs of six (by 3-19 s after c; b ended 60-90 s before it), so the lifecycle
 # tests (~25 s; their own local clouds on port 4599) run in lane b: a and c then end together (four runs alternated:
 # 244 s and 261 s with the move, 280 s and 247 s without; one cannot tell this from the machine's phase).
+# Later that day lane c was the last in eight fresh-clone runs of eight (lane b 30-70 s before it), so the webhook and
+# backfill tests (~55 s, a stack of their own) run in lane b: two alternating pairs, 217 s and 222 s with the move
+# (lanes a 213/211, b 207/219, c 172/173), 220 s and 225 s without (a 215/220, b 178/171, c 217/221).
 LANES=(
-  "b:tests/integration/test_faults.py tests/integration/test_api_key.py tests/localcloud/test_lifecycle.py"
-  "c:tests/integration/test_express.py tests/integration/test_renditions.py tests/integration/test_webhook_and_backfill.py"
+  "b:tests/integration/test_faults.py tests/integration/test_api_key.py tests/localcloud/test_lifecycle.py tests/integration/test_webhook_and_backfill.py"
+  "c:tests/integration/test_express.py tests/integration/test_renditions.py"
   "d:tests/integration/test_fault_timing.py tests/integration/test_surfaces.py tests/integration/test_build.py"
 )
 # Tests that need no local cloud (tests/unit: moto, the linters, mypy; ~90 s of one core) run beside the lanes at a
