@@ -35,6 +35,19 @@ def zip_dir(files: dict[str, Path]) -> bytes:
     return buf.getvalue()
 
 
+@pytest.fixture
+def bucket(aws):
+    """An S3 bucket of the test's own; emptied and deleted afterwards."""
+    s3 = aws("s3")
+    name = f"localcloud-test-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=name)
+    yield name
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=name):
+        for item in page.get("Contents", []):
+            s3.delete_object(Bucket=name, Key=item["Key"])
+    s3.delete_bucket(Bucket=name)
+
+
 @pytest.fixture(scope="session")
 def lambda_role(aws):
     iam = aws("iam")

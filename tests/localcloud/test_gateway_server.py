@@ -8,21 +8,7 @@ import hashlib
 import os
 import socket
 import ssl
-import uuid
 from urllib.parse import urlsplit
-
-import pytest
-
-
-@pytest.fixture
-def bucket(aws):
-    s3 = aws("s3")
-    name = f"gateway-{uuid.uuid4().hex[:8]}"
-    s3.create_bucket(Bucket=name)
-    yield name
-    for o in s3.list_objects_v2(Bucket=name).get("Contents", []):
-        s3.delete_object(Bucket=name, Key=o["Key"])
-    s3.delete_bucket(Bucket=name)
 
 
 def connect(endpoint: str) -> socket.socket:

@@ -16,18 +16,6 @@ from botocore.exceptions import ClientError
 from .conftest import FUNCTIONS, zip_dir
 
 
-@pytest.fixture
-def bucket(aws):
-    s3 = aws("s3")
-    name = f"lambda-code-{uuid.uuid4().hex[:8]}"
-    s3.create_bucket(Bucket=name)
-    yield name
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=name):
-        for item in page.get("Contents", []):
-            s3.delete_object(Bucket=name, Key=item["Key"])
-    s3.delete_bucket(Bucket=name)
-
-
 def sha256_b64(data: bytes) -> str:
     return base64.b64encode(hashlib.sha256(data).digest()).decode()
 
