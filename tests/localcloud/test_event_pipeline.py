@@ -4,12 +4,15 @@ Functions' status-change events on the default bus; Retries counted per executio
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 import uuid
 from contextlib import contextmanager
 
 import pytest
 import requests
+
+from tests.conftest import ROOT
 
 SFN_TRUST = {
     "Version": "2012-10-17",
@@ -226,3 +229,52 @@ def test_finished_executions_leave_no_thread_objects_behind(aws, localcloud, sfn
         assert after["listed"] < 150, after
     finally:
         sfn.delete_state_machine(stateMachineArn=machine)
+
+
+def test_jsonpaths_asked_for_at_once_are_parsed_once_each_by_one_parser():
+    """jsonpath_ng made a new ply parser, LALR tables and all (~17 ms), for every path, and a burst's first executions
+    all parsed the definition's paths at once. Sixteen threads ask for five paths together: one parser is made, each
+    path parsed once, and every thread gets the expression that finds what jsonpath_ng's own parse finds. A path that
+    does not parse raises every time, is not kept, and the parser still parses after it."""
+    code = """
+import threading
+from jsonpath_ng.exceptions import JsonPathParserError
+from jsonpath_ng.ext import parse
+from jsonpath_ng.ext.parser import ExtentedJsonPathParser
+from localcloud.speedups import ParsedOnce
+made = []
+def counted():
+    made.append(1)
+    return ExtentedJsonPathParser()
+texts = ["$.detail.object.key", "$.Execution.Id", "$.renditions[0].size", "$.renditions[?(@.size > 300)].key",
+         "$.renditions[*].format"]
+data = {"detail": {"object": {"key": "uploads/a.jpg"}}, "Execution": {"Id": "arn:x"},
+        "renditions": [{"size": 200, "key": "r/200", "format": "avif"}, {"size": 400, "key": "r/400", "format": "webp"}]}
+paths = ParsedOnce(counted)
+barrier, got = threading.Barrier(16), []
+def ask():
+    barrier.wait()
+    got.append([paths.parse(t) for t in texts])
+threads = [threading.Thread(target=ask) for _ in range(16)]
+for t in threads: t.start()
+for t in threads: t.join()
+assert len(made) == 1 and paths.parses == len(texts), (made, paths.parses)
+assert all([id(e) for e in g] == [id(e) for e in got[0]] for g in got)
+for text, expr in zip(texts, got[0]):
+    assert [m.value for m in expr.find(data)] == [m.value for m in parse(text).find(data)], text
+for _ in range(2):
+    try:
+        paths.parse("$.renditions[")
+        raise AssertionError("a path that does not parse was accepted")
+    except JsonPathParserError:
+        pass
+assert paths.parses == len(texts)
+assert [m.value for m in paths.parse("$.detail.object").find(data)] == [{"key": "uploads/a.jpg"}]
+small = ParsedOnce(ExtentedJsonPathParser, size=2)
+for text in texts:
+    assert [m.value for m in small.parse(text).find(data)] == [m.value for m in parse(text).find(data)]
+assert len(small._parsed) == 2
+"""
+    python = ROOT / ".venv" / "localstack" / "bin" / "python"
+    result = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr

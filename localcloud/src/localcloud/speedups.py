@@ -5,9 +5,9 @@ Measured on these 2-core machines (bench/localcloud_bench.py), a Lambda task too
 - assumes the state machine's role (an internal STS call) and builds a new botocore client for the
   fresh credentials; AWS reuses a role session for its lifetime, we reuse the assumed-role client
   factory for 10 minutes per (role, principal, region, config);
-- parses every JSONPath (InputPath, OutputPath, ResultPath, ...) with jsonpath_ng, whose ply parser
-  regenerates its LALR tables on each parse (~20-40 ms); parsed expressions are immutable, so we
-  memoise the parse per path string;
+- parses every JSONPath (InputPath, OutputPath, ResultPath, ...) with jsonpath_ng, which makes a new ply parser,
+  LALR tables and all, for each parse (~17 ms); parsed expressions are not changed by finding matches, so each
+  path is parsed once, by one parser, while executions that need it at the same moment wait for that parse;
 - parses the whole ASL definition with ANTLR (pure Python) at every execution start: ~53 ms for this
   project's state machine, then ~10 ms to turn the parse tree into evaluation components. The parse tree
   is only read by that step, so we keep it per definition, with the text of each of its nodes (that step formats
@@ -64,7 +64,7 @@ import time
 
 from localstack.http import Request, Response, route
 
-from localcloud.patching import hook, patch, rebind_imported
+from localcloud.patching import Unexpected, hook, patch, rebind_imported
 
 LOG = logging.getLogger(__name__)
 SESSION_REUSE_S = 600
@@ -174,15 +174,64 @@ def cache_stepfunctions_task_clients() -> str | None:
     return "Step Functions task clients are cached per role session"
 
 
+class ParsedOnce:
+    """JSONPath expressions parsed once per path string, by one parser made once.
+
+    jsonpath_ng's ``parse`` makes a new parser for every path, and ply builds the parser's LALR tables each time
+    (~17 ms; a parse with a made parser ~0.5 ms). A burst's first executions all miss at once: each would parse the
+    definition's ~40 paths, each with a new parser. Here one thread parses a missing path, under the lock (the ply
+    parser is not reentrant), and the others wait for it. The expressions are shared: finding matches does not
+    change them. A path that does not parse raises, as before, and is not kept."""
+
+    def __init__(self, make_parser, size: int = 4096) -> None:
+        self._make_parser = make_parser
+        self._parser = None
+        self._parsed: dict[str, object] = {}
+        self._size = size
+        self._lock = threading.Lock()
+        self.parses = 0  # paths parsed (a test reads it)
+
+    def parse(self, path: str):
+        parsed = self._parsed.get(path)
+        if parsed is not None:
+            return parsed
+        with self._lock:
+            parsed = self._parsed.get(path)
+            if parsed is None:
+                if self._parser is None:
+                    self._parser = self._make_parser()
+                parsed = self._parser.parse(path)
+                self.parses += 1
+                if len(self._parsed) >= self._size:
+                    self._parsed.pop(next(iter(self._parsed)))  # the oldest: a definition's paths are few
+                self._parsed[path] = parsed
+        return parsed
+
+
 @hook("Step Functions JSONPath cache")
 def cache_stepfunctions_jsonpath_parsing() -> str | None:
+    import jsonpath_ng
+    import jsonpath_ng.ext
+    from jsonpath_ng.ext.parser import ExtentedJsonPathParser
+    from jsonpath_ng.parser import JsonPathParser
     from localstack.services.stepfunctions.asl.component.common.path import result_path
     from localstack.services.stepfunctions.asl.utils import json_path
 
-    patched = [
-        patch(module, "parse", functools.lru_cache(maxsize=4096), wraps=True) for module in (json_path, result_path)
-    ]
-    return "Step Functions JSONPath parses are cached" if any(patched) else None
+    parsers = {jsonpath_ng.ext.parse: ExtentedJsonPathParser, jsonpath_ng.parse: JsonPathParser}
+
+    def parsed_once(parse):
+        if parse not in parsers:
+            raise Unexpected(f"{parse!r} is not jsonpath_ng's parse")
+        paths = ParsedOnce(parsers[parse])
+
+        def parse_once(path: str):
+            return paths.parse(path)
+
+        parse_once.paths = paths  # type: ignore[attr-defined]
+        return parse_once
+
+    patched = [patch(module, "parse", parsed_once, wraps=True) for module in (json_path, result_path)]
+    return "Step Functions JSONPaths are parsed once each, by one parser" if any(patched) else None
 
 
 def rule_texts(tree) -> dict[int, str]:
