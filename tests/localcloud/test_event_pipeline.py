@@ -278,3 +278,38 @@ assert len(small._parsed) == 2
     python = ROOT / ".venv" / "localstack" / "bin" / "python"
     result = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def test_requests_of_one_service_arriving_together_get_one_parser():
+    """LocalStack keeps a request parser per service model, but a burst's first requests all missed together and each
+    built one (~30 ms: a URL map of every operation). Sixteen threads ask at once: one parser is made, every thread
+    gets it, and it parses a real Lambda Invoke request."""
+    code = """
+import threading
+from localstack.aws.protocol.parser import create_parser
+from localstack.aws.spec import load_service
+from localstack.http import Request
+from localcloud.speedups import parsers_made_once
+made = []
+def counted(service, protocol=None):
+    made.append(service.service_name)
+    return create_parser.__wrapped__(service, protocol)  # LocalStack's, without its cache
+service = load_service("lambda")
+parser_for = parsers_made_once(counted)
+barrier, got = threading.Barrier(16), []
+def ask():
+    barrier.wait()
+    got.append(parser_for(service))
+threads = [threading.Thread(target=ask) for _ in range(16)]
+for t in threads: t.start()
+for t in threads: t.join()
+assert made == ["lambda"], made
+assert len({id(p) for p in got}) == 1
+request = Request("POST", "/2015-03-31/functions/f/invocations", body=b"{}", headers={"X-Amz-Invocation-Type": "Event"})
+operation, params = got[0].parse(request)
+assert operation.name == "Invoke" and params["FunctionName"] == "f" and params["InvocationType"] == "Event", params
+assert parser_for(load_service("s3")) is not got[0] and made == ["lambda", "s3"]
+"""
+    python = ROOT / ".venv" / "localstack" / "bin" / "python"
+    result = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr

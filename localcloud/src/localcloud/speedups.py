@@ -26,6 +26,8 @@ Measured on these 2-core machines (bench/localcloud_bench.py), a Lambda task too
   moto's HTTP dispatch: that path was ~16% of LocalStack's CPU in a burst (py-spy, 2026-12-03). The first batch
   of a stream, and every batch while CloudWatch metric filters apply (LocalStack evaluates those in its provider),
   still go through the client.
+- builds a request parser per service model once, but a burst's first requests of a service each built one (~30
+  ms) before the first was kept; one is made while the others wait;
 - makes a new boto3 client for each Lambda code URL it signs (GetFunction), ~30-50 ms each; one client per endpoint
   signs them all.
 And costs of moto, which serves DynamoDB and the logs:
@@ -232,6 +234,31 @@ def cache_stepfunctions_jsonpath_parsing() -> str | None:
 
     patched = [patch(module, "parse", parsed_once, wraps=True) for module in (json_path, result_path)]
     return "Step Functions JSONPaths are parsed once each, by one parser" if any(patched) else None
+
+
+def parsers_made_once(create):
+    """``create(service, protocol)`` made once per (service model, protocol), one at a time; concurrent callers wait."""
+    parsers = MadeOnce()
+
+    def create_parser(service, protocol=None):
+        return parsers.get((service, protocol), lambda: create(service, protocol))
+
+    return create_parser
+
+
+@hook("request parsers made once")
+def make_request_parsers_once() -> str | None:
+    """LocalStack keeps one request parser per service model (``functools.cache``), but a burst's first requests of a
+    service all miss together, and each built a parser (its werkzeug URL map of every operation: ~30 ms) before the
+    first was kept: ~1.4 s of LocalStack's CPU at the start of a burst on a fresh local cloud (py-spy, 2026-12-04).
+    One is made; the others wait for it."""
+    from localstack.aws.protocol import parser
+
+    original = parser.create_parser
+    if not patch(parser, "create_parser", parsers_made_once, wraps=True):
+        return None
+    rebind_imported("create_parser", original, parser.create_parser)
+    return "request parsers are made once per service model"
 
 
 def rule_texts(tree) -> dict[int, str]:
