@@ -29,7 +29,8 @@ own: ~0.8 s of CPU; a deploy made six of them).
       Creates or updates STACK from the packaged template PACKAGED through a CloudFormation change set, as `sam deploy`
       does (the same calls; the SAM CLI's own start-up cost ~2.5 s of CPU per deploy, a dozen deploys per `make
       test`): the template goes to BUCKET when it is over CloudFormation's 51,200-byte body limit; a parameter given
-      is set, one not given keeps the stack's previous value (the template's default on a create); an empty change
+      is set, one not given keeps the stack's previous value (the template's default on a create, or with
+      DEPLOY_DEFAULTS=1, which the tests set: they test the defaults, whatever a benchmark deployed); an empty change
       set is not an error; a failed deploy prints its failed resources' reasons. Then does what `finish` does.
   deploy_steps.py finish STACK OUTPUTS_FILE WEB_DIR
       Puts the web page's files in the stack's web bucket (what `aws s3 sync --delete` does), writes the stack's
@@ -301,6 +302,8 @@ def deploy(stack: str, packaged: Path, bucket: str, overrides: dict[str, str], t
     existing = _stack(cfn, stack)
     kind = "UPDATE" if existing and existing["StackStatus"] != "REVIEW_IN_PROGRESS" else "CREATE"
     previous = [p["ParameterKey"] for p in existing.get("Parameters", [])] if kind == "UPDATE" and existing else None
+    if os.environ.get("DEPLOY_DEFAULTS") == "1":  # the tests: the template's defaults, whatever was deployed before
+        previous = None
     started = time.time()
     try:
         change_set = cfn.create_change_set(

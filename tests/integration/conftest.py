@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -31,9 +32,14 @@ class Stack:
 
 
 def deploy(name: str, *overrides: str) -> Stack:
-    """sam build + deploy of template.yaml as stack ``name`` (with Param=Value overrides) on the local cloud."""
+    """sam build + deploy of template.yaml as stack ``name`` (with Param=Value overrides) on the local cloud; the
+    parameters not given take the template's defaults (DEPLOY_DEFAULTS), not what the stack had: the tests test the
+    defaults, whatever a benchmark left deployed (`make bench-load RENDITIONS=one`)."""
     subprocess.run(
-        ["bash", str(ROOT / "scripts" / "deploy_local.sh"), name, *overrides], check=True, stdout=subprocess.DEVNULL
+        ["bash", str(ROOT / "scripts" / "deploy_local.sh"), name, *overrides],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        env={**os.environ, "DEPLOY_DEFAULTS": "1"},
     )
     out = json.loads((STATE_DIR / f"stack-{name}.json").read_text())
     return Stack(

@@ -209,7 +209,9 @@ def test_a_given_parameter_is_set_and_one_not_given_keeps_its_previous_value_as_
         steps.change_set_parameters(names, {"Sise": "800"}, None)
 
 
-def test_a_deploy_creates_then_updates_the_stack_through_a_change_set(tmp_path: Path, aws_env, capsys) -> None:
+def test_a_deploy_creates_then_updates_the_stack_through_a_change_set(
+    tmp_path: Path, aws_env, capsys, monkeypatch
+) -> None:
     s3, cfn = boto3.client("s3"), boto3.client("cloudformation")
     s3.create_bucket(Bucket="artifacts")
     packaged = tmp_path / "packaged.yaml"
@@ -230,3 +232,8 @@ def test_a_deploy_creates_then_updates_the_stack_through_a_change_set(tmp_path: 
     assert {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]} == {"Sizes": "800", "Formats": "webp"}
     assert boto3.client("sqs").get_queue_url(QueueName="small-webp")  # made by the create
     assert "small: update" in capsys.readouterr().err
+
+    monkeypatch.setenv("DEPLOY_DEFAULTS", "1")  # what the tests set: the defaults, whatever the stack had
+    assert steps.deploy("small", packaged, "artifacts", {"Sizes": "400"}) == "updated"
+    stack = cfn.describe_stacks(StackName="small")["Stacks"][0]
+    assert {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]} == {"Sizes": "400", "Formats": "jpeg"}
