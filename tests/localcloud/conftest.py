@@ -35,6 +35,13 @@ def zip_dir(files: dict[str, Path]) -> bytes:
     return buf.getvalue()
 
 
+def in_localstack_env(code: str, timeout: float = 60) -> None:
+    """Run ``code`` in LocalStack's environment, in a new interpreter; an assertion of it fails the test."""
+    python = ROOT / ".venv" / "localstack" / "bin" / "python"
+    result = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, result.stderr
+
+
 @pytest.fixture
 def bucket(aws):
     """An S3 bucket of the test's own; emptied and deleted afterwards."""

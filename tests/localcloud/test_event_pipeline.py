@@ -4,7 +4,6 @@ Functions' status-change events on the default bus; Retries counted per executio
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 import uuid
 from contextlib import contextmanager
@@ -12,7 +11,7 @@ from contextlib import contextmanager
 import pytest
 import requests
 
-from tests.conftest import ROOT
+from .conftest import in_localstack_env
 
 SFN_TRUST = {
     "Version": "2012-10-17",
@@ -275,9 +274,7 @@ for text in texts:
     assert [m.value for m in small.parse(text).find(data)] == [m.value for m in parse(text).find(data)]
 assert len(small._parsed) == 2
 """
-    python = ROOT / ".venv" / "localstack" / "bin" / "python"
-    result = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
+    in_localstack_env(code)
 
 
 def test_requests_of_one_service_arriving_together_get_one_parser():
@@ -310,6 +307,4 @@ operation, params = got[0].parse(request)
 assert operation.name == "Invoke" and params["FunctionName"] == "f" and params["InvocationType"] == "Event", params
 assert parser_for(load_service("s3")) is not got[0] and made == ["lambda", "s3"]
 """
-    python = ROOT / ".venv" / "localstack" / "bin" / "python"
-    result = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
+    in_localstack_env(code)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-import subprocess
 import time
 import urllib.request
 import uuid
@@ -17,7 +16,7 @@ import pytest
 
 from tests.conftest import ROOT
 
-from .conftest import invoke, zip_dir
+from .conftest import in_localstack_env, invoke, zip_dir
 
 
 @pytest.fixture(scope="module")
@@ -197,9 +196,7 @@ assert not wait_readable(reader, 0.05)
 os.write(w, b"LOCALCLOUD_PORT 1234\\n")
 assert wait_readable(reader, 1) and reader.readline() == "LOCALCLOUD_PORT 1234\\n"
 """
-    python = ROOT / ".venv" / "localstack" / "bin" / "python"
-    result = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
+    in_localstack_env(code)
 
 
 def test_an_invocations_output_is_in_its_logs_whatever_the_output_thread_is_doing():
@@ -222,9 +219,7 @@ assert logs == "handler says hello\\n", repr(logs)
 with sandbox.cond:
     assert sandbox.take_logs() == ""  # taken once
 """
-    python = ROOT / ".venv" / "localstack" / "bin" / "python"
-    result = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
+    in_localstack_env(code)
 
 
 def test_step_functions_task_clients_send_one_connection_header_however_many_tasks_ran():
@@ -254,9 +249,7 @@ for _ in range(5):
 assert len(clients) == 1, clients  # made once per arguments
 assert seen == [["close"]] * 5, seen
 """
-    python = ROOT / ".venv" / "localstack" / "bin" / "python"
-    result = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
+    in_localstack_env(code)
 
 
 def test_step_functions_tasks_asking_at_once_share_one_session_and_one_client():
@@ -291,9 +284,7 @@ for t in threads: t.join()
 assert made == {"sessions": 1, "clients": 1}, made
 assert len({id(c) for c in clients}) == 1
 """
-    python = ROOT / ".venv" / "localstack" / "bin" / "python"
-    result = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
+    in_localstack_env(code)
 
 
 def parent_command(pid: int) -> str:

@@ -3,16 +3,14 @@ valid_regions_from_one_session): the same regions as LocalStack's own function, 
 
 from __future__ import annotations
 
-import subprocess
 import uuid
-from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
 
 from tests.conftest import STATE_DIR
 
-ROOT = Path(__file__).resolve().parents[2]
+from .conftest import in_localstack_env
 
 
 def test_one_session_gives_every_service_the_regions_localstacks_own_function_gives():
@@ -33,9 +31,7 @@ for name in services:
 assert "eu-west-1" in ours("s3") and "cn-north-1" in ours("s3") and "xx-nowhere-1" not in ours("s3")
 assert len(made) == 1, made  # one session for all of them
 """
-    python = ROOT / ".venv" / "localstack" / "bin" / "python"
-    result = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
+    in_localstack_env(code, timeout=120)
 
 
 def test_s3_accepts_a_real_region_and_refuses_one_that_is_not(aws):

@@ -63,6 +63,7 @@ import os
 import pickle
 import threading
 import time
+from collections.abc import Hashable
 
 from localstack.http import Request, Response, route
 
@@ -82,15 +83,17 @@ class MadeOnce:
     """Values made once per key (for ``ttl`` seconds, if given), for any thread. A miss makes the value while the others
     that miss wait for it: the first Tasks of a burst all miss at once, and each made its own session and clients
     (~50 ms each, and LocalStack keeps a request parser per client's service model for good): ~1 s of LocalStack's CPU
-    at the start of a burst on a fresh local cloud (py-spy, 2026-12-03)."""
+    at the start of a burst on a fresh local cloud (py-spy, 2026-12-03). With ``size``, at most that many are kept (the
+    oldest goes). A ``make`` that raises keeps nothing."""
 
-    def __init__(self, ttl: float | None = None) -> None:
+    def __init__(self, ttl: float | None = None, size: int | None = None) -> None:
         self.ttl = ttl
-        self._values: dict[tuple, tuple[object, float]] = {}
+        self.size = size
+        self._values: dict[Hashable, tuple[object, float]] = {}
         self._lock = threading.Lock()
         self._making = threading.Lock()  # one value made at a time
 
-    def get(self, key: tuple, make):
+    def get(self, key: Hashable, make):
         value = self._kept(key)
         if value is not None:
             return value
@@ -100,10 +103,15 @@ class MadeOnce:
                 value = make()
                 expires = time.monotonic() + self.ttl if self.ttl is not None else float("inf")
                 with self._lock:
+                    if self.size is not None and len(self._values) >= self.size:
+                        self._values.pop(next(iter(self._values)))
                     self._values[key] = (value, expires)
         return value
 
-    def _kept(self, key: tuple):
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def _kept(self, key: Hashable):
         with self._lock:
             kept = self._values.get(key)
         return kept[0] if kept is not None and kept[1] > time.monotonic() else None
@@ -181,32 +189,24 @@ class ParsedOnce:
 
     jsonpath_ng's ``parse`` makes a new parser for every path, and ply builds the parser's LALR tables each time
     (~17 ms; a parse with a made parser ~0.5 ms). A burst's first executions all miss at once: each would parse the
-    definition's ~40 paths, each with a new parser. Here one thread parses a missing path, under the lock (the ply
-    parser is not reentrant), and the others wait for it. The expressions are shared: finding matches does not
+    definition's ~40 paths, each with a new parser. Here one thread parses a missing path (MadeOnce: one at a time,
+    as the ply parser is not reentrant), and the others wait for it. The expressions are shared: finding matches does not
     change them. A path that does not parse raises, as before, and is not kept."""
 
     def __init__(self, make_parser, size: int = 4096) -> None:
         self._make_parser = make_parser
         self._parser = None
-        self._parsed: dict[str, object] = {}
-        self._size = size
-        self._lock = threading.Lock()
+        self._parsed = MadeOnce(size=size)  # makes one at a time: the parser is used by one thread at once
         self.parses = 0  # paths parsed (a test reads it)
 
     def parse(self, path: str):
-        parsed = self._parsed.get(path)
-        if parsed is not None:
-            return parsed
-        with self._lock:
-            parsed = self._parsed.get(path)
-            if parsed is None:
-                if self._parser is None:
-                    self._parser = self._make_parser()
-                parsed = self._parser.parse(path)
-                self.parses += 1
-                if len(self._parsed) >= self._size:
-                    self._parsed.pop(next(iter(self._parsed)))  # the oldest: a definition's paths are few
-                self._parsed[path] = parsed
+        return self._parsed.get(path, lambda: self._parse(path))
+
+    def _parse(self, path: str):
+        if self._parser is None:
+            self._parser = self._make_parser()
+        parsed = self._parser.parse(path)
+        self.parses += 1
         return parsed
 
 
@@ -226,10 +226,9 @@ def cache_stepfunctions_jsonpath_parsing() -> str | None:
             raise Unexpected(f"{parse!r} is not jsonpath_ng's parse")
         paths = ParsedOnce(parsers[parse])
 
-        def parse_once(path: str):
+        def parse_once(path: str):  # a function: patch marks it, which a bound method would not allow
             return paths.parse(path)
 
-        parse_once.paths = paths  # type: ignore[attr-defined]
         return parse_once
 
     patched = [patch(module, "parse", parsed_once, wraps=True) for module in (json_path, result_path)]
