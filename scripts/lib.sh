@@ -6,7 +6,7 @@ LOCALCLOUD_PORT="${LOCALCLOUD_PORT:-4566}"
 ENDPOINT="http://localhost:${LOCALCLOUD_PORT}"
 # Services the project uses. Leaving out CloudWatch (metrics) saves ~4 ms per Lambda invoke: LocalStack
 # publishes a metric through a full internal API call on every invoke. Add it here if you need it.
-LOCALCLOUD_SERVICES="${LOCALCLOUD_SERVICES:-s3,lambda,stepfunctions,events,scheduler,apigateway,cloudformation,iam,sts,logs,dynamodb,sqs,sns,ssm,kms}"
+LOCALCLOUD_SERVICES="${LOCALCLOUD_SERVICES:-s3,lambda,stepfunctions,events,scheduler,apigateway,cloudformation,iam,sts,logs,dynamodb,sqs,sns,ssm,kms,cognito-idp}"
 # Lambda runtimes the local executor provides (python3.11 for the local-cloud tests, python3.13 for the stack).
 LAMBDA_RUNTIMES="${LAMBDA_RUNTIMES:-3.11 3.13}"
 

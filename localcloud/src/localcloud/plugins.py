@@ -1,5 +1,5 @@
-"""Entry points LocalStack discovers: the `process` Lambda executor, the `dynamodb:moto` provider and the `localcloud`
-gateway server."""
+"""Entry points LocalStack discovers: the `process` Lambda executor, the `dynamodb:moto` and `cognito-idp:moto` providers
+and the `localcloud` gateway server."""
 
 from localstack.runtime.server.core import RuntimeServer, RuntimeServerPlugin
 from localstack.services.lambda_.invocation.plugins import RuntimeExecutorPlugin
@@ -25,6 +25,18 @@ def dynamodb_moto():
     from localcloud.dynamodb import MotoDynamoDBProvider
 
     provider = MotoDynamoDBProvider()
+    return Service.for_provider(provider, dispatch_table_factory=MotoFallbackDispatcher)
+
+
+@aws_provider(api="cognito-idp", name="moto")
+def cognito_idp_moto():
+    """Cognito user pools served by LocalStack's bundled moto (selected by PROVIDER_OVERRIDE_COGNITO_IDP=moto); the
+    open-source edition has no cognito-idp provider. Targets LocalStack 2026.3.0 / moto-ext 5.1.25."""
+    from localstack.services.moto import MotoFallbackDispatcher
+
+    from localcloud.cognito import build_provider
+
+    provider = build_provider()
     return Service.for_provider(provider, dispatch_table_factory=MotoFallbackDispatcher)
 
 

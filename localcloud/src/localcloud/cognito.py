@@ -1,0 +1,209 @@
+"""Cognito user pools (the ``cognito-idp`` API) served by moto, which LocalStack's open-source edition leaves out.
+
+Targets LocalStack 2026.3.0 and its moto-ext 5.1.25 (``moto/cognitoidp``). Three parts:
+
+- ``build_provider``: the provider of the ``cognito-idp:moto`` plugin (localcloud.plugins). LocalStack has no typed
+  API class for cognito-idp (``localstack.aws.api.*`` covers only the services it implements), so the provider is made
+  from the service's specification: a handler per operation that hands the request to moto.
+- ``fix_moto``: where moto answers otherwise than Cognito does, for what a user pool's clients rely on:
+  UpdateUserPool renames the pool, sets its MFA configuration (moto kept the old ones) and keeps the settings only
+  CreateUserPool makes (moto dropped them); DeleteUserPool refuses a pool with deletion protection; InitiateAuth and
+  AdminInitiateAuth refuse a password flow the app client does not allow (ExplicitAuthFlows); ID and access tokens
+  expire after the client's IdTokenValidity / AccessTokenValidity in its TokenValidityUnits (moto: always an hour)
+  and carry their ``iat`` (moto left it out; JWT libraries may require it).
+- ``serve_jwks``: the pool's public keys as Cognito publishes them, on the gateway:
+
+      GET /{userPoolId}/.well-known/jwks.json  -> 200 moto's jwks-public.json (the keys of every pool's tokens, kid
+                                                  "dummy"); 404 {"message": ...} for a pool that does not exist
+
+  It answers only GET and HEAD, on the gateway's own host names (localhost, localhost.localstack.cloud, an IP address,
+  LOCALSTACK_HOST, cognito-idp.*), for a first path segment shaped like a pool id (``us-east-1_AbC123``), which no S3
+  bucket has (a bucket name has no underscore). Any other request, e.g. to a service's virtual host (an S3 bucket, an
+  API Gateway API, a function URL), goes on to the services.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from localstack.http import Request, Response, route
+from werkzeug.exceptions import NotFound
+
+from localcloud.patching import Unexpected, hook, patch
+
+LOG = logging.getLogger(__name__)
+
+SERVICE = "cognito-idp"
+POOL_ID = r"[a-z]{2}(?:-[a-z]+)+-[0-9]+_[0-9A-Za-z]+"
+
+# The app client flags (current or legacy) that let each password flow through; a client that names none allows
+# Cognito's defaults, which have no password flow. moto's SRP and custom flows are not checked (nor really served).
+FLOW_FLAGS = {
+    "USER_PASSWORD_AUTH": {"ALLOW_USER_PASSWORD_AUTH", "USER_PASSWORD_AUTH"},
+    "ADMIN_USER_PASSWORD_AUTH": {"ALLOW_ADMIN_USER_PASSWORD_AUTH", "ADMIN_NO_SRP_AUTH"},
+    "ADMIN_NO_SRP_AUTH": {"ALLOW_ADMIN_USER_PASSWORD_AUTH", "ADMIN_NO_SRP_AUTH"},
+}
+DEFAULT_FLOWS = {"ALLOW_USER_SRP_AUTH", "ALLOW_CUSTOM_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"}
+# What only CreateUserPool sets, which moto's UpdateUserPool dropped (a pool whose users sign in with their email
+# address no longer found them).
+CREATE_ONLY_POOL_SETTINGS = ("UsernameAttributes", "AliasAttributes", "UsernameConfiguration")
+UNIT_SECONDS = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400}
+
+
+def build_provider() -> object:
+    """A provider with a handler for every cognito-idp operation, each raising NotImplementedError, which
+    MotoFallbackDispatcher answers by calling moto (what a generated ``*Api`` class gives the services LocalStack
+    types)."""
+    from localstack.aws.api import handler
+    from localstack.aws.spec import load_service
+
+    def moto_handler(operation: str):
+        def serve(self, context, request):
+            raise NotImplementedError
+
+        serve.__name__ = f"moto_{operation}"  # the dispatch table finds each handler by its name
+        return handler(operation, expand=False)(serve)
+
+    handlers = {f"moto_{op}": moto_handler(op) for op in load_service(SERVICE).operation_names}
+    provider = type("MotoCognitoIdpProvider", (), {"service": SERVICE, **handlers})()
+    fix_moto()
+    return provider
+
+
+def token_lifetime(client_config: dict[str, Any], token_use: str) -> int | None:
+    """Seconds an ID or access token of this client lives, None for Cognito's default (an hour)."""
+    kind = {"id": "IdToken", "access": "AccessToken"}.get(token_use)
+    validity = kind and client_config.get(f"{kind}Validity")
+    if not validity:
+        return None
+    unit = (client_config.get("TokenValidityUnits") or {}).get(kind) or "hours"
+    return int(validity) * UNIT_SECONDS[unit]
+
+
+def check_flow(client, auth_flow: str, message: str) -> None:
+    """Cognito's refusal of an auth flow the app client does not allow."""
+    from moto.cognitoidp.exceptions import InvalidParameterException
+
+    needed = FLOW_FLAGS.get(auth_flow)
+    if client is not None and needed:
+        allowed = set(client.extended_config.get("ExplicitAuthFlows") or DEFAULT_FLOWS)
+        if not allowed & needed:
+            raise InvalidParameterException(message)
+
+
+def fix_moto() -> None:
+    """Install the changes to moto's Cognito backend listed in the module docstring (each once)."""
+    from moto.cognitoidp.exceptions import InvalidParameterException
+    from moto.cognitoidp.models import CognitoIdpBackend, CognitoIdpUserPool
+
+    def updating_name_and_mfa(original):
+        def update_user_pool(self, user_pool_id: str, extended_config: dict[str, Any]) -> None:
+            pool = self.describe_user_pool(user_pool_id)
+            kept = {k: pool.extended_config[k] for k in CREATE_ONLY_POOL_SETTINGS if k in pool.extended_config}
+            config = {k: v for k, v in extended_config.items() if k not in ("UserPoolId", "PoolName")}
+            original(self, user_pool_id, {**config, **kept})
+            pool.name = extended_config.get("PoolName") or pool.name
+            pool.mfa_config = config.get("MfaConfiguration") or "OFF"
+
+        return update_user_pool
+
+    def protecting(original):
+        def delete_user_pool(self, user_pool_id: str) -> None:
+            if self.describe_user_pool(user_pool_id).extended_config.get("DeletionProtection") == "ACTIVE":
+                raise InvalidParameterException(
+                    "The user pool cannot be deleted because deletion protection is activated. "
+                    "Deletion protection must be inactivated first."
+                )
+            original(self, user_pool_id)
+
+        return delete_user_pool
+
+    def checking_flow(original):
+        def initiate_auth(self, client_id: str, auth_flow: str, auth_parameters: dict[str, str]):
+            client = next((p.clients[client_id] for p in self.user_pools.values() if client_id in p.clients), None)
+            check_flow(client, auth_flow, f"{auth_flow} flow not enabled for this client")
+            return original(self, client_id, auth_flow, auth_parameters)
+
+        return initiate_auth
+
+    def checking_admin_flow(original):
+        def admin_initiate_auth(self, user_pool_id: str, client_id: str, auth_flow: str, auth_parameters):
+            pool = self.user_pools.get(user_pool_id)
+            check_flow(pool and pool.clients.get(client_id), auth_flow, "Auth flow not enabled for this client")
+            return original(self, user_pool_id, client_id, auth_flow, auth_parameters)
+
+        return admin_initiate_auth
+
+    def client_lifetimes(original):
+        def create_jwt(self, client_id, username, token_use, expires_in=3600, extra_data=None):
+            client = self.clients.get(client_id)
+            expires_in = (client and token_lifetime(client.extended_config, token_use)) or expires_in
+            now = int(time.time())  # one clock for the times moto sets and the one it left out
+            claims = {"auth_time": now, "iat": now, "exp": now + expires_in, **(extra_data or {})}
+            return original(self, client_id, username, token_use, expires_in, claims)
+
+        return create_jwt
+
+    changes = [
+        (CognitoIdpBackend, "update_user_pool", updating_name_and_mfa),
+        (CognitoIdpBackend, "delete_user_pool", protecting),
+        (CognitoIdpBackend, "initiate_auth", checking_flow),
+        (CognitoIdpBackend, "admin_initiate_auth", checking_admin_flow),
+        (CognitoIdpUserPool, "create_jwt", client_lifetimes),
+    ]
+    for owner, name, change in changes:
+        try:
+            patch(owner, name, change, wraps=True)
+        except Unexpected as e:
+            LOG.warning("localcloud: moto's cognito-idp runs unchanged there: %s", e)
+
+
+def pool_exists(user_pool_id: str) -> bool:
+    """Whether any account has this pool (pool ids are unique; the JWKS request names no account)."""
+    from moto.cognitoidp.models import cognitoidp_backends
+
+    region = user_pool_id.split("_", 1)[0]
+    for account in list(cognitoidp_backends.values()):
+        backend = dict.get(account, region)  # dict.get: looking must not create a backend
+        if backend is not None and user_pool_id in backend.user_pools:
+            return True
+    return False
+
+
+def gateway_host(request: Request) -> bool:
+    """Whether the request is addressed to the gateway itself rather than to a service's virtual host."""
+    from localstack import config
+
+    hostname = urlsplit(f"//{request.host}").hostname or ""
+    if hostname in ("localhost", "localhost.localstack.cloud", config.LOCALSTACK_HOST.host):
+        return True
+    try:
+        return hostname.startswith("cognito-idp.") or bool(ipaddress.ip_address(hostname))
+    except ValueError:
+        return False
+
+
+class JwksRoutes:
+    @route(f"/<regex('{POOL_ID}'):user_pool_id>/.well-known/jwks.json")
+    def jwks(self, request: Request, user_pool_id: str) -> Response:
+        if request.method not in ("GET", "HEAD") or not gateway_host(request):
+            raise NotFound()  # the edge router's handler lets the request go on to the services
+        if not pool_exists(user_pool_id):
+            body = {"message": f"User pool {user_pool_id} does not exist."}
+            return Response(json.dumps(body), status=404, mimetype="application/json")
+        from moto.cognitoidp.responses import CognitoIdpJsonWebKeyResponse
+
+        return Response(CognitoIdpJsonWebKeyResponse.json_web_key, status=200, mimetype="application/json")
+
+
+@hook("Cognito user pool JWKS")
+def serve_jwks() -> str | None:
+    from localstack.services.edge import ROUTER
+
+    ROUTER.add(JwksRoutes())
+    return "Cognito user pool keys at /{userPoolId}/.well-known/jwks.json"
