@@ -1,5 +1,6 @@
-// image-pipeline's web page: upload (straight to S3 with a presigned URL), live status, gallery, trace, delete.
-// Served by the stack's API at <api>/web/index.html, so "../" is the API (same origin, no CORS).
+// image-pipeline's web page: sign in, upload (straight to S3 with a presigned URL), live status, gallery, trace,
+// delete. Served by the stack's API at <api>/web/index.html, so "../" is the API (same origin, no CORS).
+// The tokens live in this tab's sessionStorage only (gone when the tab closes), never in localStorage.
 "use strict";
 
 const API = new URL("../", location.href);
@@ -14,17 +15,116 @@ class ApiError extends Error {
   constructor(status, code, message) { super(message); this.status = status; this.code = code; }
 }
 
-function apiKey() { return localStorage.getItem("imgpipe.apiKey") || ""; }
+function apiKey() { return sessionStorage.getItem("imgpipe.apiKey") || ""; }
+
+// ---------------------------------------------------------------- sign-in
+
+let config = null; // web/config.json: {signIn: "cognito", endpoint, region, clientId} or {signIn: "token"}
+const SESSION = "imgpipe.session"; // {token, refreshToken, expiresAt (ms), username}
+
+function session() {
+  try { return JSON.parse(sessionStorage.getItem(SESSION)) || null; } catch { return null; }
+}
+
+function keep(value) {
+  if (value) sessionStorage.setItem(SESSION, JSON.stringify(value));
+  else sessionStorage.removeItem(SESSION);
+}
+
+async function cognito(action, body) {
+  const response = await fetch(config.endpoint, {
+    method: "POST",
+    headers: { "Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": `AWSCognitoIdentityProviderService.${action}` },
+    body: JSON.stringify(body),
+  });
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const code = String(data.__type || response.status).split("#").pop();
+    throw new ApiError(response.status, code, data.message || data.Message || response.statusText);
+  }
+  return data;
+}
+
+function started(result, username, refreshToken) {
+  keep({
+    token: result.IdToken,
+    refreshToken: result.RefreshToken || refreshToken,
+    expiresAt: Date.now() + (result.ExpiresIn || 3600) * 1000,
+    username,
+  });
+}
+
+async function signIn(username, password) {
+  const answer = await cognito("InitiateAuth", {
+    AuthFlow: "USER_PASSWORD_AUTH", ClientId: config.clientId, AuthParameters: { USERNAME: username, PASSWORD: password },
+  });
+  if (!answer.AuthenticationResult) {
+    throw new ApiError(401, answer.ChallengeName || "CHALLENGE", "your account needs a new password: ask an operator to set one");
+  }
+  started(answer.AuthenticationResult, username);
+}
+
+async function refresh() {
+  const current = session();
+  if (!current || !current.refreshToken || config.signIn !== "cognito") return false;
+  try {
+    const answer = await cognito("InitiateAuth", {
+      AuthFlow: "REFRESH_TOKEN_AUTH", ClientId: config.clientId, AuthParameters: { REFRESH_TOKEN: current.refreshToken },
+    });
+    started(answer.AuthenticationResult, current.username, current.refreshToken);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function bearer() {
+  const current = session();
+  if (current && current.expiresAt - Date.now() < 60000) await refresh();
+  return (session() || {}).token;
+}
+
+function signedOut(message) {
+  keep(null);
+  for (const card of cards.values()) clearTimeout(card.timer);
+  cards.clear();
+  $("#gallery").replaceChildren();
+  $("#app").hidden = true;
+  $("#who").hidden = true;
+  $("#sign-in").hidden = false;
+  $("#sign-in-error").textContent = message || "";
+}
+
+function signedIn() {
+  const current = session();
+  $("#sign-in").hidden = true;
+  $("#app").hidden = false;
+  $("#who").hidden = false;
+  $("#who-name").textContent = current.username || "you";
+  cursor = null;
+  loadPage();
+}
+
+function tokenSubject(token) {
+  try { return JSON.parse(atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/"))); } catch { return {}; }
+}
 
 async function call(method, path, body) {
   const headers = { Accept: "application/json" };
   if (apiKey()) headers["x-api-key"] = apiKey();
   if (body !== undefined) headers["Content-Type"] = "application/json";
+  let refreshed = false;
   for (let attempt = 0; ; attempt++) {
+    headers.Authorization = `Bearer ${await bearer()}`;
     const response = await fetch(new URL(path, API), { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
     if ((response.status === 429 || response.status === 503) && attempt < 5) {
       await sleep(Number(response.headers.get("Retry-After") || 0) * 1000 || 500 * 2 ** attempt);
       continue;
+    }
+    if (response.status === 401 && !refreshed) {
+      refreshed = true;
+      if (await refresh()) continue;
+      signedOut("Your session ended: sign in again.");
     }
     if (response.status === 204) return null;
     const data = await response.json().catch(() => ({}));
@@ -52,13 +152,20 @@ function element(tag, attributes = {}, ...children) {
 
 // ---------------------------------------------------------------- upload
 
-function put(url, file, contentType, onProgress) {
+function put(url, file, signed, onProgress) {
   return new Promise((resolve, reject) => {
     const request = new XMLHttpRequest();
     request.open("PUT", url);
-    if (contentType) request.setRequestHeader("Content-Type", contentType); // signed: must match the grant
+    // the signed headers must be sent as granted (Content-Length the browser sets from the file itself)
+    for (const [name, value] of Object.entries(signed)) {
+      if (name.toLowerCase() !== "content-length") request.setRequestHeader(name, value);
+    }
     request.upload.onprogress = (e) => e.lengthComputable && onProgress(e.loaded / e.total);
-    request.onload = () => (request.status < 300 ? resolve() : reject(new Error(`storage refused the upload (HTTP ${request.status})`)));
+    request.onload = () => {
+      if (request.status < 300) resolve();
+      else if (request.status === 412) reject(new Error("this upload URL was already used"));
+      else reject(new Error(`storage refused the upload (HTTP ${request.status})`));
+    };
     request.onerror = () => reject(new Error("the upload failed (network)"));
     request.send(file);
   });
@@ -74,7 +181,7 @@ async function upload(file) {
     const grant = await call("POST", "upload", { filename: file.name, size: file.size, contentType });
     state.textContent = "uploading…";
     addCard({ imageId: grant.imageId, status: "PENDING", filename: file.name }, true);
-    await put(grant.uploadUrl, file, grant.headers["Content-Type"], (done) => { bar.value = done; });
+    await put(grant.uploadUrl, file, grant.headers, (done) => { bar.value = done; });
     bar.value = 1;
     state.textContent = "uploaded";
     watch(grant.imageId);
@@ -244,10 +351,11 @@ async function showTrace(record) {
 
 // ---------------------------------------------------------------- wiring
 
-function init() {
+async function init() {
+  localStorage.removeItem("imgpipe.apiKey"); // kept there by earlier versions: every user of the browser saw it
   const key = $("#api-key");
   key.value = apiKey();
-  const save = () => { localStorage.setItem("imgpipe.apiKey", key.value.trim()); location.reload(); };
+  const save = () => { sessionStorage.setItem("imgpipe.apiKey", key.value.trim()); location.reload(); };
   key.addEventListener("change", save);
   $("#settings-form").addEventListener("submit", (e) => { e.preventDefault(); save(); });
   const input = $("#file-input");
@@ -257,7 +365,39 @@ function init() {
   zone.addEventListener("dragleave", () => zone.classList.remove("over"));
   zone.addEventListener("drop", (e) => { e.preventDefault(); zone.classList.remove("over"); uploadAll(e.dataTransfer.files); });
   $("#more").addEventListener("click", loadPage);
-  loadPage();
+  $("#sign-out").addEventListener("click", () => signedOut(""));
+  try {
+    const response = await fetch(new URL("web/config.json", API));
+    config = await response.json();
+  } catch {
+    signedOut("The sign-in settings could not be read: reload the page.");
+    return;
+  }
+  const byToken = config.signIn !== "cognito";
+  for (const p of document.querySelectorAll(".with-password")) p.hidden = byToken;
+  for (const p of document.querySelectorAll(".with-password input")) p.required = !byToken;
+  $(".with-token").hidden = !byToken;
+  $("#sign-in-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    $("#sign-in-error").textContent = "";
+    const form = new FormData(e.target);
+    try {
+      if (byToken) {
+        const token = String(form.get("token")).trim();
+        const claims = tokenSubject(token);
+        keep({ token, expiresAt: (claims.exp || 0) * 1000, username: claims.email || claims.sub });
+      } else {
+        await signIn(String(form.get("username")).trim(), String(form.get("password")));
+      }
+      e.target.reset();
+      signedIn();
+    } catch (error) {
+      $("#sign-in-error").textContent = error.code === "NotAuthorizedException" || error.code === "UserNotFoundException"
+        ? "Wrong user name or password." : `Could not sign in: ${error.message}`;
+    }
+  });
+  if (session()) signedIn();
+  else signedOut("");
 }
 
 init();

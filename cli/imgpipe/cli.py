@@ -1,35 +1,100 @@
-"""imgpipe: upload, status, wait, ls, get, reprocess, rm, trace. ``--json`` on every command; errors are one line."""
+"""imgpipe: login, upload, status, wait, ls, get, reprocess, rm, trace, token, logout, users add. ``--json`` on every
+command (before or after its name); errors are one line; text from the server or from file names is shown as text,
+never as Rich markup or terminal control sequences."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import glob
 import json
 import mimetypes
+import os
 import sys
 import threading
 import time
+import unicodedata
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import nullcontext
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
 
 import requests  # type: ignore[import-untyped]  # no stubs in the dev environment
 import typer
 from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
+from rich.text import Text
+from typer.core import TyperGroup
 
-from imgpipe.client import TERMINAL, Api, ApiFailure, CliError, Target, aws_message, dumps
+from imgpipe import auth
+from imgpipe.client import TERMINAL, Api, ApiFailure, Bearer, CliError, Target, aws_message, dumps
+
+EXIT_STATUS = (
+    "Exit status: 0 done; 1 refused or not processed (an image not PROCESSED, a wrong password, a user who exists "
+    'already); 2 an error, "not signed in" included; 130 interrupted.'
+)
+
+
+def safe(value: object) -> str:
+    """Text from the server or a file name as it may go to a terminal: control characters (escape sequences, newlines)
+    and bidi overrides spelt out (\\x1b, \\n, \\u202e), so it stays on its line and cannot drive the terminal."""
+    return "".join(
+        ch.encode("unicode_escape").decode() if unicodedata.category(ch) == "Cc" or ch in _BIDI else ch
+        for ch in str(value)
+    )
+
+
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def plain(value: object, style: str = "") -> Text:
+    """``value`` as literal text: never read as Rich markup (a file named ``[/]`` or ``[link=...]x[/link]``)."""
+    return Text(safe(value), style=style)
+
+
+def say(value: object, style: str = "") -> None:
+    """One line of literal text on stdout, never wrapped (piped, Rich would wrap at 80 columns)."""
+    out.print(plain(value, style), soft_wrap=True)
+
+
+def cells(*values: object) -> list[Text]:
+    """A table row of literal text (Text cells, already styled, as they are)."""
+    return [value if isinstance(value, Text) else plain(value) for value in values]
+
+
+class Imgpipe(TyperGroup):
+    """The root command: every error reported on one line (as JSON with --json), with an exit status that means
+    something (EXIT_STATUS)."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (CliError, ClientError, BotoCoreError, requests.RequestException, OSError) as e:
+            fail(e)
+        except KeyboardInterrupt:
+            err.print("imgpipe: interrupted")
+            raise typer.Exit(130) from None
+
 
 app = typer.Typer(
+    cls=Imgpipe,
     help="The image pipeline from a terminal: the local cloud by default, a real AWS stack with --region.",
+    epilog=EXIT_STATUS,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+users = typer.Typer(
+    help="The stack's users (its Cognito user pool): an operator's commands, with AWS credentials, no sign-in.",
+    no_args_is_help=True,
+)
+app.add_typer(users, name="users")
 out = Console()
 err = Console(stderr=True)
 ACCEPTED = {"image/jpeg", "image/png", "image/webp", "image/gif", "image/heic", "image/heif", "image/avif"}
@@ -39,15 +104,47 @@ STATUS_STYLE = {"PROCESSED": "green", "REJECTED": "red", "FAILED": "red", "EXPIR
 
 
 class State:
+    """This run's: the target, --json, and (commands that speak the API) the bearer token's source."""
+
     target: Target
     json: bool = False
+    bearer: Bearer | None = None
+    _api: Api | None = None
 
     @property
     def api(self) -> Api:
-        return Api(self.target)
+        if self._api is None:
+            self._api = Api(self.target, self.bearer or auth.bearer(self.target))
+        return self._api
 
 
 state = State()
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def signed_in(command: Callable[P, R]) -> Callable[P, R]:  # noqa: UP047 - imgpipe runs on 3.11 (requires-python)
+    """The command speaks the HTTP API: without a bearer token (IMGPIPE_TOKEN or a kept sign-in) it fails with
+    "not signed in" (exit status 2) before it does anything else."""
+
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        state.bearer = auth.bearer(state.target)
+        return command(*args, **kwargs)
+
+    return run
+
+
+def _json_after(value: bool) -> None:
+    if value:
+        state.json = True
+
+
+# --json after the command's name as well as before it: an option of each command that sets what the root's sets
+JsonOption = Annotated[
+    bool,
+    typer.Option("--json", help="machine-readable output", callback=_json_after, expose_value=False),
+]
 
 
 @app.callback()
@@ -63,19 +160,33 @@ def options(
     api_key: Annotated[
         str | None, typer.Option(envvar="IMGPIPE_API_KEY", help="x-api-key, if the stack needs one")
     ] = None,
-    json_output: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="machine-readable output (also after the command)")
+    ] = False,
 ) -> None:
     state.target = Target.choose(stack, region, endpoint_url, api_url, api_key)
-    state.json = json_output
+    state.json, state.bearer, state._api = json_output, None, None
+
+
+def fail(e: Exception) -> NoReturn:
+    """Report ``e`` on one line (stderr; stdout as JSON with --json) and exit: its exit_code, else 2."""
+    if isinstance(e, ClientError):
+        message, code = aws_message(e), str(e.response.get("Error", {}).get("Code") or "ClientError")
+    else:
+        message, code = str(e), str(getattr(e, "code", None) or e.__class__.__name__)
+    if state.json:
+        print(json.dumps({"error": {"code": code, "message": message}}))
+    else:
+        err.print(plain(f"imgpipe: {message}"), soft_wrap=True)  # one line, whatever the terminal's width
+    raise typer.Exit(getattr(e, "exit_code", 2))
 
 
 def emit(value: Any) -> None:
     print(dumps(value))
 
 
-def status_text(status: str) -> str:
-    style = STATUS_STYLE.get(status, "yellow")
-    return f"[{style}]{status}[/{style}]"
+def status_text(status: str) -> Text:
+    return plain(status, STATUS_STYLE.get(status, "yellow"))
 
 
 def reason(record: dict[str, Any]) -> str:
@@ -116,11 +227,13 @@ def content_type(path: Path) -> str | None:
 
 
 @app.command()
+@signed_in
 def upload(
     paths: Annotated[list[str], typer.Argument(help="files, folders and globs")],
     wait: Annotated[bool, typer.Option("--wait", help="watch until every image is processed or rejected")] = False,
     jobs: Annotated[int, typer.Option(min=1, max=32, help="uploads at a time")] = 4,
     timeout: Annotated[float, typer.Option(help="seconds to wait for processing (--wait)")] = 600,
+    json_output: JsonOption = False,
 ) -> None:
     """Upload images (each straight to S3 with a presigned URL); with --wait, until each is terminal."""
     files = expand(paths)
@@ -140,7 +253,7 @@ def upload(
     overall = progress.add_task(f"[bold]{len(files)} files", total=sum(p.stat().st_size for p in files))
 
     def one(path: Path) -> None:
-        task = progress.add_task(path.name[:40], total=path.stat().st_size)
+        task = progress.add_task(escape(safe(path.name[:40])), total=path.stat().st_size)
 
         def advance(n: int) -> None:
             progress.advance(task, n)
@@ -177,7 +290,7 @@ def watch_all(items: list[dict[str, Any]], api: Api, timeout: float) -> None:
             t.add_column(column)
         with lock:
             for item in items:
-                t.add_row(Path(item["file"]).name, item["imageId"], status_text(item["status"]), reason(item))
+                t.add_row(*cells(Path(item["file"]).name, item["imageId"], status_text(item["status"]), reason(item)))
         return t
 
     def follow(item: dict[str, Any]) -> None:
@@ -212,12 +325,12 @@ def summarize(results: list[dict[str, Any]], waited: bool) -> None:
         for column in ("file", "image id", "status", "reason"):
             t.add_column(column)
         for r in results:
-            t.add_row(r["file"], r["imageId"] or "-", status_text(r["status"] or "-"), reason(r))
+            t.add_row(*cells(r["file"], r["imageId"] or "-", status_text(r["status"] or "-"), reason(r)))
         out.print(t)
         counts: dict[str, int] = {}
         for r in results:
             counts[r["status"]] = counts.get(r["status"], 0) + 1
-        out.print(", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
+        say(", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
     if failed:
         raise typer.Exit(1)
 
@@ -227,37 +340,41 @@ def summarize(results: list[dict[str, Any]], waited: bool) -> None:
 
 def show_image(record: dict[str, Any]) -> None:
     t = Table(show_header=False, box=None)
-    t.add_row("image id", record["imageId"])
-    t.add_row("file", record.get("filename") or "-")
-    t.add_row("status", status_text(record["status"]))
+    t.add_row(*cells("image id", record["imageId"]))
+    t.add_row(*cells("file", record.get("filename") or "-"))
+    t.add_row(*cells("status", status_text(record["status"])))
     if record.get("error"):
-        t.add_row("reason", reason(record))
-    t.add_row("uploaded", record.get("uploadTimestamp") or "-")
-    t.add_row("updated", record.get("updatedAt") or "-")
+        t.add_row(*cells("reason", reason(record)))
+    t.add_row(*cells("uploaded", record.get("uploadTimestamp") or "-"))
+    t.add_row(*cells("updated", record.get("updatedAt") or "-"))
     original = record.get("original")
     if original:
-        t.add_row(
-            "original", f"{original['format']} {original['width']}x{original['height']}, {original['bytes']} bytes"
-        )
+        described = f"{original['format']} {original['width']}x{original['height']}, {original['bytes']} bytes"
+        t.add_row(*cells("original", described))
     renditions = record.get("renditions") or []
     if renditions:
-        t.add_row("renditions", ", ".join(f"{r['size']}/{r['format']} {r['width']}x{r['height']}" for r in renditions))
-    t.add_row("execution", record.get("execution") or "-")
+        listed = ", ".join(f"{r['size']}/{r['format']} {r['width']}x{r['height']}" for r in renditions)
+        t.add_row(*cells("renditions", listed))
+    t.add_row(*cells("execution", record.get("execution") or "-"))
     out.print(t)
 
 
 @app.command()
-def status(image_id: str) -> None:
+@signed_in
+def status(image_id: str, json_output: JsonOption = False) -> None:
     """An image's status, metadata and renditions."""
     record = state.api.image(image_id)
     emit(record) if state.json else show_image(record)
 
 
 @app.command("wait")
-def wait_command(image_id: str, timeout: Annotated[float, typer.Option(help="seconds")] = 600) -> None:
+@signed_in
+def wait_command(
+    image_id: str, timeout: Annotated[float, typer.Option(help="seconds")] = 600, json_output: JsonOption = False
+) -> None:
     """Wait until the image is terminal; exit status 0 only if it is PROCESSED."""
     record = state.api.wait(
-        image_id, timeout, None if state.json else lambda r: err.print(f"{image_id} {status_text(r['status'])}")
+        image_id, timeout, None if state.json else lambda r: err.print(plain(image_id), status_text(r["status"]))
     )
     emit(record) if state.json else show_image(record)
     if record["status"] != "PROCESSED":
@@ -265,11 +382,13 @@ def wait_command(image_id: str, timeout: Annotated[float, typer.Option(help="sec
 
 
 @app.command("ls")
+@signed_in
 def list_command(
     status_filter: Annotated[
         str | None, typer.Option("--status", help="PENDING, PROCESSING, PROCESSED, REJECTED, FAILED, EXPIRED")
     ] = None,
     limit: Annotated[int, typer.Option(min=1, help="at most this many (newest first)")] = 50,
+    json_output: JsonOption = False,
 ) -> None:
     """The images, newest first."""
     images = []
@@ -287,22 +406,26 @@ def list_command(
         original = r.get("original") or {}
         size = f"{original['width']}x{original['height']}" if original else "-"
         t.add_row(
-            r["imageId"],
-            r.get("filename") or "-",
-            status_text(r["status"]),
-            (r.get("uploadTimestamp") or "")[:19],
-            size,
-            reason(r),
+            *cells(
+                r["imageId"],
+                r.get("filename") or "-",
+                status_text(r["status"]),
+                (r.get("uploadTimestamp") or "")[:19],
+                size,
+                reason(r),
+            )
         )
     out.print(t)
 
 
 @app.command()
+@signed_in
 def get(
     image_id: str,
     output: Annotated[Path, typer.Option("-o", "--output", help="file to write")],
     size: Annotated[int | None, typer.Option(help="a box of the rendition set, e.g. 400")] = None,
     format: Annotated[str | None, typer.Option(help="avif, webp, jpeg, png or auto")] = None,
+    json_output: JsonOption = False,
 ) -> None:
     """Download a rendition (the default one without --size/--format)."""
     params = {"imageId": image_id}
@@ -320,7 +443,7 @@ def get(
         "file": str(output),
         "written": len(response.content),
     }
-    emit(result) if state.json else out.print(
+    emit(result) if state.json else say(
         f"{output}: {len(response.content)} bytes"
         + (f" ({answer['format']} {answer['width']}x{answer['height']})" if "format" in answer else "")
     )
@@ -377,10 +500,12 @@ def wait_for_execution(image_id: str, arn: str, timeout: float) -> dict[str, Any
 
 
 @app.command()
+@signed_in  # it reads the image's record from the API (and starts the execution with AWS credentials)
 def reprocess(
     image_id: str,
     print_event: Annotated[bool, typer.Option("--print-event", help="only print the execution input")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="wait until it is terminal again")] = False,
+    json_output: JsonOption = False,
 ) -> None:
     """Run the image through the pipeline again (Step Functions StartExecution with a reprocess event)."""
     event = reprocess_event(image_id)
@@ -394,18 +519,21 @@ def reprocess(
     if state.json:
         emit({"imageId": image_id, "executionArn": arn, **({"status": record["status"]} if record else {})})
     else:
-        out.print(f"started {arn}" + (f"\n{image_id} {status_text(record['status'])}" if record else ""))
+        say(f"started {arn}")
+        if record:
+            out.print(plain(image_id), status_text(record["status"]))
     if record and record["status"] != "PROCESSED":
         raise typer.Exit(1)
 
 
 @app.command()
-def rm(image_ids: Annotated[list[str], typer.Argument(help="image ids")]) -> None:
+@signed_in
+def rm(image_ids: Annotated[list[str], typer.Argument(help="image ids")], json_output: JsonOption = False) -> None:
     """Delete images: every version of the original, every rendition and the record (again: no error)."""
     for image_id in image_ids:
         state.api.call("DELETE", f"images/{image_id}")
         if not state.json:
-            out.print(f"deleted {image_id}")
+            say(f"deleted {image_id}")
     if state.json:
         emit({"deleted": image_ids})
 
@@ -462,9 +590,11 @@ def short_message(message: str) -> str:
 
 
 @app.command()
+@signed_in
 def trace(
     image_id: str,
     logs: Annotated[bool, typer.Option("--logs/--no-logs", help="the functions' log lines (CloudWatch Logs)")] = True,
+    json_output: JsonOption = False,
 ) -> None:
     """The execution(s) behind an image: each state with start, duration, retries and errors; the log lines."""
     result = state.api.call("GET", f"images/{image_id}/trace") or {}
@@ -480,14 +610,18 @@ def trace(
     if state.json:
         emit(result)
         return
-    out.print(f"[bold]{image_id}[/bold] {status_text(result.get('status', '?'))}")
+    out.print(plain(image_id, "bold"), status_text(result.get("status", "?")))
     if not executions:
         out.print("no execution yet: the upload has not arrived")
     for execution in executions:
         t = Table(
-            title=f"{execution['name']}  {status_text(execution['status'])}"
-            + (f" ({execution['error']})" if execution.get("error") else "")
-            + f"  {_secs(execution.get('durationMs'))}",
+            title=Text.assemble(
+                plain(execution["name"]),
+                "  ",
+                status_text(execution["status"]),
+                plain(f" ({execution['error']})" if execution.get("error") else ""),
+                f"  {_secs(execution.get('durationMs'))}",
+            ),
             title_justify="left",
         )
         for column, justify in (
@@ -504,13 +638,15 @@ def trace(
         for s in execution["states"]:
             offset = (datetime.fromisoformat(s["start"].replace("Z", "+00:00")) - started).total_seconds() * 1000
             t.add_row(
-                s["name"],
-                s["type"],
-                s["start"][11:23],
-                f"{offset:.0f}",
-                _secs(s["durationMs"]),
-                str(s["retries"]) if s["retries"] else "",
-                ", ".join(s["errors"]),
+                *cells(
+                    s["name"],
+                    s["type"],
+                    s["start"][11:23],
+                    f"{offset:.0f}",
+                    _secs(s["durationMs"]),
+                    str(s["retries"]) if s["retries"] else "",
+                    ", ".join(s["errors"]),
+                )
             )
         out.print(t)
     if result.get("logs"):
@@ -518,10 +654,11 @@ def trace(
         for line in result["logs"]:
             at = datetime.fromtimestamp(line["timestamp"] / 1000).astimezone().strftime("%H:%M:%S.%f")[:-3]
             out.print(
-                f"{at} [cyan]{line['function']}[/cyan] {short_message(line['message'])}", markup=True, highlight=False
+                Text.assemble(at, " ", plain(line["function"], "cyan"), " ", plain(short_message(line["message"]))),
+                highlight=False,
             )
     elif result.get("logsError"):
-        out.print(f"[yellow]log lines unavailable: {result['logsError']}[/yellow]")
+        say(f"log lines unavailable: {result['logsError']}", "yellow")
 
 
 def _end(execution: dict[str, Any]) -> str | None:
@@ -536,21 +673,138 @@ def _secs(ms: int | None) -> str:
 
 
 @app.command()
-def web() -> None:
-    """The web page's address."""
-    emit({"webUrl": state.target.web_url}) if state.json else out.print(state.target.web_url)
+def web(json_output: JsonOption = False) -> None:
+    """The web page's address (no sign-in: the page signs in itself)."""
+    emit({"webUrl": state.target.web_url}) if state.json else say(state.target.web_url)
+
+
+# ---------------------------------------------------------------- signing in
+
+
+def read_password(from_stdin: bool, confirm: bool) -> str:
+    """The first line of stdin (its newline stripped), or a hidden prompt on the terminal."""
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise CliError("--password-stdin: no password on the first line of stdin")
+        return password
+    return str(typer.prompt("Password", hide_input=True, confirmation_prompt=confirm, err=True))
+
+
+def pool_output(key: str) -> str:
+    if key not in state.target.outputs:
+        raise CliError(
+            f"stack {state.target.stack} has no user pool of its own (no output {key}): "
+            "its users sign in with the issuer it trusts (IMGPIPE_TOKEN)"
+        )
+    return state.target.outputs[key]
+
+
+@app.command(
+    help="Sign in to the stack's user pool: the tokens are kept for this stack and refreshed when needed.\n\n"
+    "They are kept in your config directory (~/.config/imgpipe/sessions/ on Linux), one file per stack, readable by "
+    "you only. A wrong password: exit status 1; a temporary password: an operator sets a permanent one with "
+    "imgpipe users add NAME --update."
+)
+def login(
+    name: Annotated[str, typer.Argument(help="user name")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="read the password from the first line of stdin")
+    ] = False,
+    client_id: Annotated[
+        str | None,
+        typer.Option(envvar="IMGPIPE_CLIENT_ID", help="the user pool's app client (else the stack's UserPoolClientId)"),
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    client_id = client_id or pool_output("UserPoolClientId")
+    password = read_password(password_stdin, confirm=False)
+    session, path = auth.login(state.target, name, password, client_id)
+    if state.json:
+        emit({"username": session.username, "stack": session.stack, "where": state.target.where, "file": str(path)})
+    else:
+        say(f"signed in to {session.stack} ({state.target.where}) as {session.username}")
+    if os.environ.get(auth.TOKEN_ENV):
+        err.print(
+            plain(f"imgpipe: note: {auth.TOKEN_ENV} is set and takes precedence over this sign-in"), soft_wrap=True
+        )
+
+
+@app.command()
+def logout(json_output: JsonOption = False) -> None:
+    """Forget the kept sign-in to this stack, and revoke its refresh token where the user pool can."""
+    session, revoked = auth.logout(state.target)
+    if state.json:
+        emit({"signedOut": session is not None, "username": session.username if session else None, "revoked": revoked})
+    elif session:
+        say(f"signed out of {session.stack} ({state.target.where}): {session.username}'s tokens forgotten")
+    else:
+        say(f"not signed in to {state.target.stack} ({state.target.where}): nothing to forget")
+
+
+@app.command(
+    help="Print a bearer token and nothing else: IMGPIPE_TOKEN, or the kept IdToken (refreshed if needed).\n\n"
+    'For curl -H "Authorization: Bearer $(imgpipe token)" and the like.'
+)
+@signed_in
+def token(json_output: JsonOption = False) -> None:
+    value = (state.bearer or auth.bearer(state.target)).token()
+    if state.json:
+        emit({"token": value, "claims": auth.claims(value)})
+    else:
+        print(value)
+
+
+@users.command(
+    "add",
+    help="Add a user who can sign in, with a permanent password (no invitation is sent); --admin: an admin.\n\n"
+    "A user who exists already is refused (exit status 1) unless --update: then its password is set anew (a "
+    "temporary one replaced) and --admin adds it to the admin group; nothing is ever removed. A password the user "
+    "pool's policy refuses: exit status 1, and no user is left behind. Needs AWS credentials, not a sign-in.",
+)
+def users_add(
+    name: Annotated[str, typer.Argument(help="user name")],
+    admin: Annotated[bool, typer.Option("--admin", help="also a member of the admin group (AdminGroupName)")] = False,
+    update: Annotated[
+        bool, typer.Option("--update", help="the user may exist: set its password (with --admin, add it to the group)")
+    ] = False,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="read the password from the first line of stdin")
+    ] = False,
+    json_output: JsonOption = False,
+) -> None:
+    pool = pool_output("UserPoolId")
+    group = state.target.outputs.get("AdminGroupName") or "admin"
+    password = read_password(password_stdin, confirm=True)
+    cognito = state.target.client("cognito-idp")
+    created = False
+    try:
+        cognito.admin_create_user(UserPoolId=pool, Username=name, MessageAction="SUPPRESS")
+        created = True
+    except ClientError as e:
+        if auth.error_code(e) != "UsernameExistsException":
+            raise
+        if not update:
+            raise CliError(
+                f"user {name} exists already: imgpipe users add {name} --update sets its password", 1
+            ) from None
+    try:
+        cognito.admin_set_user_password(UserPoolId=pool, Username=name, Password=password, Permanent=True)
+    except ClientError as e:
+        if created:  # undone, so that the same command with a better password can be run again
+            with contextlib.suppress(ClientError):
+                cognito.admin_delete_user(UserPoolId=pool, Username=name)
+        if auth.error_code(e) in ("InvalidPasswordException", "InvalidParameterException"):
+            raise CliError(aws_message(e), exit_code=1) from None
+        raise
+    if admin:
+        cognito.admin_add_user_to_group(UserPoolId=pool, Username=name, GroupName=group)
+    if state.json:
+        emit({"username": name, "created": created, "admin": admin})
+    else:
+        done = "added" if created else "updated"
+        say(f"{done} {name}" + (f" (member of {group})" if admin else "") + f": imgpipe login {name}")
 
 
 def main() -> None:
-    try:
-        app()
-    except (CliError, ClientError, BotoCoreError, requests.RequestException, OSError) as e:
-        message = aws_message(e) if isinstance(e, ClientError) else str(e)
-        if "--json" in sys.argv:
-            print(json.dumps({"error": {"code": getattr(e, "code", e.__class__.__name__), "message": message}}))
-        else:
-            err.print(f"imgpipe: {message}", markup=False, highlight=False)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        err.print("imgpipe: interrupted")
-        sys.exit(130)
+    app()

@@ -1,5 +1,6 @@
-"""Where the stack is and how to talk to it: its public HTTP API (requests) and the AWS APIs (boto3) for what the
-HTTP API does not offer (starting a reprocess, the functions' logs). Nothing else: no back doors."""
+"""Where the stack is and how to talk to it: its public HTTP API (requests, with the caller's bearer token) and the
+AWS APIs (boto3) for what the HTTP API does not offer (starting a reprocess, the functions' logs, the user pool).
+Nothing else: no back doors."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 import boto3
 import requests  # type: ignore[import-untyped]  # no stubs in the dev environment
@@ -23,7 +24,40 @@ RETRIED_STATUSES = (429, 500, 502, 503, 504)
 
 
 class CliError(Exception):
-    """What the user is told, on one line."""
+    """What the user is told, on one line; the exit status is 2 (it could not be done) unless ``exit_code`` says 1
+    (it was refused: a wrong password, a user that exists already)."""
+
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+NOT_SIGNED_IN = "not signed in: run imgpipe login"
+
+
+class NotSignedIn(CliError):
+    """No bearer token, or none the API accepts (exit status 2)."""
+
+    code = "NOT_SIGNED_IN"
+
+    def __init__(self, message: str = NOT_SIGNED_IN) -> None:
+        super().__init__(message, exit_code=2)
+
+
+class Bearer(Protocol):
+    """Where the API's bearer token comes from (imgpipe.auth: the kept sign-in, or IMGPIPE_TOKEN)."""
+
+    def token(self) -> str:
+        """A token to send now (one about to expire is refreshed first)."""
+        ...
+
+    def renew(self, refused: str) -> bool:
+        """Get a new token after the API refused ``refused``; False if there is no way to."""
+        ...
+
+    def refused(self, reason: str) -> NotSignedIn:
+        """The error to report when the API refuses the token even after renew()."""
+        ...
 
 
 @dataclass
@@ -47,7 +81,7 @@ class Target:
             endpoint = os.environ.get("IMGPIPE_ENDPOINT_URL", LOCAL_ENDPOINT)
         return cls(stack, region or os.environ.get("AWS_DEFAULT_REGION", "us-east-1"), endpoint, api_url, api_key)
 
-    def client(self, service: str) -> Any:
+    def client(self, service: str, config: Config | None = None) -> Any:
         if self._session is None:
             if self.endpoint and not os.environ.get("AWS_ACCESS_KEY_ID"):
                 self._session = boto3.Session(
@@ -55,7 +89,7 @@ class Target:
                 )
             else:
                 self._session = boto3.Session(region_name=self.region)
-        config = Config(retries={"mode": "standard", "max_attempts": 5})
+        config = config or Config(retries={"mode": "standard", "max_attempts": 5})
         session: Any = self._session  # boto3-stubs type client() per service name; ours is any
         return session.client(service, endpoint_url=self.endpoint, config=config)
 
@@ -87,6 +121,10 @@ class Target:
     @property
     def web_url(self) -> str:
         return f"{self.base_url}/web/index.html"
+
+    @property
+    def where(self) -> str:
+        return _where(self)
 
 
 def _where(target: Target) -> str:
@@ -125,10 +163,11 @@ def retrying(call: Callable[[], requests.Response], attempts: int = 6) -> reques
 
 
 class Api:
-    """The stack's HTTP API."""
+    """The stack's HTTP API, each request with ``Authorization: Bearer`` from ``bearer``: a token the API refuses
+    (401) is renewed once and the request sent again; refused again, that is NotSignedIn."""
 
-    def __init__(self, target: Target) -> None:
-        self.target = target
+    def __init__(self, target: Target, bearer: Bearer | None = None) -> None:
+        self.target, self.bearer = target, bearer
         self.http = requests.Session()
         key = target.api_key or os.environ.get("IMGPIPE_API_KEY")
         if key:
@@ -136,18 +175,30 @@ class Api:
 
     def call(self, method: str, path: str, **kwargs) -> dict[str, Any] | None:
         url = f"{self.target.base_url}/{path.lstrip('/')}"
-        response = retrying(lambda: self.http.request(method, url, timeout=30, **kwargs))
+        headers = kwargs.pop("headers", None) or {}
+
+        def send() -> tuple[requests.Response, str | None]:
+            token = self.bearer.token() if self.bearer else None
+            sent = {**headers, **({"Authorization": f"Bearer {token}"} if token else {})}
+            return retrying(lambda: self.http.request(method, url, timeout=30, headers=sent, **kwargs)), token
+
+        response, token = send()
+        if response.status_code == 401 and self.bearer and token and self.bearer.renew(token):
+            response, token = send()
         if response.status_code == 204:
             return None
         try:
-            body = response.json()
+            answer = response.json()
         except ValueError:
-            body = {}
+            answer = None
+        body: dict[str, Any] = answer if isinstance(answer, dict) else {}
         if not response.ok:
-            error = body.get("error") or {}
-            raise ApiFailure(
-                response.status_code, error.get("code", str(response.status_code)), error.get("message", ""), body
-            )
+            error: dict[str, Any] = body["error"] if isinstance(body.get("error"), dict) else {}
+            code = str(error.get("code") or response.status_code)
+            message = str(error.get("message") or body.get("message") or "")  # API Gateway's own: {"message": ...}
+            if response.status_code == 401 and self.bearer:
+                raise self.bearer.refused(f"{code}: {message}" if message else code)
+            raise ApiFailure(response.status_code, code, message, body)
         return body
 
     def image(self, image_id: str) -> dict[str, Any]:
@@ -174,15 +225,28 @@ class Api:
         return self.call("POST", "upload", json=body) or {}
 
     def put(self, grant: dict[str, Any], path: Path, progress: Callable[[int], None]) -> None:
+        """PUT the file to the grant's presigned URL with every header of the grant (they are signed, e.g.
+        ``If-None-Match: *`` for a single-use URL) but Content-Length, which requests sets from the body."""
         headers = {k: v for k, v in grant.get("headers", {}).items() if k.lower() != "content-length"}
+        attempts = 0
 
         def send() -> requests.Response:
+            nonlocal attempts
+            attempts += 1
             with path.open("rb") as f:
                 return requests.put(
                     grant["uploadUrl"], data=_Counting(f, path.stat().st_size, progress), headers=headers, timeout=300
                 )
 
         response = retrying(send)
+        if response.status_code == 412 and attempts > 1:
+            # single-use URL (If-None-Match: *) refused on a retry: the earlier attempt, whose answer was lost or a 5xx,
+            # stored the file (nobody else holds the URL)
+            return
+        if response.status_code == 412:
+            raise CliError(
+                f"the upload URL was already used ({_s3_code(response) or 'HTTP 412'}): upload {path.name} again"
+            )
         if not response.ok:
             raise CliError(
                 f"storage refused the upload of {path.name}: HTTP {response.status_code} {_s3_code(response)}"

@@ -1,5 +1,6 @@
 """HTTP API: POST /upload, GET /images, GET|DELETE /images/{imageId}, GET /images/{imageId}/srcset,
-GET /download?imageId=[&size=&format=], and the web page (GET /web/{file}, from the web bucket)."""
+GET /download?imageId=[&size=&format=], and the web page (GET /web/{file}, from the web bucket). Every route but the
+web page's files needs a bearer token of the configured issuer (image_pipeline.auth)."""
 
 from __future__ import annotations
 
@@ -7,22 +8,33 @@ import json
 
 import boto3
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
-from image_pipeline import api, events, web
+from image_pipeline import api, auth, events, web
 from image_pipeline.config import Settings
 from image_pipeline.errors import ApiError, TransientAWSError
-from image_pipeline.observability import annotate_image, logger, metrics, repository, tracer
+from image_pipeline.observability import annotate_image, logger, metrics, quota_counters, repository, tracer
 
 settings = Settings.from_env()
 s3 = boto3.client("s3", config=Config(signature_version="s3v4"))
 sfn = boto3.client("stepfunctions")
 logs = boto3.client("logs")  # an Express execution's history (GET /images/{id}/trace)
 repo = repository(settings)
+issuer, audience = settings.require_auth()
+verifier = auth.TokenVerifier(
+    issuer,
+    audience,
+    auth.jwks_url(issuer, settings.auth_jwks_url, settings.aws_endpoint_url),
+    settings.auth_admin_claim,
+    settings.auth_admin_value,
+)
+quotas = quota_counters(settings)
 publish = events.Publisher(boto3.client("events"), settings.event_bus_name) if settings.event_bus_name else None
 app = APIGatewayRestResolver(cors=CORSConfig(allow_origin=settings.cors_allow_origin, max_age=600))
+PUBLIC_ROUTES = ("/web/{file}",)  # the web page's files: a browser loads them before anyone signs in
 
 
 def error_response(http_status: int, code: str, message: str, **extra) -> Response:
@@ -33,7 +45,29 @@ def error_response(http_status: int, code: str, message: str, **extra) -> Respon
 @app.exception_handler(ApiError)
 def handle_api_error(e: ApiError) -> Response:
     logger.info("request refused", extra={"code": e.code, "http_status": e.http_status})
-    return error_response(e.http_status, e.code, e.message, **e.extra)
+    response = error_response(e.http_status, e.code, e.message, **e.extra)
+    if e.retry_after is not None:
+        response.headers["Retry-After"] = str(e.retry_after)
+    if e.http_status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+    return response
+
+
+def authenticate(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response:
+    """Every route but PUBLIC_ROUTES runs only for a verified caller (``app.context["caller"]``): 401 otherwise."""
+    event = app.current_event
+    if event.resource not in PUBLIC_ROUTES and event.http_method != "OPTIONS":
+        caller = verifier.caller((event.headers or {}).get("Authorization"))
+        app.append_context(caller=caller)
+        logger.append_keys(caller=caller.sub)
+    return next_middleware(app)
+
+
+app.use(middlewares=[authenticate])
+
+
+def caller() -> auth.Caller:
+    return app.context["caller"]
 
 
 @app.exception_handler(TransientAWSError)
@@ -67,7 +101,7 @@ def upload() -> Response:
         raise ApiError(
             400, "INVALID_JSON", "the body is not valid JSON (send Content-Type: application/json)"
         ) from None
-    result = api.create_upload(s3, repo, settings, api.UploadRequest.parse(body, settings))
+    result = api.create_upload(s3, repo, quotas, settings, caller(), api.UploadRequest.parse(body, settings))
     annotate_image(result["imageId"])
     metrics.add_metric(name="UploadUrlsIssued", unit=MetricUnit.Count, value=1)
     return Response(status_code=201, content_type="application/json", body=json.dumps(result))
@@ -78,7 +112,7 @@ def get_image(image_id: str) -> dict:
     # API Gateway's own path parameter, not the router's match (its "$" lets a trailing newline through)
     image_id = (app.current_event.path_parameters or {}).get("imageId", image_id)
     annotate_image(image_id)
-    return api.get_image(repo, image_id)
+    return api.get_image(repo, caller(), image_id)
 
 
 @app.get("/images")
@@ -86,9 +120,12 @@ def list_images() -> dict:
     event = app.current_event
     return api.list_images(
         repo,
+        caller(),
         status=event.get_query_string_value("status"),
         limit=event.get_query_string_value("limit"),
         cursor=event.get_query_string_value("cursor"),
+        owner=event.get_query_string_value("owner"),
+        everyone=event.get_query_string_value("all"),
     )
 
 
@@ -96,14 +133,14 @@ def list_images() -> dict:
 def get_trace(image_id: str) -> dict:
     image_id = (app.current_event.path_parameters or {}).get("imageId", image_id)
     annotate_image(image_id)
-    return api.get_trace(sfn, repo, image_id, logs=logs, log_group=settings.workflow_log_group)
+    return api.get_trace(sfn, repo, caller(), image_id, logs=logs, log_group=settings.workflow_log_group)
 
 
 @app.delete("/images/<image_id>")
 def delete_image(image_id: str) -> Response:
     image_id = (app.current_event.path_parameters or {}).get("imageId", image_id)
     annotate_image(image_id)
-    api.delete_image(s3, repo, settings, image_id, publish)
+    api.delete_image(s3, repo, quotas, settings, caller(), image_id, publish)
     metrics.add_metric(name="ImagesDeleted", unit=MetricUnit.Count, value=1)
     return Response(status_code=204, body="")
 
@@ -119,7 +156,7 @@ def web_asset(name: str) -> Response:
 def get_srcset(image_id: str) -> dict:
     image_id = (app.current_event.path_parameters or {}).get("imageId", image_id)
     annotate_image(image_id)
-    return api.srcset(s3, repo, settings, image_id)
+    return api.srcset(s3, repo, settings, caller(), image_id)
 
 
 @app.get("/download")
@@ -131,6 +168,7 @@ def download() -> Response:
         s3,
         repo,
         settings,
+        caller(),
         image_id,
         size=event.get_query_string_value("size"),
         format=event.get_query_string_value("format"),

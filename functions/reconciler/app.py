@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from image_pipeline import reconcile
 from image_pipeline.config import Settings
 from image_pipeline.events import Publisher
-from image_pipeline.observability import logger, metrics, repository, tracer
+from image_pipeline.observability import logger, metrics, quota_counters, repository, tracer
 
 settings = Settings.from_env()
 STATE_MACHINE_ARN = settings.require_state_machine_arn()
@@ -16,6 +16,7 @@ s3 = boto3.client("s3")
 sfn = boto3.client("stepfunctions")
 publish = Publisher(boto3.client("events"), settings.require_event_bus_name())
 repo = repository(settings)
+usage = quota_counters(settings)
 
 
 @logger.inject_lambda_context(clear_state=True)  # no image id left over from the previous invocation
@@ -31,6 +32,7 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
         settings.url_expiry_seconds,
         time_left=lambda: context.get_remaining_time_in_millis() / 1000,
         publish=publish,
+        give_back=usage.give_back,
     )
     for name in ("expired", "restarted", "failed", "errors"):
         metrics.add_metric(name=f"Reconciled{name.title()}", unit=MetricUnit.Count, value=len(getattr(report, name)))

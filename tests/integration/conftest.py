@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import boto3
 import pytest
 import requests
 
-from tests.conftest import STATE_DIR
+from tests.conftest import ENDPOINT, REGION, STATE_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
 TERMINAL = ("PROCESSED", "REJECTED", "FAILED")
@@ -61,16 +64,47 @@ def stack(localcloud) -> Stack:
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 
 
+def new_user(stack: Stack, name: str = "user", admin: bool = False) -> tuple[str, str]:
+    """A new user of the stack's pool (a unique name starting with ``name``; in its admin group if ``admin``), made
+    as an operator makes one (AdminCreateUser, a permanent password): (username, password)."""
+    idp = boto3.client("cognito-idp", endpoint_url=ENDPOINT, region_name=REGION)
+    pool = stack.outputs["UserPoolId"]
+    username, password = f"{name}-{uuid.uuid4().hex[:8]}", f"Pw-{secrets.token_urlsafe(12)}-9aZ"
+    idp.admin_create_user(UserPoolId=pool, Username=username, MessageAction="SUPPRESS")
+    idp.admin_set_user_password(UserPoolId=pool, Username=username, Password=password, Permanent=True)
+    if admin:
+        idp.admin_add_user_to_group(UserPoolId=pool, Username=username, GroupName=stack.outputs["AdminGroupName"])
+    return username, password
+
+
+def sign_in(stack: Stack, username: str, password: str) -> str:
+    """An ID token of the user, through the app client as the web page and imgpipe sign in (USER_PASSWORD_AUTH)."""
+    idp = boto3.client("cognito-idp", endpoint_url=ENDPOINT, region_name=REGION)
+    answer = idp.initiate_auth(
+        ClientId=stack.outputs["UserPoolClientId"],
+        AuthFlow="USER_PASSWORD_AUTH",
+        AuthParameters={"USERNAME": username, "PASSWORD": password},
+    )
+    return answer["AuthenticationResult"]["IdToken"]
+
+
+def token_of_new_user(stack: Stack, name: str = "user", admin: bool = False) -> str:
+    return sign_in(stack, *new_user(stack, name, admin))
+
+
 class Client:
-    """What a user does: POST /upload, PUT to the URL, poll GET /images/{id}, GET /download.
+    """What a user does: POST /upload, PUT to the URL, poll GET /images/{id}, GET /download; signed in as a user of
+    its own (a new one unless ``token`` is given).
 
     Like a well-behaved client it retries throttling and 5xx answers (with backoff), so it keeps working
     while faults are injected into the services behind the API.
     """
 
-    def __init__(self, stack: Stack) -> None:
+    def __init__(self, stack: Stack, token: str | None = None) -> None:
         self.stack = stack
+        self.token = token or token_of_new_user(stack)
         self.http = requests.Session()
+        self.http.headers["Authorization"] = f"Bearer {self.token}"
         if stack.api_key:
             self.http.headers["x-api-key"] = stack.api_key
 
@@ -116,6 +150,13 @@ class Client:
 @pytest.fixture(scope="session")
 def client(stack) -> Client:
     return Client(stack)
+
+
+@pytest.fixture(scope="session")
+def admin(stack) -> Client:
+    """A client signed in as an admin: it sees every owner's images, and those without one (put in the bucket by
+    an operator, or made before images had owners)."""
+    return Client(stack, token_of_new_user(stack, "admin", admin=True))
 
 
 def ended_trace(client, stack, image_id: str, timeout: float = 60) -> dict:

@@ -64,11 +64,11 @@ def test_signed_headers_are_enforced_by_s3(client):
 def test_no_upload_url_admits_more_than_it_was_granted_for(client):
     # GIVEN a grant for 1000 bytes, with no content type declared (the plain curl -T flow)
     grant = client.request_upload(size=1000).json()
-    assert grant["headers"] == {"Content-Length": "1000"}
+    assert grant["headers"] == {"Content-Length": "1000", "If-None-Match": "*"}
     # WHEN a client sends more (or less) THEN S3 refuses: the length is part of the signature
     for body in (b"x" * 1001, b"x" * 10_000_000, b"x" * 999):
-        assert requests.put(grant["uploadUrl"], data=body).status_code in (400, 403)
-    assert requests.put(grant["uploadUrl"], data=b"x" * 1000).status_code == 200
+        assert requests.put(grant["uploadUrl"], data=body, headers={"If-None-Match": "*"}).status_code in (400, 403)
+    assert requests.put(grant["uploadUrl"], data=b"x" * 1000, headers={"If-None-Match": "*"}).status_code == 200
 
 
 def test_expired_presigned_url_is_refused_by_s3(aws, stack):
@@ -98,7 +98,11 @@ def test_cors_for_the_browser_upload_and_download_themselves(client):
     grant = resp.json()
     preflight = requests.options(
         grant["uploadUrl"],
-        headers={**origin, "Access-Control-Request-Method": "PUT", "Access-Control-Request-Headers": "content-type"},
+        headers={
+            **origin,
+            "Access-Control-Request-Method": "PUT",
+            "Access-Control-Request-Headers": "content-type,if-none-match",
+        },
     )
     assert preflight.status_code == 200, preflight.text
     assert preflight.headers["Access-Control-Allow-Origin"] in ("*", "https://example.com")

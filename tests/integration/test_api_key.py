@@ -1,6 +1,9 @@
-"""ApiKeyRequired=true: API Gateway refuses calls without a key of the stack's usage plan (LocalStack enforces it)."""
+"""ApiKeyRequired=true: API Gateway refuses calls without a key of the stack's usage plan (LocalStack enforces it);
+and the per-owner quotas, on the same stack deployed with a low hourly limit."""
 
 from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -9,13 +12,20 @@ from tests import images
 
 from .conftest import Client, deploy
 
+UPLOADS_PER_HOUR = 4
+
 NO_SUCH_IMAGE = "00000000-0000-4000-8000-000000000000"
 
 
 @pytest.fixture(scope="module")
 def keyed(localcloud):
-    """A second stack of the same template, deployed with the API key on."""
-    return deploy("image-pipeline-keyed", "ApiKeyRequired=true", "ImageTableName=image-pipeline-keyed")
+    """A second stack of the same template, deployed with the API key on and a low hourly upload quota."""
+    return deploy(
+        "image-pipeline-keyed",
+        "ApiKeyRequired=true",
+        "ImageTableName=image-pipeline-keyed",
+        f"UploadsPerHour={UPLOADS_PER_HOUR}",
+    )
 
 
 @pytest.mark.parametrize("headers", [{}, {"x-api-key": "not-a-key-of-this-plan"}], ids=["no key", "wrong key"])
@@ -46,3 +56,27 @@ def test_cors_preflight_needs_no_key_and_allows_the_key_header(keyed):
     )
     assert resp.status_code == 200
     assert "x-api-key" in resp.headers["Access-Control-Allow-Headers"].lower()
+
+
+def test_upload_grants_stop_at_the_hourly_quota_even_when_asked_for_at_once(keyed):
+    # GIVEN a new user, and another
+    client, other = Client(keyed), Client(keyed)
+    body = {"size": 100, "contentType": "image/png"}
+
+    # WHEN the first asks for twice the hourly quota, all at once
+    def ask(_: int) -> requests.Response:
+        return client.http.post(f"{keyed.api}/upload", json=body, timeout=60)
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(ask, range(2 * UPLOADS_PER_HOUR)))
+
+    # THEN exactly the quota is granted (the counters are conditional writes in one transaction: none overshoots)
+    codes = sorted(a.status_code for a in answers)
+    assert codes.count(201) == UPLOADS_PER_HOUR, [a.text for a in answers]
+    refused = [a for a in answers if a.status_code == 429]
+    assert refused and all(a.json()["error"]["code"] == "QUOTA_EXCEEDED" for a in refused)
+    assert all(a.json()["limit"] == "uploadsPerHour" and 0 < int(a.headers["Retry-After"]) <= 3600 for a in refused)
+    assert set(codes) <= {201, 429, 503}  # 503: a transaction that met another on the same counter, retried later
+    # AND one more is refused; another owner's quota is untouched
+    assert client.http.post(f"{keyed.api}/upload", json=body, timeout=60).status_code == 429
+    assert other.http.post(f"{keyed.api}/upload", json=body, timeout=60).status_code == 201

@@ -28,6 +28,7 @@ from .conftest import (
     expected_renditions,
     object_created_event,
     stored_renditions,
+    token_of_new_user,
 )
 
 # The pipeline's user-level tests and two fault tests (those that read no Standard execution history) run on this
@@ -64,6 +65,11 @@ def stack(localcloud):
 @pytest.fixture(scope="module")
 def client(stack) -> Client:
     return Client(stack)
+
+
+@pytest.fixture(scope="module")
+def admin(stack) -> Client:
+    return Client(stack, token_of_new_user(stack, "admin", admin=True))
 
 
 def logged_outcomes(aws, stack, arns: list[str], timeout: float = 90) -> dict[str, str]:

@@ -131,17 +131,19 @@ def test_permanent_fault_ends_failed_with_the_error_recorded(client, aws, stack,
 
 
 def test_original_replaced_while_processing_fails_with_a_named_error(client, aws, stack, faults):
-    # GIVEN resize is held back 3 s, and the same upload URL is used again once validate has run
+    # GIVEN resize is held back 3 s, and the original is overwritten once validate has run: not through the upload
+    # URL (single use: S3 refuses a second PUT), but by someone with write access to the bucket
     rule = faults(service="lambda", operation="Invoke", resource="ResizeFunction", latency_ms=3_000, count=1)
     first, second = images.jpeg(1200, 800), images.jpeg(800, 800)
-    first, second = (data + b"\0" * (max(len(first), len(second)) - len(data)) for data in (first, second))  # same size
     grant = client.request_upload(size=len(first)).json()
-    assert requests.put(grant["uploadUrl"], data=first).status_code == 200
+    assert requests.put(grant["uploadUrl"], data=first, headers=grant["headers"]).status_code == 200
     deadline = time.monotonic() + 30
     while not faults.fired().get(rule["id"]):  # validated: resize has been invoked and is being held back
         assert time.monotonic() < deadline, "validate did not run"
         time.sleep(0.05)
-    assert requests.put(grant["uploadUrl"], data=second).status_code == 200
+    again = requests.put(grant["uploadUrl"], data=first, headers=grant["headers"])
+    assert again.status_code == 412  # the URL was used
+    aws("s3").put_object(Bucket=stack.original_bucket, Key=f"uploads/{grant['imageId']}", Body=second)
 
     # THEN what was validated is no longer there: FAILED with a clear code, nothing written, download refused
     record = client.wait(grant["imageId"], timeout=60)

@@ -182,7 +182,7 @@ def test_concurrent_duplicate_deliveries_process_once(client, aws, stack):
     assert stored_renditions(s3, stack, image_id) == expected_renditions(record)
 
 
-def test_object_put_straight_into_the_bucket_is_processed(client, aws, stack):
+def test_object_put_straight_into_the_bucket_is_processed(admin, aws, stack):  # no owner: an admin's to see
     from image_pipeline import keys
 
     s3 = aws("s3")
@@ -190,13 +190,13 @@ def test_object_put_straight_into_the_bucket_is_processed(client, aws, stack):
     put = s3.put_object(Bucket=stack.original_bucket, Key=key, Body=images.jpeg(1000, 1000), ContentType="image/jpeg")
     image_id = keys.image_id_for(stack.original_bucket, key, put["ETag"])
 
-    record = client.wait(image_id)
+    record = admin.wait(image_id)
 
     assert record["status"] == "PROCESSED" and record["original"]["key"] == key
     assert record["processed"]["width"] == 800 and record["processed"]["height"] == 800
 
 
-def test_manual_start_execution_reprocesses_an_image(client, aws, stack):
+def test_manual_start_execution_reprocesses_an_image(admin, aws, stack):
     s3, sfn = aws("s3"), aws("stepfunctions")
     key = "samples/photo.jpg"  # the key named by events/image_pipeline_reprocess.json
     # bytes of this run's own (a JPEG comment): a kept local cloud may hold this key's image from an earlier run,
@@ -206,7 +206,7 @@ def test_manual_start_execution_reprocesses_an_image(client, aws, stack):
     from image_pipeline import keys
 
     image_id = keys.image_id_for(stack.original_bucket, key, put["ETag"])
-    first = client.wait(image_id)
+    first = admin.wait(image_id)
     assert first["status"] == "PROCESSED"
     wait_executions_done(sfn, stack.state_machine)
     event = load_event("image_pipeline_reprocess")
@@ -216,7 +216,7 @@ def test_manual_start_execution_reprocesses_an_image(client, aws, stack):
     wait_executions_done(sfn, stack.state_machine)
 
     assert sfn.describe_execution(executionArn=arn)["status"] == "SUCCEEDED"
-    again = client.image(image_id).json()
+    again = admin.image(image_id).json()
     assert again["status"] == "PROCESSED" and again["updatedAt"] > first["updatedAt"]
     assert stored_renditions(s3, stack, image_id) == expected_renditions(again) == expected_renditions(first)
 

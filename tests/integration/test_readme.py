@@ -40,6 +40,7 @@ def test_the_readme_blocks_run_as_pasted(stack, tmp_path):
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("IMGPIPE_", "PYTEST_"))}
     env["COLUMNS"] = "160"
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "config")  # imgpipe's sign-in: this test's own, not the user's
     done = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     output = done.stdout + done.stderr
     (ROOT / ".localcloud" / "readme-blocks.out").write_text(output)  # for a look after a failure

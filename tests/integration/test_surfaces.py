@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from tests import images
 
@@ -110,13 +111,72 @@ def test_the_trace_shows_each_state_of_the_execution(client, stack):
 # ---------------------------------------------------------------- imgpipe
 
 
-def imgpipe(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+CONFIG: dict[str, str] = {}  # XDG_CONFIG_HOME of the signed-in user (the module's fixture sets it)
+
+
+def imgpipe(*args: str, cwd: Path | None = None, stdin: str | None = None, **env: str) -> subprocess.CompletedProcess:
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if not k.startswith("IMGPIPE_")},
         "COLUMNS": "200",
         "IMGPIPE_ENDPOINT_URL": os.environ.get("AWS_ENDPOINT_URL", "http://localhost:4566"),
+        **CONFIG,
+        **env,
     }
-    return subprocess.run([str(IMGPIPE), *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
+    return subprocess.run(
+        [str(IMGPIPE), *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=300, input=stdin
+    )
+
+
+@pytest.fixture(scope="module", autouse=True)
+def signed_in(stack, tmp_path_factory):
+    """A user made and signed in with imgpipe itself, its tokens in a config folder of this module's own."""
+    CONFIG["XDG_CONFIG_HOME"] = str(tmp_path_factory.mktemp("config"))
+    password = "Surfaces-password-42"
+    added = imgpipe("users", "add", "surfaces", "--password-stdin", "--update", stdin=password + "\n")
+    assert added.returncode == 0, added.stderr
+    login = imgpipe("login", "surfaces", "--password-stdin", stdin=password + "\n")
+    assert login.returncode == 0, login.stderr
+    yield
+    CONFIG.clear()
+
+
+def test_without_sign_in_imgpipe_says_what_to_do_and_refuses_forged_tokens(tmp_path):
+    for command in (["ls"], ["status", "2a321b24-8f83-49ed-ad4b-626e2ec02201"], ["token"]):
+        done = imgpipe(*command, XDG_CONFIG_HOME=str(tmp_path))
+        assert done.returncode == 2 and done.stderr.strip() == "imgpipe: not signed in: run imgpipe login", command
+    forged = imgpipe("ls", IMGPIPE_TOKEN="eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.", XDG_CONFIG_HOME=str(tmp_path))
+    assert forged.returncode == 2 and "refused" in forged.stderr
+    token = imgpipe("token").stdout.strip()
+    assert token.count(".") == 2
+    mode = (Path(CONFIG["XDG_CONFIG_HOME"]) / "imgpipe" / "sessions").stat().st_mode & 0o777
+    assert mode == 0o700
+    assert all(f.stat().st_mode & 0o777 == 0o600 for f in (Path(CONFIG["XDG_CONFIG_HOME"]) / "imgpipe").rglob("*.json"))
+
+
+def test_json_goes_after_the_command_too(folder):
+    after = imgpipe("ls", "--limit", "1", "--json")
+    assert after.returncode == 0, after.stderr
+    assert "images" in json.loads(after.stdout)
+
+
+def test_untrusted_file_names_are_shown_as_text(stack):
+    # GIVEN images whose names (as a client declared them: any text, slashes too) are Rich markup
+    token = imgpipe("token").stdout.strip()
+    names = ["[/]", "[link=https://evil.example]x[/link]"]
+    for name in names:
+        grant = requests.post(
+            f"{stack.api}/upload",
+            json={"filename": name, "size": 10},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+        assert grant.status_code == 201, grant.text
+    # WHEN they are listed THEN the names show as they are: no crash, no link
+    listed = imgpipe("ls", "--limit", "5")
+    assert listed.returncode == 0, listed.stderr
+    for name in names:
+        assert name in listed.stdout
+    assert "\x1b]8;" not in listed.stdout
 
 
 @pytest.fixture(scope="module")

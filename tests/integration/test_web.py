@@ -1,5 +1,6 @@
 """The web page in a real browser: headless Chromium (the Debian package), driven by Playwright, against the page
-the stack serves (WebUrl). Upload a photo and a file that is not one; watch both reach their outcome."""
+the stack serves (WebUrl). Sign in, upload a photo and a file that is not one, watch both reach their outcome; see
+only one's own images."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from tests import images
 
-from .conftest import ROOT
+from .conftest import ROOT, Client, new_user, sign_in
 
 SCREENSHOT = ROOT / ".localcloud" / "web-page.png"  # docs/web-page.png is a copy of one (README)
 
@@ -26,15 +27,31 @@ def browser():
         browser.close()
 
 
-def test_upload_a_photo_and_a_bad_file_through_the_page(browser, stack, client, tmp_path):
+def test_sign_in_upload_a_photo_and_a_bad_file_and_see_only_ones_own_images(browser, stack, client, tmp_path):
+    # GIVEN a user of the stack's pool, and an image of somebody else's
+    username, password = new_user(stack, "web")
+    me = Client(stack, sign_in(stack, username, password))
+    someone_elses = client.upload(images.jpeg(300, 200), "image/jpeg")
     photo, bad = tmp_path / "harbour.jpg", tmp_path / "notes.png"
     photo.write_bytes(images.jpeg(1600, 1200))
     bad.write_text("not a picture at all")
     page = browser.new_page(viewport={"width": 1200, "height": 900})
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: "Content Security Policy" in m.text and errors.append(m.text))  # a CSP refusal
     page.goto(stack.outputs["LocalWebUrl"])
+
+    # WHEN a wrong password is typed THEN the page says so; with the right one, the user's (empty) gallery shows
+    page.get_by_test_id("sign-in-username").fill(username)
+    page.get_by_test_id("sign-in-password").fill("Wrong-password-1")
+    page.get_by_test_id("sign-in-submit").click()
+    expect(page.get_by_test_id("sign-in-error")).to_contain_text("Wrong user name or password")
+    page.get_by_test_id("sign-in-password").fill(password)
+    page.get_by_test_id("sign-in-submit").click()
     expect(page.get_by_role("heading", name="Images")).to_be_visible()
+    expect(page.get_by_test_id("who-name")).to_have_text(username)
+    expect(page.get_by_text("No images yet.")).to_be_visible()
+    assert page.evaluate("Object.keys(localStorage)") == []  # the tokens stay in the tab's sessionStorage
 
     page.get_by_test_id("file-input").set_input_files([str(photo), str(bad)])
     good_card = page.locator('[data-testid="image-card"]', has_text="harbour.jpg")
@@ -46,8 +63,12 @@ def test_upload_a_photo_and_a_bad_file_through_the_page(browser, stack, client, 
     expect(image).to_have_attribute("alt", "harbour.jpg")
     page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle(), timeout=20_000)
     expect(bad_card.get_by_test_id("reason")).to_contain_text("not an image format we accept")
-    for card in (good_card, bad_card):  # the ids are the API's
-        assert client.image(card.get_attribute("data-image-id")).json()["status"] == card.get_attribute("data-status")
+    for card in (good_card, bad_card):  # the ids are the API's, and the signed-in user's
+        assert me.image(card.get_attribute("data-image-id")).json()["status"] == card.get_attribute("data-status")
+    assert page.locator(f'[data-image-id="{someone_elses}"]').count() == 0
+    page.reload()  # the gallery as the API lists it: only this user's two
+    expect(page.get_by_test_id("image-card")).to_have_count(2)
+    assert page.locator(f'[data-image-id="{someone_elses}"]').count() == 0
     SCREENSHOT.parent.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOT))
 
@@ -61,5 +82,11 @@ def test_upload_a_photo_and_a_bad_file_through_the_page(browser, stack, client, 
     page.once("dialog", lambda dialog: dialog.accept())
     good_card.get_by_role("button", name="Delete harbour.jpg").click()
     expect(page.locator(f'[data-image-id="{image_id}"]')).to_have_count(0)
-    assert client.image(image_id).status_code == 404
+    assert me.image(image_id).status_code == 404
+
+    # signing out forgets the session: the page asks again, and so does a reload
+    page.get_by_test_id("sign-out").click()
+    expect(page.get_by_test_id("sign-in-submit")).to_be_visible()
+    page.reload()
+    expect(page.get_by_test_id("sign-in-submit")).to_be_visible()
     assert errors == []

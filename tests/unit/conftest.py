@@ -26,6 +26,7 @@ ENV = {
     "MAX_UPLOAD_BYTES": "1000000",
     "MAX_PIXELS": "50000000",
     "URL_EXPIRY_SECONDS": "300",
+    "USAGE_TABLE": "usage-test",
     "POWERTOOLS_SERVICE_NAME": "image-pipeline-test",
     "POWERTOOLS_METRICS_NAMESPACE": "Test",
 }
@@ -67,14 +68,24 @@ def _shared_loader(search_path_string: str | None = None) -> botocore.loaders.Lo
 botocore.session.create_loader = _shared_loader  # type: ignore[assignment]
 
 
+@pytest.fixture(scope="session")
+def issuer():
+    """The tests' token issuer, its keys served on 127.0.0.1 (tests/tokens.py)."""
+    with Issuer() as started:
+        yield started
+
+
 @pytest.fixture
-def aws_env(monkeypatch):
-    """moto-backed AWS with the stack's table and buckets."""
+def aws_env(monkeypatch, issuer):
+    """moto-backed AWS with the stack's tables and buckets; the API trusts ``issuer``."""
     from moto import mock_aws
 
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     for key, value in ENV.items():
         monkeypatch.setenv(key, value)
+    monkeypatch.setenv("AUTH_ISSUER", issuer.issuer)
+    monkeypatch.setenv("AUTH_AUDIENCE", issuer.audience)
+    monkeypatch.setenv("AUTH_JWKS_URL", issuer.jwks_url)
     with mock_aws():
         ddb = boto3.resource("dynamodb")
         table = template_table()
@@ -85,10 +96,25 @@ def aws_env(monkeypatch):
             KeySchema=table["KeySchema"],
             GlobalSecondaryIndexes=table["GlobalSecondaryIndexes"],
         )
+        usage = _template()["Resources"]["UsageTable"]["Properties"]
+        ddb.create_table(
+            TableName=ENV["USAGE_TABLE"],
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=usage["AttributeDefinitions"],
+            KeySchema=usage["KeySchema"],
+        )
         s3 = boto3.client("s3")
         s3.create_bucket(Bucket=ENV["ORIGINAL_BUCKET"])
         s3.create_bucket(Bucket=ENV["PROCESSED_BUCKET"])
-        yield {"table": ddb.Table(ENV["TABLE_NAME"]), "s3": s3}
+        yield {"table": ddb.Table(ENV["TABLE_NAME"]), "usage": ddb.Table(ENV["USAGE_TABLE"]), "s3": s3}
+
+
+def signed_in(event: dict, token: str | None) -> dict:
+    """``event`` (an API Gateway event) with ``Authorization: Bearer token`` (none if ``token`` is None)."""
+    headers = {k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "authorization"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    return {**event, "headers": headers}
 
 
 @pytest.fixture
@@ -114,6 +140,7 @@ def load_handler(function: str):
 
 
 from tests.conftest import load_event  # noqa: E402,F401  (re-exported for the unit tests)
+from tests.tokens import Issuer  # noqa: E402
 
 os.environ.setdefault("POWERTOOLS_DEV", "false")
 # Powertools' logger, metrics and tracer live in image_pipeline.observability and read their settings when it is

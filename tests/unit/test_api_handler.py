@@ -7,7 +7,7 @@ import urllib.parse
 
 import pytest
 
-from tests.unit.conftest import load_event, load_handler
+from tests.unit.conftest import load_event, load_handler, signed_in
 
 
 @pytest.fixture
@@ -15,8 +15,19 @@ def api(aws_env):
     return load_handler("api")
 
 
-def call(api, event: dict, context) -> tuple[int, dict]:
-    resp = api.lambda_handler(event, context)
+@pytest.fixture(autouse=True)
+def alice(issuer):
+    """Every call() is alice's unless it says otherwise."""
+    global ALICE_TOKEN
+    ALICE_TOKEN = issuer.token("alice")
+
+
+ALICE_TOKEN = ""
+SIGNED_IN = object()
+
+
+def call(api, event: dict, context, token: str | None | object = SIGNED_IN) -> tuple[int, dict]:
+    resp = api.lambda_handler(signed_in(event, ALICE_TOKEN if token is SIGNED_IN else token), context)
     return resp["statusCode"], json.loads(resp["body"])
 
 
@@ -32,16 +43,18 @@ def test_upload_issues_a_presigned_put_and_a_pending_record(api, aws_env, lambda
     assert status == 201
     assert set(body) == {"imageId", "uploadUrl", "method", "headers", "expiresIn", "maxBytes"}
     assert body["method"] == "PUT" and body["headers"]["Content-Type"] == "image/jpeg"
+    assert body["headers"]["If-None-Match"] == "*"  # single use: S3 refuses a second PUT to the key
     query = urllib.parse.parse_qs(urllib.parse.urlsplit(body["uploadUrl"]).query)
     assert query["X-Amz-Algorithm"] == ["AWS4-HMAC-SHA256"]
-    assert set(query["X-Amz-SignedHeaders"][0].split(";")) >= {"content-length", "content-type", "host"}
+    signed = set(query["X-Amz-SignedHeaders"][0].split(";"))
+    assert signed >= {"content-length", "content-type", "host", "if-none-match"}
     assert f"uploads/{body['imageId']}" in body["uploadUrl"]
     assert aws_env["table"].get_item(Key={"imageId": body["imageId"]})["Item"]["status"] == "PENDING"
 
 
 def test_upload_with_only_a_size_signs_the_length(api, lambda_context):
     status, body = call(api, upload_event({"size": 1234}), lambda_context)
-    assert status == 201 and body["headers"] == {"Content-Length": "1234"}
+    assert status == 201 and body["headers"] == {"Content-Length": "1234", "If-None-Match": "*"}
     query = urllib.parse.parse_qs(urllib.parse.urlsplit(body["uploadUrl"]).query)
     assert "content-length" in query["X-Amz-SignedHeaders"][0].split(";")
 

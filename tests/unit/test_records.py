@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from image_pipeline.api import to_api
+from image_pipeline.auth import Caller
 from image_pipeline.errors import ImageNotOwnedError
 from image_pipeline.records import ImageRepository
 
@@ -20,14 +21,14 @@ def repo(aws_env):
 
 
 def test_create_pending_refuses_an_existing_id(repo):
-    repo.create_pending("id-1", "uploads/id-1", "a.jpg", "image/jpeg")
+    repo.create_pending("id-1", "uploads/id-1", "a.jpg", "image/jpeg", "alice", 10)
     with pytest.raises(Exception, match="ConditionalCheckFailed"):
-        repo.create_pending("id-1", "uploads/id-1", None, None)
+        repo.create_pending("id-1", "uploads/id-1", None, None, "alice", 10)
     assert repo.get("id-1")["status"] == "PENDING"
 
 
 def test_claim_moves_pending_to_processing_once(repo):
-    repo.create_pending("id-2", "uploads/id-2", None, None)
+    repo.create_pending("id-2", "uploads/id-2", None, None, "alice", 10)
     first = repo.claim("id-2", "uploads/id-2", "etag", ARN_A)
     second = repo.claim("id-2", "uploads/id-2", "etag", ARN_B)
     assert first.claimed and first.record["executionArn"] == ARN_A
@@ -85,8 +86,8 @@ def test_a_processed_image_never_regresses_to_failed(repo):
 
 
 def test_to_api_shape(repo):
-    repo.create_pending("id-9", "uploads/id-9", None, None)
-    body = to_api(repo.get("id-9"))
+    repo.create_pending("id-9", "uploads/id-9", None, None, "alice", 10)
+    body = to_api(repo.get("id-9"), Caller("alice"))
     assert set(body) == {
         "imageId",
         "status",
@@ -116,7 +117,7 @@ def test_mark_processed_is_idempotent_for_its_execution_only(repo):
 
 def test_a_late_upload_claims_its_expired_record_and_clears_the_ttl(repo):
     # GIVEN an upload URL the reconciler declared EXPIRED (with a TTL), whose slow PUT then lands
-    repo.create_pending("id-10", "uploads/id-10", None, None)
+    repo.create_pending("id-10", "uploads/id-10", None, None, "alice", 10)
     repo.table.update_item(
         Key={"imageId": "id-10"},
         UpdateExpression="SET #s = :e, expiresAt = :ttl",
@@ -133,7 +134,7 @@ def test_a_late_upload_claims_its_expired_record_and_clears_the_ttl(repo):
 def test_an_execution_that_never_claimed_the_image_writes_no_failure(repo, status):
     # e.g. a duplicate event's execution that was throttled out before its claim, while the image waits
     if status:
-        repo.create_pending("id-11", "uploads/id-11", None, None)
+        repo.create_pending("id-11", "uploads/id-11", None, None, "alice", 10)
     with pytest.raises(ImageNotOwnedError):
         repo.mark_failed("id-11", ARN_B, "FAILED", "PROCESSING_FAILED", "gave up")
     assert (repo.get("id-11") or {}).get("status") == status
@@ -156,7 +157,7 @@ def in_flight(repo, status: str) -> list[str]:
 
 def test_only_images_in_flight_are_in_the_in_flight_index(repo):
     for image_id in ("f-done", "f-failed", "f-expired", "f-deleted", "f-busy", "f-new"):
-        repo.create_pending(image_id, f"uploads/{image_id}", None, None)
+        repo.create_pending(image_id, f"uploads/{image_id}", None, None, "alice", 10)
     assert len(in_flight(repo, "PENDING")) == 6
     for image_id in ("f-done", "f-failed", "f-busy", "f-deleted"):
         repo.claim(image_id, f"uploads/{image_id}", "e", ARN_A)
@@ -164,7 +165,7 @@ def test_only_images_in_flight_are_in_the_in_flight_index(repo):
     done = repo.mark_processed("f-done", ARN_A, {"processed": {"key": "renditions/f-done.jpg"}}, original)
     failed = repo.mark_failed("f-failed", ARN_A, "FAILED", "PROCESSING_FAILED", "gave up", {**original, "key": "k"})
     repo.transition_if_unchanged(repo.get("f-expired"), "EXPIRED", "UPLOAD_URL_EXPIRED", "expired")
-    repo.delete("f-deleted")
+    repo.delete("f-deleted", None)
 
     assert in_flight(repo, "PENDING") == ["f-new"] and in_flight(repo, "PROCESSING") == ["f-busy"]
     assert done["original"] == original and failed["original"]["key"] == "k"  # recorded with the outcome
@@ -179,7 +180,7 @@ def test_an_upgraded_stacks_in_flight_images_are_put_under_the_index_once(repo):
 
     for image_id, status in (("old-p", "PENDING"), ("old-r", "PROCESSING"), ("old-d", "PROCESSED")):
         repo.table.put_item(Item={"imageId": image_id, "status": status, "updatedAt": "2026-12-01T00:00:00.000Z"})
-    repo.create_pending("new-p", "uploads/new-p", None, None)  # written by the new code: marked already
+    repo.create_pending("new-p", "uploads/new-p", None, None, "alice", 10)  # written by the new code: marked already
 
     assert mark_in_flight.mark(repo.table) == 2
     assert in_flight(repo, "PENDING") == ["new-p", "old-p"] and in_flight(repo, "PROCESSING") == ["old-r"]

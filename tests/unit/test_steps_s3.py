@@ -194,7 +194,7 @@ def test_a_rejected_original_is_tagged_to_expire_and_a_failed_one_is_kept(failin
 
 def test_an_execution_that_does_not_own_the_image_tags_nothing(failing):
     s3, settings, repo, event, image_id = failing
-    repo.create_pending(image_id, "uploads/bad", None, None)
+    repo.create_pending(image_id, "uploads/bad", None, None, "alice", 10)
     rejected = {**event, "error": {"Error": "InvalidImageError", "Cause": '{"errorMessage": "CORRUPT_IMAGE: x"}'}}
     with pytest.raises(ImageNotOwnedError):
         workflow.record_failure(s3, repo, settings, rejected, "arn:not-the-owner")

@@ -98,6 +98,7 @@ def test_every_terminal_outcome_is_published_once_on_the_stacks_bus():
     processed = PUBLISH_TASKS["Publish processed"]["Parameters"]["Entries"][0]
     assert processed["DetailType"] == "Image Processed" and set(processed["Detail"]) == {
         "imageId.$",
+        "owner.$",  # a consumer routes events by owner
         "status.$",
         "renditions.$",
     }
@@ -240,7 +241,9 @@ LEAST_PRIVILEGE = {
         ("dynamodb:GetItem", "ImageTable"),
         ("dynamodb:PutItem", "ImageTable"),
         ("dynamodb:UpdateItem", "ImageTable"),  # DELETE: the tombstone
-        ("dynamodb:Query", "ImageTable/index/byUploadTime"),  # GET /images, with or without a status
+        ("dynamodb:Query", "ImageTable/index/byOwner"),  # GET /images, the caller's, with or without a status
+        ("dynamodb:Query", "ImageTable/index/byUploadTime"),  # an admin's GET /images?all=true
+        ("dynamodb:UpdateItem", "UsageTable"),  # quotas: a grant's counters (one transaction), bytes given back
         ("s3:PutObject", f"OriginalBucket/{UPLOADS}*"),
         ("s3:DeleteObject", "OriginalBucket/*"),
         ("s3:DeleteObjectVersion", "OriginalBucket/*"),
@@ -289,6 +292,7 @@ LEAST_PRIVILEGE = {
         ("states:StartExecution", "ImagePipelineStateMachine"),
         ("states:DescribeExecution", "execution:${ImagePipelineStateMachine.Name}:*"),
         ("events:PutEvents", "CompletionEventBus"),
+        ("dynamodb:UpdateItem", "UsageTable"),  # an expired upload's bytes given back to its owner
     },
 }
 
@@ -336,7 +340,7 @@ def test_no_broad_managed_policies_and_star_resources_only_where_aws_requires_th
         assert "logs:CreateLogDelivery" in TEMPLATE[max(0, star - 600) : star]
 
 
-def test_api_key_is_a_deploy_time_choice_for_every_route():
+def test_every_route_but_the_pages_files_is_signed_in_and_the_api_key_a_deploy_time_choice():
     api = RESOURCES["ImageApi"]["Properties"]
     declared = {(path, method) for path, ops in api["DefinitionBody"]["paths"].items() for method in ops}
     routed = {
@@ -346,11 +350,28 @@ def test_api_key_is_a_deploy_time_choice_for_every_route():
         for e in r["Properties"].get("Events", {}).values()
         if e["Type"] == "Api"
     }
-    assert declared == routed  # a new route cannot skip the key requirement
+    assert declared == routed  # a new route cannot skip the key requirement, nor API Gateway's token check
     assert api["DefinitionBody"]["paths"]["/web/{file}"]["get"] == {}  # static files: a browser sends no key
+    with_key = {"!If": ["WithApiKey", [{"cognito": [], "api_key": []}], [{"cognito": []}]]}
+    without_pool = {"!If": ["WithApiKey", [{"api_key": []}], {"!Ref": "AWS::NoValue"}]}
     for path, method in declared - {("/web/{file}", "get")}:
         security = api["DefinitionBody"]["paths"][path][method]["security"]
-        assert security == {"!If": ["WithApiKey", [{"api_key": []}], {"!Ref": "AWS::NoValue"}]}, path
+        assert security == {"!If": ["OwnUserPool", with_key, without_pool]}, path
+    # the function's own check is the one that decides: AWS's authorizer is defence in depth with the stack's pool
+    scheme = api["DefinitionBody"]["components"]["securitySchemes"]["cognito"]["!If"]
+    assert scheme[0] == "OwnUserPool" and scheme[1]["x-amazon-apigateway-authorizer"] == {
+        "type": "cognito_user_pools",
+        "providerARNs": [{"!GetAtt": "UserPool.Arn"}],
+    }
+    variables = RESOURCES["ApiFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["AUTH_ISSUER"] == {
+        "!If": ["OwnUserPool", {"!GetAtt": "UserPool.ProviderURL"}, {"!Ref": "AuthIssuer"}]
+    }
+    assert variables["AUTH_AUDIENCE"] == {"!If": ["OwnUserPool", {"!Ref": "UserPoolClient"}, {"!Ref": "AuthAudience"}]}
+    client = RESOURCES["UserPoolClient"]["Properties"]
+    assert client["GenerateSecret"] is False and "ALLOW_ADMIN_USER_PASSWORD_AUTH" not in client["ExplicitAuthFlows"]
+    assert RESOURCES["UserPool"]["Properties"]["AdminCreateUserConfig"] == {"AllowAdminCreateUserOnly": True}
+    assert "Authorization" in api["Cors"]["AllowHeaders"]
     plan = RESOURCES["ApiUsagePlan"]
     assert plan["Condition"] == "WithApiKey" and plan["DependsOn"] == f"ImageApi{api['StageName']}Stage"
     assert plan["Properties"]["ApiStages"] == [{"ApiId": {"!Ref": "ImageApi"}, "Stage": api["StageName"]}]
@@ -480,7 +501,9 @@ def test_the_backfill_never_picks_an_image_twice_and_bounds_its_work():
 def test_the_table_indexes_hold_no_hot_status_key_and_an_old_stack_can_upgrade_in_two_deploys():
     table = RESOURCES["ImageTable"]["Properties"]
     plain = {ix["IndexName"]: ix for ix in table["GlobalSecondaryIndexes"] if "IndexName" in ix}
-    assert set(plain) == {"inFlight", "byUploadTime"}
+    assert set(plain) == {"inFlight", "byUploadTime", "byOwner"}
+    # an owner's listing has a partition of its own: no key shared by every owner's writes
+    assert [k["AttributeName"] for k in plain["byOwner"]["KeySchema"]] == ["listedOwner", "uploadTimestamp"]
     in_flight = plain["inFlight"]
     assert [k["AttributeName"] for k in in_flight["KeySchema"]] == ["inFlight", "updatedAt"]
     # what the reconciler reads, nothing it does not: a write of other attributes does not write this index

@@ -1,5 +1,6 @@
-"""The HTTP API's logic: upload URLs, status, listing, deletion, download URLs and srcsets. Errors are
-ApiError(status, code, message)."""
+"""The HTTP API's logic: upload URLs, status, listing, deletion, download URLs and srcsets, each for a verified
+``Caller``. An image is its owner's: for anyone else but an admin it answers as an unknown id does (404), so that
+its existence does not leak. Errors are ApiError(status, code, message)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,16 @@ from typing import Any
 from urllib.parse import quote
 
 from image_pipeline import keys, purge, trace
+from image_pipeline.auth import Caller
 from image_pipeline.config import Settings
 from image_pipeline.errors import ApiError
+from image_pipeline.quota import Quotas
 from image_pipeline.records import (
     DELETED,
     EXPIRED,
     FAILED,
+    LISTED_OWNER,
+    OWNER,
     PROCESSED,
     PROCESSING,
     REJECTED,
@@ -75,12 +80,23 @@ def accepted_content_types(settings: Settings) -> tuple[str, ...]:
     return tuple(t for t in ACCEPTED_CONTENT_TYPES if t not in HEIC_CONTENT_TYPES)
 
 
-def create_upload(s3, repo: ImageRepository, settings: Settings, request: UploadRequest) -> dict[str, Any]:
+def create_upload(
+    s3, repo: ImageRepository, quotas: Quotas, settings: Settings, caller: Caller, request: UploadRequest
+) -> dict[str, Any]:
+    """A new image of ``caller`` and a URL to PUT its original to, once: the URL is signed with ``If-None-Match: *``,
+    so S3 refuses a second PUT to the key (412) and no second execution starts. Counted against the caller's quotas
+    first (429 QUOTA_EXCEEDED)."""
+    quotas.take_grant(caller.sub, request.size)
     image_id = keys.new_image_id()
     key = keys.upload_key(image_id)
-    repo.create_pending(image_id, key, request.filename, request.content_type)
-    params: dict[str, Any] = {"Bucket": settings.original_bucket, "Key": key, "ContentLength": request.size}
-    headers: dict[str, str] = {"Content-Length": str(request.size)}
+    repo.create_pending(image_id, key, request.filename, request.content_type, caller.sub, request.size)
+    params: dict[str, Any] = {
+        "Bucket": settings.original_bucket,
+        "Key": key,
+        "ContentLength": request.size,
+        "IfNoneMatch": "*",
+    }
+    headers: dict[str, str] = {"Content-Length": str(request.size), "If-None-Match": "*"}
     if request.content_type:
         params["ContentType"] = headers["Content-Type"] = request.content_type
     url = s3.generate_presigned_url("put_object", Params=params, ExpiresIn=settings.url_expiry_seconds)
@@ -102,27 +118,49 @@ def checked_id(image_id: str | None) -> str:
     return image_id
 
 
-def _record(repo: ImageRepository, image_id: str | None) -> dict[str, Any]:
+def visible_to(caller: Caller, record: dict[str, Any]) -> bool:
+    return caller.admin or record.get(OWNER) == caller.sub
+
+
+def _record(repo: ImageRepository, caller: Caller, image_id: str | None) -> dict[str, Any]:
     record = repo.get(checked_id(image_id))
-    if record is None:
+    if record is None or not visible_to(caller, record):  # another's image answers as an unknown one does
         raise ApiError(404, "NOT_FOUND", "no such image")
     if record["status"] == DELETED:
         raise ApiError(404, "NOT_FOUND", "the image was deleted")
     return record
 
 
-def get_image(repo: ImageRepository, image_id: str | None) -> dict[str, Any]:
-    return to_api(_record(repo, image_id))
+def get_image(repo: ImageRepository, caller: Caller, image_id: str | None) -> dict[str, Any]:
+    return to_api(_record(repo, caller, image_id), caller)
 
 
 MAX_PAGE = 100
 DEFAULT_PAGE = 20
 
 
-def list_images(repo: ImageRepository, status: str | None, limit: str | None, cursor: str | None) -> dict[str, Any]:
-    """GET /images: newest first by upload time, of one ``status`` if given, at most ``limit`` (1-100) per page;
-    ``cursor`` is the previous page's, opaque to the client. A page filtered by a rare status may hold fewer images
-    (ImageRepository.newest): go on while there is a cursor."""
+def list_images(
+    repo: ImageRepository,
+    caller: Caller,
+    status: str | None,
+    limit: str | None,
+    cursor: str | None,
+    owner: str | None = None,
+    everyone: str | None = None,
+) -> dict[str, Any]:
+    """GET /images: the caller's images, newest first by upload time, of one ``status`` if given, at most ``limit``
+    (1-100) per page; ``cursor`` is the previous page's, opaque to the client. A page filtered by a rare status may
+    hold fewer images (ImageRepository.newest): go on while there is a cursor. An admin may list another ``owner``'s
+    images, or everyone's (``everyone`` "true")."""
+    if everyone not in (None, "true", "false"):
+        raise ApiError(400, "INVALID_REQUEST", "all must be true or false")
+    listed: str | None = caller.sub
+    if everyone == "true" or (owner is not None and owner != caller.sub):
+        if not caller.admin:
+            raise ApiError(403, "ADMIN_ONLY", "only an admin lists other owners' images")
+        listed = None if everyone == "true" else owner
+    if listed is not None and not 0 < len(listed) <= 128:
+        raise ApiError(400, "INVALID_REQUEST", "owner must be an owner id")
     if status is not None and status not in STATUSES:
         raise ApiError(400, "INVALID_STATUS", f"status must be one of {', '.join(STATUSES)}")
     page_size = DEFAULT_PAGE
@@ -130,13 +168,18 @@ def list_images(repo: ImageRepository, status: str | None, limit: str | None, cu
         if not limit.isdigit() or not 1 <= int(limit) <= MAX_PAGE:
             raise ApiError(400, "INVALID_LIMIT", f"limit must be a whole number from 1 to {MAX_PAGE}")
         page_size = int(limit)
-    items, last = repo.newest(status, page_size, _decode_cursor(cursor, status) if cursor else None)
-    return {"images": [to_api(item) for item in items], "cursor": _encode_cursor(last, status) if last else None}
+    start = _decode_cursor(cursor, listed, status) if cursor else None
+    items, last = repo.newest(listed, status, page_size, start)
+    return {
+        "images": [to_api(item, caller) for item in items],
+        "cursor": _encode_cursor(last, status) if last else None,
+    }
 
 
-# A cursor is the byUploadTime index position where a page stopped (these attributes, all strings) and the status
-# the listing was filtered by ("*": none): a cursor of one listing is refused by another.
-_CURSOR_FIELDS = {"imageId", "gallery", "uploadTimestamp"}
+# A cursor is the index position where a page stopped (these attributes, all strings: the byOwner index's, or for
+# everyone's images the byUploadTime index's) and the status the listing was filtered by ("*": none): a cursor of one
+# listing, or of another owner's, is refused by another.
+_CURSOR_FIELDS = {"imageId", "uploadTimestamp"}
 _ANY_STATUS = "*"
 
 
@@ -145,25 +188,28 @@ def _encode_cursor(last_key: dict[str, Any], status: str | None) -> str:
     return base64.urlsafe_b64encode(json.dumps(position, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str, status: str | None) -> dict[str, Any]:
+def _decode_cursor(cursor: str, owner: str | None, status: str | None) -> dict[str, Any]:
     invalid = ApiError(400, "INVALID_CURSOR", "cursor is not one this API returned for this listing")
     try:
         key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (ValueError, binascii.Error, RecursionError):
         raise invalid from None
-    if not isinstance(key, dict) or set(key) != _CURSOR_FIELDS | {"listing"}:
+    partition = {"gallery": "images"} if owner is None else {LISTED_OWNER: owner}
+    if not isinstance(key, dict) or set(key) != _CURSOR_FIELDS | set(partition) | {"listing"}:
         raise invalid
     if not all(isinstance(v, str) for v in key.values()) or key.pop("listing") != (status or _ANY_STATUS):
+        raise invalid
+    if any(key[k] != v for k, v in partition.items()):
         raise invalid
     return key
 
 
 def get_trace(
-    sfn, repo: ImageRepository, image_id: str | None, logs=None, log_group: str | None = None
+    sfn, repo: ImageRepository, caller: Caller, image_id: str | None, logs=None, log_group: str | None = None
 ) -> dict[str, Any]:
     """GET /images/{id}/trace: the timelines of the image's executions (image_pipeline.trace; an Express
     execution's from the state machine's log group)."""
-    record = _record(repo, image_id)
+    record = _record(repo, caller, image_id)
     arns = sorted(
         set(record.get("executions") or []) | ({record["executionArn"]} if record.get("executionArn") else set())
     )
@@ -174,19 +220,31 @@ def get_trace(
 
 
 def delete_image(
-    s3, repo: ImageRepository, settings: Settings, image_id: str | None, publish: Callable[[str, dict], None] | None
+    s3,
+    repo: ImageRepository,
+    quotas: Quotas,
+    settings: Settings,
+    caller: Caller,
+    image_id: str | None,
+    publish: Callable[[str, dict], None] | None,
 ) -> None:
     """DELETE /images/{id}: the record becomes a tombstone first (no execution can write the image after that, and
     a late upload of it is refused and deleted by Validate), then every version of the original, every rendition and
     anything staged go; ``Image Deleted`` is published once. Idempotent: a deleted image is deleted again (in case an
-    earlier call stopped half-way) and answers the same; an id never issued is 404."""
-    old = repo.delete(checked_id(image_id))
+    earlier call stopped half-way) and answers the same; an id never issued, or another owner's (unless the caller is
+    an admin), is 404 and nothing is written. The bytes the image held are given back to its owner's quota once."""
+    old = repo.delete(checked_id(image_id), None if caller.admin else caller.sub)
     if old is None:
         raise ApiError(404, "NOT_FOUND", "no such image")
+    if old["status"] != DELETED and old.get(OWNER):
+        quotas.give_back(old[OWNER], int(old.get("declaredSize") or 0))
     purge.delete_original(s3, settings.original_bucket, old.get("originalKey") or keys.upload_key(old["imageId"]))
     purge.delete_renditions(s3, settings.processed_bucket, old["imageId"])
     if publish is not None and not old.get("deletionAnnounced"):
-        publish(DELETED, {"imageId": old["imageId"], "status": DELETED, "previousStatus": old["status"]})
+        publish(
+            DELETED,
+            {"imageId": old["imageId"], "owner": old.get(OWNER), "status": DELETED, "previousStatus": old["status"]},
+        )
         repo.mark_announced(old["imageId"])
 
 
@@ -195,10 +253,10 @@ CONTENT_TYPES = {"avif": "image/avif", "webp": "image/webp", "jpeg": "image/jpeg
 AUTO_PREFERENCE = ("avif", "webp")  # then the JPEG/PNG of the size, which every browser shows
 
 
-def _servable(repo: ImageRepository, image_id: str | None) -> dict[str, Any]:
+def _servable(repo: ImageRepository, caller: Caller, image_id: str | None) -> dict[str, Any]:
     """The record of an image that has renditions: PROCESSED, or being reprocessed (its renditions stay served
     until the new ones replace them); else the image's error (422) or NOT_READY (409)."""
-    record = _record(repo, image_id)
+    record = _record(repo, caller, image_id)
     status = record["status"]
     if status == PROCESSED or (status == PROCESSING and record.get("processed")):
         return record
@@ -227,6 +285,7 @@ def download(
     s3,
     repo: ImageRepository,
     settings: Settings,
+    caller: Caller,
     image_id: str | None,
     size: str | None = None,
     format: str | None = None,
@@ -243,7 +302,7 @@ def download(
         if not size.isdigit() or not 0 < int(size) <= 100_000:
             raise ApiError(400, "INVALID_SIZE", "size must be a positive number of pixels (a box of the set)")
         box = int(size)
-    record = _servable(repo, image_id)
+    record = _servable(repo, caller, image_id)
     result = {"imageId": record["imageId"], "expiresIn": _url_lifetime(settings)}
     if box is None and fmt is None:
         processed = _plain(record["processed"])
@@ -292,10 +351,10 @@ def _accepted_types(accept: str | None) -> set[str]:
     return types
 
 
-def srcset(s3, repo: ImageRepository, settings: Settings, image_id: str | None) -> dict[str, Any]:
+def srcset(s3, repo: ImageRepository, settings: Settings, caller: Caller, image_id: str | None) -> dict[str, Any]:
     """Per format (the configured preference order), a srcset of presigned URLs ready for <picture><source>, the
     default rendition as the <img> fallback, and the placeholder."""
-    record = _servable(repo, image_id)
+    record = _servable(repo, caller, image_id)
     renditions = _plain(record.get("renditions") or [])
     order = [f for f in settings.rendition_formats if f != "jpeg"] + ["jpeg", "png"]
     sources = []
@@ -322,9 +381,9 @@ def srcset(s3, repo: ImageRepository, settings: Settings, image_id: str | None) 
     }
 
 
-def to_api(record: dict[str, Any]) -> dict[str, Any]:
-    """The public shape of GET /images/{imageId}."""
-    return {
+def to_api(record: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    """The public shape of GET /images/{imageId} (the owner's id only to an admin, who may see others')."""
+    shown = {
         "imageId": record["imageId"],
         "status": record["status"],
         "filename": record.get("filename"),  # as the client declared it (POST /upload), for people only
@@ -340,6 +399,9 @@ def to_api(record: dict[str, Any]) -> dict[str, Any]:
         "execution": _execution_name(record.get("executionArn")),
         "executions": sorted(_execution_name(arn) for arn in record.get("executions") or []),
     }
+    if caller.admin:
+        shown["owner"] = record.get(OWNER)
+    return shown
 
 
 def _execution_name(arn: str | None) -> str | None:

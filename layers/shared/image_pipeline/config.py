@@ -16,6 +16,9 @@ DEFAULT_MAX_PIXELS = 50_000_000
 DEFAULT_URL_EXPIRY_SECONDS = 300
 DEFAULT_RENDITION_SIZES = (200, 400, 800, 1600)
 DEFAULT_RENDITION_FORMATS = ("avif", "webp", "jpeg")
+DEFAULT_QUOTA_UPLOADS_PER_HOUR = 500
+DEFAULT_QUOTA_UPLOADS_PER_DAY = 2000
+DEFAULT_QUOTA_STORED_BYTES = 10 * 1024**3
 RENDITION_FORMAT_NAMES = ("avif", "webp", "jpeg")  # "jpeg" is PNG for images with alpha
 
 
@@ -39,6 +42,20 @@ class Settings:
     cdn_domain: str | None = None  # EnableCdn: download URLs name the CloudFront distribution, unsigned
     workflow_log_group: str | None = None  # the state machine's log group: an Express execution's history
     encode_threads: int = 1  # encoder threads: 2 halve the latency only from 1769 MB up (a whole vCPU, more)
+    # Sign-in (the API function only): the token issuer, the audience its tokens must name (an app client id), where
+    # its keys are (empty: {issuer}/.well-known/jwks.json), and the claim and value that make a caller an admin
+    auth_issuer: str | None = None
+    auth_audience: str | None = None
+    auth_jwks_url: str | None = None
+    auth_admin_claim: str = "cognito:groups"
+    auth_admin_value: str = "admin"
+    aws_endpoint_url: str | None = None  # AWS_ENDPOINT_URL: a local cloud's endpoint for every AWS service
+    region: str = "us-east-1"
+    # Per-owner quotas (the API function only): upload grants per hour and per day, bytes stored; the usage table
+    usage_table: str | None = None
+    quota_uploads_per_hour: int = DEFAULT_QUOTA_UPLOADS_PER_HOUR
+    quota_uploads_per_day: int = DEFAULT_QUOTA_UPLOADS_PER_DAY
+    quota_stored_bytes: int = DEFAULT_QUOTA_STORED_BYTES
 
     @property
     def rendition_set(self) -> str:
@@ -59,6 +76,12 @@ class Settings:
         if not self.state_machine_arn:
             raise ConfigError("STATE_MACHINE_ARN is not set in this function's environment")
         return self.state_machine_arn
+
+    def require_auth(self) -> tuple[str, str]:
+        """The issuer and audience: the API refuses to start without them (it never serves anyone unverified)."""
+        if not self.auth_issuer or not self.auth_audience:
+            raise ConfigError("AUTH_ISSUER and AUTH_AUDIENCE must be set in the API function's environment")
+        return self.auth_issuer, self.auth_audience
 
     def require_event_bus_name(self) -> str:
         if not self.event_bus_name:
@@ -94,6 +117,17 @@ class Settings:
             web_bucket=env.get("WEB_BUCKET") or None,
             workflow_log_group=env.get("WORKFLOW_LOG_GROUP") or None,
             cdn_domain=env.get("CDN_DOMAIN") or None,
+            auth_issuer=env.get("AUTH_ISSUER") or None,
+            auth_audience=env.get("AUTH_AUDIENCE") or None,
+            auth_jwks_url=env.get("AUTH_JWKS_URL") or None,
+            auth_admin_claim=env.get("AUTH_ADMIN_CLAIM") or "cognito:groups",
+            auth_admin_value=env.get("AUTH_ADMIN_VALUE") or "admin",
+            aws_endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+            usage_table=env.get("USAGE_TABLE") or None,
+            quota_uploads_per_hour=int(env.get("QUOTA_UPLOADS_PER_HOUR", DEFAULT_QUOTA_UPLOADS_PER_HOUR)),
+            quota_uploads_per_day=int(env.get("QUOTA_UPLOADS_PER_DAY", DEFAULT_QUOTA_UPLOADS_PER_DAY)),
+            quota_stored_bytes=int(env.get("QUOTA_STORED_BYTES", DEFAULT_QUOTA_STORED_BYTES)),
         )
 
 

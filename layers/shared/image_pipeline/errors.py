@@ -41,11 +41,15 @@ class OriginalReplacedError(Exception):
 
 
 class ApiError(Exception):
-    """An HTTP API refusal: status, machine-readable code, message (and extra fields of the body)."""
+    """An HTTP API refusal: status, machine-readable code, message (and extra fields of the body); ``retry_after``
+    (seconds) becomes the Retry-After header."""
 
-    def __init__(self, http_status: int, code: str, message: str, **extra: Any) -> None:
+    def __init__(
+        self, http_status: int, code: str, message: str, *, retry_after: int | None = None, **extra: Any
+    ) -> None:
         super().__init__(message)
         self.http_status, self.code, self.message, self.extra = http_status, code, message, extra
+        self.retry_after = retry_after
 
 
 class ConfigError(Exception):

@@ -8,6 +8,7 @@ import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 
 from image_pipeline.config import Settings
+from image_pipeline.quota import Limits, Quotas
 from image_pipeline.records import ImageRepository
 
 logger = Logger()  # service name and level from POWERTOOLS_SERVICE_NAME / POWERTOOLS_LOG_LEVEL (template Globals)
@@ -27,3 +28,9 @@ def annotate_image(image_id: str | None) -> None:
 def repository(settings: Settings) -> ImageRepository:
     """The image records' repository on the stack's table."""
     return ImageRepository(boto3.resource("dynamodb").Table(settings.table_name))
+
+
+def quota_counters(settings: Settings) -> Quotas:
+    """The per-owner quota counters on the stack's usage table."""
+    limits = Limits(settings.quota_uploads_per_hour, settings.quota_uploads_per_day, settings.quota_stored_bytes)
+    return Quotas(boto3.resource("dynamodb").Table(settings.usage_table or ""), limits)

@@ -26,7 +26,7 @@ from botocore.exceptions import ClientError
 
 from image_pipeline import keys, trace
 from image_pipeline.aws import error_code, is_not_found
-from image_pipeline.records import EXPIRED, FAILED, PENDING, PROCESSING, ImageRepository, now
+from image_pipeline.records import EXPIRED, FAILED, OWNER, PENDING, PROCESSING, ImageRepository, now
 
 GRACE = timedelta(seconds=60)
 STALE_PROCESSING = timedelta(minutes=16)  # looked at after this; skipped while its execution is RUNNING
@@ -73,9 +73,11 @@ def run(
     at: datetime | None = None,
     time_left: Callable[[], float] = lambda: float("inf"),
     publish: Callable[[str, dict[str, Any]], None] = lambda status, detail: None,
+    give_back: Callable[[str, int], None] = lambda owner, size: None,
 ) -> Report:
     """One pass; ``time_left()`` (seconds) is checked before each item and the pass stops below ``MARGIN``.
-    ``publish(status, detail)`` announces each transition made (events.Publisher: Image Failed, Image Expired)."""
+    ``publish(status, detail)`` announces each transition made (events.Publisher: Image Failed, Image Expired);
+    ``give_back(owner, bytes)`` returns an expired upload's bytes to its owner's quota (quota.Quotas)."""
     at = at or datetime.now(UTC)
     report = Report()
 
@@ -85,9 +87,10 @@ def run(
             return
         message = f"the execution ended ({status}) without recording the image's outcome"
         error = {"code": "EXECUTION_ENDED_WITHOUT_STATUS", "message": message}
-        if repo.transition_if_unchanged(item, FAILED, error["code"], message):
+        record = repo.transition_if_unchanged(item, FAILED, error["code"], message)
+        if record is not None:
             report.failed.append(item["imageId"])
-            publish(FAILED, {"imageId": item["imageId"], "status": FAILED, "error": error})
+            publish(FAILED, {"imageId": item["imageId"], "owner": record.get(OWNER), "status": FAILED, "error": error})
 
     def repair_pending(item: dict[str, Any]) -> None:
         key = item.get("originalKey") or keys.upload_key(item["imageId"])
@@ -99,11 +102,15 @@ def run(
             head = None
         if head is None:
             error = {"code": "UPLOAD_URL_EXPIRED", "message": "the upload URL expired before an upload"}
-            if repo.transition_if_unchanged(
+            record = repo.transition_if_unchanged(
                 item, EXPIRED, error["code"], error["message"], expires_at=int((at + EXPIRED_RETENTION).timestamp())
-            ):
+            )
+            if record is not None:
                 report.expired.append(item["imageId"])
-                publish(EXPIRED, {"imageId": item["imageId"], "status": EXPIRED, "error": error})
+                owner = record.get(OWNER)
+                if owner:
+                    give_back(owner, int(record.get("declaredSize") or 0))
+                publish(EXPIRED, {"imageId": item["imageId"], "owner": owner, "status": EXPIRED, "error": error})
         else:
             sfn.start_execution(stateMachineArn=state_machine_arn, input=json.dumps(_object_created(bucket, key, head)))
             report.restarted.append(item["imageId"])

@@ -26,9 +26,14 @@ EXPIRED = "EXPIRED"  # the upload URL expired unused (set by the reconciler)
 DELETED = "DELETED"  # a tombstone: DELETE /images/{id} removed the image; nothing may write it again
 TERMINAL = (PROCESSED, REJECTED, FAILED)
 STATUSES = (PENDING, PROCESSING, PROCESSED, REJECTED, FAILED, EXPIRED)  # what an image (not a tombstone) can be
-# Every image record carries GALLERY_KEY = GALLERY: the partition of the byUploadTime index (newest first, for
-# GET /images). A tombstone does not, so deleted images leave the listing.
+# Every image record carries GALLERY_KEY = GALLERY: the partition of the byUploadTime index (newest first: an admin's
+# GET /images?all=true, and the backfill). A tombstone does not, so deleted images leave the listing.
 GALLERY_KEY, GALLERY = "gallery", "images"
+# OWNER is the ``sub`` of the caller who asked for the upload URL; it never changes, and a tombstone keeps it (so a
+# retried DELETE by the owner answers the same). LISTED_OWNER, the same value, is the partition of the byOwner index
+# (an owner's GET /images, newest first); a tombstone drops it.
+OWNER, LISTED_OWNER = "owner", "listedOwner"
+BY_OWNER_INDEX, BY_UPLOAD_TIME_INDEX = "byOwner", "byUploadTime"
 # An image in flight (PENDING, PROCESSING) also carries IN_FLIGHT = its status: the key of the sparse inFlight index,
 # where the reconciler finds stale ones. Every write that ends the flight removes it.
 IN_FLIGHT = "inFlight"
@@ -76,7 +81,10 @@ class ImageRepository:
             return None
         return item
 
-    def create_pending(self, image_id: str, key: str, filename: str | None, content_type: str | None) -> dict:
+    def create_pending(
+        self, image_id: str, key: str, filename: str | None, content_type: str | None, owner: str, size: int
+    ) -> dict:
+        """A PENDING record of ``owner``'s upload of ``size`` bytes (what the URL is signed for)."""
         stamp = now()
         item = {
             "imageId": image_id,
@@ -84,6 +92,9 @@ class ImageRepository:
             "uploadTimestamp": stamp,
             "updatedAt": stamp,
             "originalKey": key,
+            OWNER: owner,
+            LISTED_OWNER: owner,
+            "declaredSize": size,
             GALLERY_KEY: GALLERY,
             IN_FLIGHT: PENDING,
         }
@@ -209,17 +220,20 @@ class ImageRepository:
     # ---- the listing and deletion of images (GET /images, DELETE /images/{id})
 
     def newest(
-        self, status: str | None, limit: int, start_key: dict[str, Any] | None = None
+        self, owner: str | None, status: str | None, limit: int, start_key: dict[str, Any] | None = None
     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-        """One page of images, newest first by upload time (the byUploadTime index), of one ``status`` if given;
-        and the key to continue from (None after the last page).
+        """One page of ``owner``'s images (everyone's if None: the byUploadTime index), newest first by upload time
+        (the byOwner index), of one ``status`` if given; and the key to continue from (None after the last page).
 
         A status is a filter on that index (the only status index, inFlight, holds in-flight images alone), read on
         until the page is full or FILTERED_READ_BUDGET entries were read; a page of a rare status may then hold
         fewer images than ``limit``, even none, with a key to go on from."""
+        partition, value, index = (
+            (GALLERY_KEY, GALLERY, BY_UPLOAD_TIME_INDEX) if owner is None else (LISTED_OWNER, owner, BY_OWNER_INDEX)
+        )
         kwargs: dict[str, Any] = {
-            "IndexName": "byUploadTime",
-            "KeyConditionExpression": Key(GALLERY_KEY).eq(GALLERY),
+            "IndexName": index,
+            "KeyConditionExpression": Key(partition).eq(value),
             "ScanIndexForward": False,
         }
         if status is None:
@@ -241,24 +255,26 @@ class ImageRepository:
             for item in page["Items"]:
                 found.append(item)
                 if len(found) == limit:  # full: go on after this one next time
-                    return found, {k: item[k] for k in ("imageId", GALLERY_KEY, "uploadTimestamp")}
+                    return found, {k: item[k] for k in ("imageId", partition, "uploadTimestamp")}
             position = page.get("LastEvaluatedKey")
             if position is None or read >= FILTERED_READ_BUDGET:
                 return found, position
 
-    def delete(self, image_id: str) -> dict[str, Any] | None:
-        """Replace the record by a tombstone (status DELETED, the original's key kept for a retried delete) and
-        return what was there; None if the image never existed. From here on no execution owns the image: each
-        of its conditional writes fails, and a claim of it is refused (an upload arriving later is a duplicate)."""
+    def delete(self, image_id: str, owner: str | None) -> dict[str, Any] | None:
+        """Replace the record by a tombstone (status DELETED, the original's key and the owner kept for a retried
+        delete) and return what was there; None if the image never existed, or ``owner`` (None: anyone's, an admin)
+        does not own it. From here on no execution owns the image: each of its conditional writes fails, and a claim
+        of it is refused (an upload arriving later is a duplicate)."""
         stamp = now()
+        exists = Attr("imageId").exists()
         try:
             with transient_errors():
                 old = self.table.update_item(
                     Key={"imageId": image_id},
                     UpdateExpression="SET #s = :deleted, updatedAt = :now, deletedAt = if_not_exists(deletedAt, :now)"
                     " REMOVE #g, #o, #p, renditions, placeholder, renditionSet, #e, expiresAt, executionArn, etag,"
-                    " filename, declaredContentType, #f",
-                    ConditionExpression=Attr("imageId").exists(),
+                    " filename, declaredContentType, #f, #l",
+                    ConditionExpression=exists if owner is None else exists & Attr(OWNER).eq(owner),
                     ExpressionAttributeNames={
                         "#s": "status",
                         "#g": GALLERY_KEY,
@@ -266,6 +282,7 @@ class ImageRepository:
                         "#p": "processed",
                         "#e": "error",
                         "#f": IN_FLIGHT,
+                        "#l": LISTED_OWNER,
                     },
                     ExpressionAttributeValues={":deleted": DELETED, ":now": stamp},
                     ReturnValues="ALL_OLD",
@@ -309,9 +326,9 @@ class ImageRepository:
 
     def transition_if_unchanged(
         self, item: dict[str, Any], to: str, code: str, message: str, expires_at: int | None = None
-    ) -> bool:
-        """``item`` (as read) -> ``to`` with the error, only if its status and updatedAt are still what was read;
-        False if it moved on meanwhile. ``expires_at``: the record's TTL (epoch seconds)."""
+    ) -> dict[str, Any] | None:
+        """``item`` (as read) -> ``to`` with the error, only if its status and updatedAt are still what was read: the
+        record as written; None if it moved on meanwhile. ``expires_at``: the record's TTL (epoch seconds)."""
         update = "SET #s = :to, #e = :err, updatedAt = :now"
         values: dict[str, Any] = {
             ":to": to,
@@ -325,15 +342,15 @@ class ImageRepository:
             values[":ttl"] = expires_at
         try:
             with transient_errors():
-                self.table.update_item(
+                return self.table.update_item(
                     Key={"imageId": item["imageId"]},
                     UpdateExpression=update + " REMOVE #f",  # ``to`` (EXPIRED, FAILED) is not in flight
                     ConditionExpression="#s = :from AND updatedAt = :seen",
                     ExpressionAttributeNames={"#s": "status", "#e": "error", "#f": IN_FLIGHT},
                     ExpressionAttributeValues=values,
-                )
-            return True
+                    ReturnValues="ALL_NEW",
+                )["Attributes"]
         except ClientError as e:
             if is_conditional_check_failed(e):
-                return False
+                return None
             raise

@@ -25,7 +25,7 @@ from image_pipeline.errors import (
     RenditionIntegrityError,
     TransientAWSError,
 )
-from image_pipeline.records import DELETED, FAILED, REJECTED, ImageRepository
+from image_pipeline.records import DELETED, FAILED, OWNER, REJECTED, ImageRepository
 
 # Not "immutable": reprocessing replaces a rendition under the same key, so caches must look again (within an hour).
 CACHE_CONTROL = "public, max-age=3600"
@@ -229,6 +229,7 @@ def mark_processed(
     pruned = [] if owners is not None and len(owners) <= 1 else prune_renditions(s3, settings, image["imageId"], stored)
     detail = {
         "imageId": record["imageId"],
+        "owner": record.get(OWNER),  # a consumer routes the event by it (None: an image made before owners)
         "status": record["status"],
         "renditions": [{k: r[k] for k in ("size", "width", "height", "format", "bytes")} for r in stored["renditions"]],
     }
@@ -304,6 +305,7 @@ def record_failure(
     return {
         "recorded": True,
         "imageId": image_id,
+        "owner": record.get(OWNER),
         "status": record["status"],
         "error": record["error"],
         "detailType": events.detail_type(record["status"]),  # the state machine publishes it (Publish failure)
