@@ -59,6 +59,35 @@ def test_render_rejects_what_is_not_an_accepted_image(data, code):
     assert err.value.code == code
 
 
+def _damaged(data: bytes, keep: int) -> bytes:
+    """``data`` with every byte after the first ``keep`` of it scrambled (a header that parses, data that does not)."""
+    return data[:keep] + bytes((b * 7 + 13) % 256 for b in data[keep:])
+
+
+@pytest.mark.parametrize("backend", ["pillow", "vips"])
+@pytest.mark.parametrize(
+    "data",
+    [
+        _damaged(images.jpeg(300, 200), 400),
+        _damaged(images.encode(images.photo(300, 200), "PNG"), 60),
+        _damaged(images.webp(300, 200), 40),
+        images.jpeg(300, 200)[:-600],
+    ],
+    ids=["jpeg", "png", "webp", "truncated-jpeg"],
+)
+def test_a_rejection_says_a_fixed_phrase_never_the_decoders_words(data, backend):
+    # GIVEN a file whose header passes and whose data is damaged WHEN it is rendered
+    with pytest.raises(InvalidImageError) as err:
+        engine.render(data, 800, MAX_PIXELS, backend=backend)
+    # THEN the message (what the image's record shows its owner) is one of ours, whatever the decoder said
+    fixed = {
+        f"the {fmt} {what}"
+        for fmt in ("JPEG", "PNG", "WEBP", "WebP")
+        for what in ("data cannot be decoded", "header cannot be read", "file is truncated")
+    }
+    assert err.value.code == "CORRUPT_IMAGE" and err.value.detail in fixed, err.value.detail
+
+
 def test_large_jpeg_fits_within_max_dimension_keeping_aspect():
     out, im = render(images.jpeg(4000, 3000))
     assert (out.width, out.height) == (800, 600) == im.size

@@ -30,6 +30,7 @@ from __future__ import annotations
 import base64
 import functools
 import io
+import logging
 import struct
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -40,6 +41,8 @@ import thumbhash  # (thumbhash-rs: bindings of the reference ThumbHash encoder)
 from PIL import Image, ImageChops, ImageCms, ImageFile, ImageOps
 
 from image_pipeline.errors import HeaderIncompleteError, InvalidImageError
+
+LOG = logging.getLogger(__name__)  # a decoder's own words go to the function's log, never to the image's record
 
 try:  # the layer ships pyvips + pyvips-binary (libvips); without them everything goes through Pillow
     import pyvips
@@ -188,7 +191,8 @@ def probe(data: bytes, max_pixels: int, complete: bool = True, formats: frozense
         raise
     except (OSError, SyntaxError, ValueError, struct.error, EOFError, RuntimeError) as e:
         if complete:
-            raise InvalidImageError("CORRUPT_IMAGE", f"cannot read the {fmt} header: {_short(e)}") from e
+            LOG.info("the %s header was refused: %s", fmt, _short(e))  # the decoder's words: for the log only
+            raise InvalidImageError("CORRUPT_IMAGE", f"the {fmt} header cannot be read") from e
         if ispe is None or (fmt == AVIF and _is_sequence(data)):
             raise HeaderIncompleteError(f"the {fmt} header does not fit in the first {len(data)} bytes") from e
         # libheif/libavif check item extents against the file's length: a prefix is enough for the meta box
@@ -480,9 +484,8 @@ def _decode_base(data: bytes, info: Probe, largest: int, backend: str, max_pixel
             # frombuffer wraps libvips' bytes as they are (frombytes would zero-fill an image, then copy into it)
             im = Image.frombuffer(mode, (image.width, image.height), image.write_to_memory(), "raw", mode, 0, 1)
         except pyvips.Error as e:
-            raise InvalidImageError(
-                "CORRUPT_IMAGE", f"cannot decode the {info.format} data: {str(e).strip()[:300]}"
-            ) from e
+            LOG.info("libvips refused the %s data: %s", info.format, str(e).strip()[:300])
+            raise InvalidImageError("CORRUPT_IMAGE", f"the {info.format} data cannot be decoded") from e
         return (im.convert("RGBA") if mode == "LA" else im), "vips"
     Image.MAX_IMAGE_PIXELS = max_pixels  # backstop: Pillow refuses beyond twice this
     try:
@@ -491,9 +494,11 @@ def _decode_base(data: bytes, info: Probe, largest: int, backend: str, max_pixel
     except InvalidImageError:
         raise
     except Image.DecompressionBombError as e:
-        raise InvalidImageError("TOO_MANY_PIXELS", str(e)) from e
+        LOG.info("Pillow refused a decompression bomb: %s", e)
+        raise InvalidImageError("TOO_MANY_PIXELS", f"the image has over {max_pixels} pixels") from e
     except (OSError, SyntaxError, ValueError, struct.error, EOFError, RuntimeError) as e:
-        raise InvalidImageError("CORRUPT_IMAGE", f"cannot decode the {info.format} data: {_short(e)}") from e
+        LOG.info("Pillow refused the %s data: %s", info.format, _short(e))
+        raise InvalidImageError("CORRUPT_IMAGE", f"the {info.format} data cannot be decoded") from e
     size = fit(im.width, im.height, largest)
     if size == im.size:
         return im, "pillow"
