@@ -1,6 +1,6 @@
 # Verbs of the project; each is a small script under scripts/.
 , := ,
-.PHONY: help setup up down logs deploy demo test lint clean reprocess-all bench-localcloud bench-resize bench-formats bench-renditions bench-load cost bench-memory scan
+.PHONY: help setup up down logs deploy demo test lint clean reprocess-all bench-localcloud bench-resize bench-formats bench-renditions bench-load cost bench-memory bench-auth scan
 
 help:
 	@echo "make setup  - create the environments under .venv/ (done by every verb that needs them)"
@@ -20,6 +20,7 @@ help:
 	@echo "make bench-localcloud - Lambda/Step Functions latency benchmark (starts the local cloud)"
 	@echo "make cost [N=10] [JSON=out.json] - what one image costs on AWS: counted on the local cloud, priced (docs/cost.md)"
 	@echo "make bench-memory [N=6] [SIZES=..] - each function's duration and cost per memory size, with Lambda's CPU share"
+	@echo "make bench-auth [ROUNDS=5] [CALLS=400] - what verifying the bearer token adds to a warm API call"
 
 setup:
 	@bash scripts/setup.sh
@@ -60,6 +61,9 @@ reprocess-all: setup
 
 bench-renditions: setup
 	@PYTHONPATH=layers/shared:. .venv/dev/bin/python bench/renditions_bench.py $(if $(IMAGES),--images $(IMAGES)) --json $(or $(JSON),bench/out/renditions.json)
+
+bench-auth: setup
+	@PYTHONPATH=bench .venv/dev/bin/python bench/auth_bench.py --rounds $(or $(ROUNDS),5) --calls $(or $(CALLS),400) --json $(or $(JSON),bench/out/auth.json)
 
 bench-formats: setup
 	@PYTHONPATH=layers/shared:. .venv/dev/bin/python bench/formats_bench.py --json $(or $(JSON),bench/out/formats.json)
