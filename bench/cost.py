@@ -40,7 +40,7 @@ import requests
 from botocore.config import Config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from load import STATE_DIR, sample_jpeg  # noqa: E402  (bench/ is on the path: these run as scripts)
+from load import SIGNED_IN, STATE_DIR, sample_jpeg, sign_in  # noqa: E402  (bench/ is on the path: these run as scripts)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "layers" / "shared"))
 from image_pipeline import trace  # noqa: E402  (an Express execution's history, read from its log)
@@ -88,7 +88,8 @@ def reconciler_rules(stack: str) -> list[str]:
 
 def one_image(api: str, data: bytes, dynamodb, table_name: str) -> dict:
     """Upload, wait for the record to be terminal (read from DynamoDB, not counted), download once."""
-    grant = requests.post(f"{api}/upload", json={"contentType": "image/jpeg", "size": len(data)}, timeout=30)
+    body = {"contentType": "image/jpeg", "size": len(data)}
+    grant = requests.post(f"{api}/upload", json=body, headers=SIGNED_IN, timeout=30)
     grant.raise_for_status()
     body = grant.json()
     requests.put(body["uploadUrl"], data=data, headers=body["headers"], timeout=60).raise_for_status()
@@ -102,7 +103,7 @@ def one_image(api: str, data: bytes, dynamodb, table_name: str) -> dict:
     status = item.get("status", {}).get("S")
     if status != "PROCESSED":
         raise SystemExit(f"{body['imageId']} ended {status}")
-    link = requests.get(f"{api}/download", params={"imageId": body["imageId"]}, timeout=30)
+    link = requests.get(f"{api}/download", params={"imageId": body["imageId"]}, headers=SIGNED_IN, timeout=30)
     link.raise_for_status()
     got = requests.get(link.json()["downloadUrl"], timeout=60)
     got.raise_for_status()
@@ -273,6 +274,7 @@ def measure(args: argparse.Namespace, prices: dict) -> dict:
     """Run the uploads on the deployed stack and price what they made."""
     outputs = stack_outputs(args.stack)
     api = outputs["LocalApiUrl"]
+    sign_in(outputs)  # before the meter's window opens: a sign-in is per session, not per image
     table_name = outputs["ImageTableName"]
     functions = functions_of(args.stack)
     width = int((args.megapixels * 1e6 * 4 / 3) ** 0.5)

@@ -30,6 +30,17 @@ from stats import pct  # bench/ is on the path: these run as scripts
 ROOT = Path(__file__).resolve().parents[1]
 STATE_DIR = Path(os.environ.get("LOCALCLOUD_STATE_DIR") or ROOT / ".localcloud")  # scripts/lib.sh's STATE_DIR
 TERMINAL = {"PROCESSED", "REJECTED", "FAILED"}
+SIGNED_IN: dict[str, str] = {}  # the Authorization header of the run's user (sign_in)
+
+
+def sign_in(outputs: dict) -> dict[str, str]:
+    """A new user of the stack signed in for this run (each run its own: quotas count per user and hour), as the
+    Authorization header every API call carries."""
+    sys.path.insert(0, str(ROOT))
+    from tests.users import token_of_new_user
+
+    SIGNED_IN["Authorization"] = f"Bearer {token_of_new_user(outputs, os.environ.get('AWS_ENDPOINT_URL'), 'bench')}"
+    return SIGNED_IN
 
 
 def sample_jpeg(size: tuple[int, int] = (2400, 1600)) -> bytes:
@@ -53,7 +64,8 @@ def retrying(send, attempts: int = 10) -> requests.Response:
 
 def upload(api: str, data: bytes, start_of_put: bool = False) -> tuple[str, float]:
     """POST /upload then PUT; returns the image id and the time the PUT ended (or began, with ``start_of_put``)."""
-    grant = retrying(lambda: requests.post(f"{api}/upload", json={"contentType": "image/jpeg", "size": len(data)}))
+    body = {"contentType": "image/jpeg", "size": len(data)}
+    grant = retrying(lambda: requests.post(f"{api}/upload", json=body, headers=SIGNED_IN))
     grant.raise_for_status()
     body = grant.json()
     began = time.time()
@@ -176,6 +188,7 @@ def main() -> None:
 
     stack = json.loads((STATE_DIR / "stack-image-pipeline.json").read_text())
     table = boto3.resource("dynamodb").Table(stack["ImageTableName"])
+    sign_in(stack)
     if args.single:
         report(single(stack, table, args.single, args.megapixels), args.json)
         return

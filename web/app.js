@@ -365,7 +365,14 @@ async function init() {
   zone.addEventListener("dragleave", () => zone.classList.remove("over"));
   zone.addEventListener("drop", (e) => { e.preventDefault(); zone.classList.remove("over"); uploadAll(e.dataTransfer.files); });
   $("#more").addEventListener("click", loadPage);
-  $("#sign-out").addEventListener("click", () => signedOut(""));
+  $("#sign-out").addEventListener("click", async () => {
+    const current = session();
+    if (current && current.refreshToken && config.signIn === "cognito") {
+      // the refresh token stops working at once; the ID token in hand expires on its own (15 minutes at most)
+      await cognito("RevokeToken", { Token: current.refreshToken, ClientId: config.clientId }).catch(() => {});
+    }
+    signedOut("");
+  });
   try {
     const response = await fetch(new URL("web/config.json", API));
     config = await response.json();

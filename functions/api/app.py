@@ -67,6 +67,9 @@ app.use(middlewares=[authenticate])
 
 
 def caller() -> auth.Caller:
+    """The verified caller of this request; a route that runs without one (it cannot: see authenticate) is refused."""
+    if "caller" not in app.context:
+        raise ApiError(401, "UNAUTHORIZED", "sign in: send Authorization: Bearer <token>")
     return app.context["caller"]
 
 

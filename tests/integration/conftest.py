@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import boto3
 import pytest
 import requests
 
-from tests.conftest import ENDPOINT, REGION, STATE_DIR
+from tests import users
+from tests.conftest import ENDPOINT, STATE_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
 TERMINAL = ("PROCESSED", "REJECTED", "FAILED")
@@ -65,31 +63,17 @@ RETRY_STATUSES = (429, 500, 502, 503, 504)
 
 
 def new_user(stack: Stack, name: str = "user", admin: bool = False) -> tuple[str, str]:
-    """A new user of the stack's pool (a unique name starting with ``name``; in its admin group if ``admin``), made
-    as an operator makes one (AdminCreateUser, a permanent password): (username, password)."""
-    idp = boto3.client("cognito-idp", endpoint_url=ENDPOINT, region_name=REGION)
-    pool = stack.outputs["UserPoolId"]
-    username, password = f"{name}-{uuid.uuid4().hex[:8]}", f"Pw-{secrets.token_urlsafe(12)}-9aZ"
-    idp.admin_create_user(UserPoolId=pool, Username=username, MessageAction="SUPPRESS")
-    idp.admin_set_user_password(UserPoolId=pool, Username=username, Password=password, Permanent=True)
-    if admin:
-        idp.admin_add_user_to_group(UserPoolId=pool, Username=username, GroupName=stack.outputs["AdminGroupName"])
-    return username, password
+    """A new user of the stack's pool: (username, password)."""
+    return users.new_user(stack.outputs, ENDPOINT, name, admin)
 
 
 def sign_in(stack: Stack, username: str, password: str) -> str:
     """An ID token of the user, through the app client as the web page and imgpipe sign in (USER_PASSWORD_AUTH)."""
-    idp = boto3.client("cognito-idp", endpoint_url=ENDPOINT, region_name=REGION)
-    answer = idp.initiate_auth(
-        ClientId=stack.outputs["UserPoolClientId"],
-        AuthFlow="USER_PASSWORD_AUTH",
-        AuthParameters={"USERNAME": username, "PASSWORD": password},
-    )
-    return answer["AuthenticationResult"]["IdToken"]
+    return users.sign_in(stack.outputs, ENDPOINT, username, password)
 
 
 def token_of_new_user(stack: Stack, name: str = "user", admin: bool = False) -> str:
-    return sign_in(stack, *new_user(stack, name, admin))
+    return users.token_of_new_user(stack.outputs, ENDPOINT, name, admin)
 
 
 class Client:

@@ -243,7 +243,8 @@ LEAST_PRIVILEGE = {
         ("dynamodb:UpdateItem", "ImageTable"),  # DELETE: the tombstone
         ("dynamodb:Query", "ImageTable/index/byOwner"),  # GET /images, the caller's, with or without a status
         ("dynamodb:Query", "ImageTable/index/byUploadTime"),  # an admin's GET /images?all=true
-        ("dynamodb:UpdateItem", "UsageTable"),  # quotas: a grant's counters (one transaction), bytes given back
+        ("dynamodb:UpdateItem", "UsageTable"),  # quotas: a grant's counters (one conditional write), bytes given back
+        ("dynamodb:GetItem", "UsageTable"),  # quotas: the counters read when a window moved on or a limit was hit
         ("s3:PutObject", f"OriginalBucket/{UPLOADS}*"),
         ("s3:DeleteObject", "OriginalBucket/*"),
         ("s3:DeleteObjectVersion", "OriginalBucket/*"),

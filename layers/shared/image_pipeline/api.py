@@ -89,7 +89,11 @@ def create_upload(
     quotas.take_grant(caller.sub, request.size)
     image_id = keys.new_image_id()
     key = keys.upload_key(image_id)
-    repo.create_pending(image_id, key, request.filename, request.content_type, caller.sub, request.size)
+    try:
+        repo.create_pending(image_id, key, request.filename, request.content_type, caller.sub, request.size)
+    except Exception:
+        quotas.give_back(caller.sub, request.size)  # no record: nothing else would ever give these bytes back
+        raise
     params: dict[str, Any] = {
         "Bucket": settings.original_bucket,
         "Key": key,
@@ -108,6 +112,11 @@ def create_upload(
         "expiresIn": settings.url_expiry_seconds,
         "maxBytes": settings.max_upload_bytes,
     }
+
+
+def _is_number(text: str) -> bool:
+    """Digits 0-9 only (str.isdigit alone also takes "²", which int() refuses)."""
+    return text.isascii() and text.isdigit()
 
 
 def checked_id(image_id: str | None) -> str:
@@ -165,7 +174,7 @@ def list_images(
         raise ApiError(400, "INVALID_STATUS", f"status must be one of {', '.join(STATUSES)}")
     page_size = DEFAULT_PAGE
     if limit is not None:
-        if not limit.isdigit() or not 1 <= int(limit) <= MAX_PAGE:
+        if not _is_number(limit) or not 1 <= int(limit) <= MAX_PAGE:
             raise ApiError(400, "INVALID_LIMIT", f"limit must be a whole number from 1 to {MAX_PAGE}")
         page_size = int(limit)
     start = _decode_cursor(cursor, listed, status) if cursor else None
@@ -299,7 +308,7 @@ def download(
         raise ApiError(400, "INVALID_FORMAT", f"format must be one of {', '.join(DOWNLOAD_FORMATS)}")
     box = None
     if size is not None:
-        if not size.isdigit() or not 0 < int(size) <= 100_000:
+        if not _is_number(size) or not 0 < int(size) <= 100_000:
             raise ApiError(400, "INVALID_SIZE", "size must be a positive number of pixels (a box of the set)")
         box = int(size)
     record = _servable(repo, caller, image_id)

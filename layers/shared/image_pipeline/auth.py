@@ -82,7 +82,7 @@ class TokenVerifier:
         sub = claims.get("sub")
         if not isinstance(sub, str) or not sub:
             raise _unauthorized("INVALID_TOKEN", "the token names no subject")
-        username = claims.get("cognito:username") or claims.get("username") or claims.get("email")
+        username = claims.get("cognito:username") or claims.get("username")  # for logs and the page; never a key
         return Caller(sub, self._is_admin(claims), username if isinstance(username, str) else None)
 
     def claims(self, token: str) -> dict[str, Any]:
@@ -94,7 +94,7 @@ class TokenVerifier:
             raise _unauthorized("INVALID_TOKEN", "the token's algorithm is not accepted")
         try:
             key = self.keys.get_signing_key(str(header.get("kid")))
-        except jwt.PyJWKClientConnectionError:
+        except (jwt.PyJWKClientConnectionError, jwt.PyJWKSetError):  # unreachable, or no usable key published
             raise ApiError(
                 503, "SERVICE_UNAVAILABLE", "the token issuer's keys cannot be read, retry shortly"
             ) from None

@@ -103,7 +103,12 @@ def run(
         if head is None:
             error = {"code": "UPLOAD_URL_EXPIRED", "message": "the upload URL expired before an upload"}
             record = repo.transition_if_unchanged(
-                item, EXPIRED, error["code"], error["message"], expires_at=int((at + EXPIRED_RETENTION).timestamp())
+                item,
+                EXPIRED,
+                error["code"],
+                error["message"],
+                expires_at=int((at + EXPIRED_RETENTION).timestamp()),
+                release_size=True,
             )
             if record is not None:
                 report.expired.append(item["imageId"])

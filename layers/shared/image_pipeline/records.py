@@ -325,10 +325,18 @@ class ImageRepository:
             kwargs = {"ExclusiveStartKey": page["LastEvaluatedKey"]}
 
     def transition_if_unchanged(
-        self, item: dict[str, Any], to: str, code: str, message: str, expires_at: int | None = None
+        self,
+        item: dict[str, Any],
+        to: str,
+        code: str,
+        message: str,
+        expires_at: int | None = None,
+        release_size: bool = False,
     ) -> dict[str, Any] | None:
         """``item`` (as read) -> ``to`` with the error, only if its status and updatedAt are still what was read: the
-        record as written; None if it moved on meanwhile. ``expires_at``: the record's TTL (epoch seconds)."""
+        record as it was before (its owner, its declaredSize); None if it moved on meanwhile. ``expires_at``: the
+        record's TTL (epoch seconds). ``release_size``: the record gives up its declaredSize in the same write, so
+        the caller gives those bytes back to the owner's quota once, and a later DELETE finds none to give back."""
         update = "SET #s = :to, #e = :err, updatedAt = :now"
         values: dict[str, Any] = {
             ":to": to,
@@ -344,11 +352,12 @@ class ImageRepository:
             with transient_errors():
                 return self.table.update_item(
                     Key={"imageId": item["imageId"]},
-                    UpdateExpression=update + " REMOVE #f",  # ``to`` (EXPIRED, FAILED) is not in flight
+                    # ``to`` (EXPIRED, FAILED) is not in flight
+                    UpdateExpression=update + " REMOVE #f" + (", declaredSize" if release_size else ""),
                     ConditionExpression="#s = :from AND updatedAt = :seen",
                     ExpressionAttributeNames={"#s": "status", "#e": "error", "#f": IN_FLIGHT},
                     ExpressionAttributeValues=values,
-                    ReturnValues="ALL_NEW",
+                    ReturnValues="ALL_OLD",
                 )["Attributes"]
         except ClientError as e:
             if is_conditional_check_failed(e):
