@@ -7,15 +7,15 @@ import base64
 import hashlib
 import hmac
 import json
-import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+from tests.local_http import Handler, serving
 
 AUDIENCE = "test-client"
 
@@ -34,37 +34,27 @@ class Issuer:
         public = jwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key(), as_dict=True)
         self.jwks = {"keys": [{**public, "kid": self.kid, "alg": "RS256", "use": "sig"}]}
         self.fetches = 0
-        self._server: ThreadingHTTPServer | None = None
+        self.url = ""
 
     def __enter__(self) -> Issuer:
         issuer = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Keys(Handler):
             def do_GET(self) -> None:  # noqa: N802 - http.server's name
                 issuer.fetches += 1
-                body = json.dumps(issuer.jwks).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.json(200, issuer.jwks)
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._serving = serving(Keys)
+        self.url = self._serving.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+        self._serving.__exit__(*exc)
 
     @property
     def jwks_url(self) -> str:
-        assert self._server is not None, "start the issuer first"
-        return f"http://127.0.0.1:{self._server.server_address[1]}/.well-known/jwks.json"
+        assert self.url, "start the issuer first"
+        return f"{self.url}/.well-known/jwks.json"
 
     def claims(self, sub: str, **extra: Any) -> dict[str, Any]:
         now = int(time.time())

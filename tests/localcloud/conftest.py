@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import subprocess
+import time
 import uuid
 import zipfile
 from pathlib import Path
@@ -19,6 +20,17 @@ TRUST = {
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}],
 }
+
+
+def wait_for_stack(cfn, stack: str) -> dict:
+    """The stack (name or id) once no operation on it is in progress (at most a minute)."""
+    deadline = time.monotonic() + 60
+    while True:
+        described = cfn.describe_stacks(StackName=stack)["Stacks"][0]
+        if not described["StackStatus"].endswith("_IN_PROGRESS"):
+            return described
+        assert time.monotonic() < deadline, described["StackStatus"]
+        time.sleep(0.5)
 
 
 def zip_dir(files: dict[str, Path]) -> bytes:

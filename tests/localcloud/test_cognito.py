@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 import pytest
 from botocore.exceptions import ClientError
 
+from .conftest import wait_for_stack
+
 try:  # PyJWT where the dev environment has it, else the signature is checked with cryptography
     import jwt
 except ImportError:
@@ -77,16 +79,6 @@ def template(id_token_minutes: int, min_length: int = 12) -> str:
     return json.dumps({"Resources": resources, "Outputs": {k: {"Value": v} for k, v in outputs.items()}})
 
 
-def wait(cfn, stack_id: str) -> dict:
-    deadline = time.monotonic() + 60
-    while True:
-        stack = cfn.describe_stacks(StackName=stack_id)["Stacks"][0]
-        if not stack["StackStatus"].endswith("_IN_PROGRESS"):
-            return stack
-        assert time.monotonic() < deadline, stack["StackStatus"]
-        time.sleep(0.5)
-
-
 def outputs_of(stack: dict) -> dict[str, str]:
     return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
 
@@ -100,7 +92,7 @@ def stack(aws):
     def create(body: str) -> tuple[str, dict[str, str]]:
         stack_id = cfn.create_stack(StackName=f"cognito-{uuid.uuid4().hex[:8]}", TemplateBody=body)["StackId"]
         ids.append(stack_id)
-        created = wait(cfn, stack_id)
+        created = wait_for_stack(cfn, stack_id)
         assert created["StackStatus"] == "CREATE_COMPLETE", created
         return stack_id, outputs_of(created)
 
@@ -214,7 +206,7 @@ def test_a_stack_pool_signs_in_a_user_with_tokens_that_verify_against_its_jwks(a
 
     # WHEN the stack is deleted THEN the pool is gone, and so are its keys
     cfn.delete_stack(StackName=stack_id)
-    assert wait(cfn, stack_id)["StackStatus"] == "DELETE_COMPLETE"
+    assert wait_for_stack(cfn, stack_id)["StackStatus"] == "DELETE_COMPLETE"
     with pytest.raises(ClientError) as gone:
         cognito.describe_user_pool(UserPoolId=pool_id)
     assert gone.value.response["Error"]["Code"] == "ResourceNotFoundException"
@@ -230,7 +222,7 @@ def test_a_stack_update_changes_the_client_token_validity_in_place(aws, localclo
 
     # WHEN the template gives them five minutes, and the pool a longer minimum password length
     cfn.update_stack(StackName=stack_id, TemplateBody=template(id_token_minutes=5, min_length=14))
-    updated = wait(cfn, stack_id)
+    updated = wait_for_stack(cfn, stack_id)
 
     # THEN the pool, its client and its group are updated in place (the same ids), and the tokens say so
     assert updated["StackStatus"] == "UPDATE_COMPLETE", updated

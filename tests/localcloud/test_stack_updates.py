@@ -6,8 +6,9 @@ WorkflowType does: the state machine is replaced and its S3 rule must follow it.
 from __future__ import annotations
 
 import json
-import time
 import uuid
+
+from .conftest import wait_for_stack
 
 
 def template(queue: str, source: str) -> str:
@@ -29,26 +30,16 @@ def template(queue: str, source: str) -> str:
     )
 
 
-def wait(cfn, name: str) -> dict:
-    deadline = time.monotonic() + 60
-    while True:
-        stack = cfn.describe_stacks(StackName=name)["Stacks"][0]
-        if not stack["StackStatus"].endswith("_IN_PROGRESS"):
-            return stack
-        assert time.monotonic() < deadline, stack["StackStatus"]
-        time.sleep(0.5)
-
-
 def test_an_updated_rule_sends_to_its_new_target_with_its_new_pattern(aws):
     cfn, events, sqs = aws("cloudformation"), aws("events"), aws("sqs")
     name = f"rule-update-{uuid.uuid4().hex[:8]}"
     cfn.create_stack(StackName=name, TemplateBody=template("First", "before"))
-    assert wait(cfn, name)["StackStatus"] == "CREATE_COMPLETE"
-    rule = wait(cfn, name)["Outputs"][0]["OutputValue"].split("|")[-1]
+    assert wait_for_stack(cfn, name)["StackStatus"] == "CREATE_COMPLETE"
+    rule = wait_for_stack(cfn, name)["Outputs"][0]["OutputValue"].split("|")[-1]
     first = events.list_targets_by_rule(Rule=rule)["Targets"][0]["Arn"]
 
     cfn.update_stack(StackName=name, TemplateBody=template("Second", "after"))
-    stack = wait(cfn, name)
+    stack = wait_for_stack(cfn, name)
     try:
         assert stack["StackStatus"] == "UPDATE_COMPLETE", stack
         assert stack["Outputs"][0]["OutputValue"].split("|")[-1] == rule  # the same rule, updated in place
@@ -82,7 +73,7 @@ def test_a_buckets_lifecycle_rules_are_put_on_create_and_on_update(aws):
     cfn, s3 = aws("cloudformation"), aws("s3")
     name = f"lifecycle-{uuid.uuid4().hex[:8]}"
     cfn.create_stack(StackName=name, TemplateBody=bucket_template(7))
-    stack = wait(cfn, name)
+    stack = wait_for_stack(cfn, name)
     try:
         assert stack["StackStatus"] == "CREATE_COMPLETE", stack
         bucket = stack["Outputs"][0]["OutputValue"]
@@ -92,7 +83,7 @@ def test_a_buckets_lifecycle_rules_are_put_on_create_and_on_update(aws):
         assert rules["move"]["Transitions"] == [{"Days": 30, "StorageClass": "STANDARD_IA"}]
 
         cfn.update_stack(StackName=name, TemplateBody=bucket_template(3))
-        assert wait(cfn, name)["StackStatus"] == "UPDATE_COMPLETE"
+        assert wait_for_stack(cfn, name)["StackStatus"] == "UPDATE_COMPLETE"
         rules = {r["ID"]: r for r in s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]}
         assert rules["expire-tagged"]["Expiration"] == {"Days": 3}
     finally:

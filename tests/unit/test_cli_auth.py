@@ -6,11 +6,9 @@ from __future__ import annotations
 import json
 import stat
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -22,6 +20,8 @@ from imgpipe import auth
 from imgpipe.cli import app
 from moto import mock_aws
 from typer.testing import CliRunner
+
+from tests.local_http import Handler, serving
 
 # rich (imgpipe's) imports colorsys, which tests/unit/test_lazy.py takes for a standard module nobody has imported: it
 # leaves sys.modules again (rich keeps the function it took from it)
@@ -52,7 +52,7 @@ class FakeApi:
     def __enter__(self) -> FakeApi:
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Api(Handler):
             def do_GET(self) -> None:  # noqa: N802 - http.server's names
                 self.answer()
 
@@ -83,27 +83,12 @@ class FakeApi:
                     return self.json(200, {"imageId": "img-2", "uploadUrl": upload_url, "headers": headers})
                 return self.json(404, {"error": {"code": "NOT_FOUND", "message": "no such route"}})
 
-            def json(self, status: int, value: Any) -> None:
-                self.send(status, json.dumps(value).encode(), "application/json")
-
-            def send(self, status: int, body: bytes, content_type: str) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self._serving = serving(Api)
+        self.url = self._serving.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._serving.__exit__(*exc)
 
 
 @pytest.fixture
