@@ -241,6 +241,7 @@ LEAST_PRIVILEGE = {
         ("dynamodb:GetItem", "ImageTable"),
         ("dynamodb:PutItem", "ImageTable"),
         ("dynamodb:UpdateItem", "ImageTable"),  # DELETE: the tombstone
+        ("dynamodb:BatchGetItem", "ImageTable"),  # GET /images: the records of a page of the keys-only byOwner
         ("dynamodb:Query", "ImageTable/index/byOwner"),  # GET /images, the caller's, with or without a status
         ("dynamodb:Query", "ImageTable/index/byUploadTime"),  # an admin's GET /images?all=true
         ("dynamodb:UpdateItem", "UsageTable"),  # quotas: a grant's counters (one conditional write), bytes given back
@@ -505,6 +506,7 @@ def test_the_table_indexes_hold_no_hot_status_key_and_an_old_stack_can_upgrade_i
     assert set(plain) == {"inFlight", "byUploadTime", "byOwner"}
     # an owner's listing has a partition of its own: no key shared by every owner's writes
     assert [k["AttributeName"] for k in plain["byOwner"]["KeySchema"]] == ["listedOwner", "uploadTimestamp"]
+    assert plain["byOwner"]["Projection"] == {"ProjectionType": "KEYS_ONLY"}  # a status change does not write it
     in_flight = plain["inFlight"]
     assert [k["AttributeName"] for k in in_flight["KeySchema"]] == ["inFlight", "updatedAt"]
     # what the reconciler reads, nothing it does not: a write of other attributes does not write this index

@@ -222,12 +222,13 @@ class ImageRepository:
     def newest(
         self, owner: str | None, status: str | None, limit: int, start_key: dict[str, Any] | None = None
     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-        """One page of ``owner``'s images (everyone's if None: the byUploadTime index), newest first by upload time
-        (the byOwner index), of one ``status`` if given; and the key to continue from (None after the last page).
+        """One page of ``owner``'s images (the byOwner index; everyone's if None: the byUploadTime index), newest
+        first by upload time, of one ``status`` if given; and the index key to continue from (None after the last).
 
-        A status is a filter on that index (the only status index, inFlight, holds in-flight images alone), read on
-        until the page is full or FILTERED_READ_BUDGET entries were read; a page of a rare status may then hold
-        fewer images than ``limit``, even none, with a key to go on from."""
+        byOwner holds keys only (an image's writes then touch it twice in its life, not at every status change): the
+        page's records are read from the table (one BatchGetItem, strongly consistent). A status filters what was
+        read, on until the page is full or FILTERED_READ_BUDGET entries were read; a page of a rare status may then
+        hold fewer images than ``limit``, even none, with a key to go on from."""
         partition, value, index = (
             (GALLERY_KEY, GALLERY, BY_UPLOAD_TIME_INDEX) if owner is None else (LISTED_OWNER, owner, BY_OWNER_INDEX)
         )
@@ -236,29 +237,39 @@ class ImageRepository:
             "KeyConditionExpression": Key(partition).eq(value),
             "ScanIndexForward": False,
         }
-        if status is None:
-            if start_key:
-                kwargs["ExclusiveStartKey"] = start_key
-            with transient_errors():
-                page = self.table.query(Limit=limit, **kwargs)
-            return page["Items"], page.get("LastEvaluatedKey")
         found: list[dict[str, Any]] = []
         read, position = 0, start_key
         while True:
             if position:
                 kwargs["ExclusiveStartKey"] = position
             with transient_errors():
-                page = self.table.query(
-                    Limit=min(100, FILTERED_READ_BUDGET - read), FilterExpression=Attr("status").eq(status), **kwargs
-                )
-            read += page["ScannedCount"]
-            for item in page["Items"]:
+                want = limit - len(found) if status is None else FILTERED_READ_BUDGET - read
+                page = self.table.query(Limit=min(want, 100), **kwargs)
+            read += page["Count"]
+            records = page["Items"] if owner is None else self._records_of(page["Items"])
+            for entry, item in zip(page["Items"], records, strict=True):
+                if item is None or (status is not None and item.get("status") != status):
+                    continue  # deleted since the index was read, or of another status
                 found.append(item)
                 if len(found) == limit:  # full: go on after this one next time
-                    return found, {k: item[k] for k in ("imageId", partition, "uploadTimestamp")}
+                    return found, {k: entry[k] for k in ("imageId", partition, "uploadTimestamp")}
             position = page.get("LastEvaluatedKey")
-            if position is None or read >= FILTERED_READ_BUDGET:
+            if position is None or (status is not None and read >= FILTERED_READ_BUDGET):
                 return found, position
+
+    def _records_of(self, entries: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
+        """The table's records of index ``entries`` (at most 100), in their order; None for one gone meanwhile."""
+        if not entries:
+            return []
+        wanted = [{"imageId": e["imageId"]} for e in entries]
+        got: dict[str, dict[str, Any]] = {}
+        client = self.table.meta.client  # a resource's client: plain Python values, as the table's
+        while wanted:
+            with transient_errors():
+                answer = client.batch_get_item(RequestItems={self.table.name: {"Keys": wanted, "ConsistentRead": True}})
+            got.update((item["imageId"], item) for item in answer["Responses"].get(self.table.name, []))
+            wanted = answer.get("UnprocessedKeys", {}).get(self.table.name, {}).get("Keys", [])
+        return [got.get(e["imageId"]) for e in entries]
 
     def delete(self, image_id: str, owner: str | None) -> dict[str, Any] | None:
         """Replace the record by a tombstone (status DELETED, the original's key and the owner kept for a retried
