@@ -8,6 +8,7 @@ import io
 import json
 import time
 
+import jwt
 import pytest
 import requests
 import thumbhash
@@ -179,6 +180,8 @@ def test_each_terminal_outcome_publishes_exactly_one_event_and_a_duplicate_none(
     assert by_image[good]["detail-type"] == "Image Processed" and by_image[good]["source"] == "image-pipeline"
     assert by_image[good]["detail"]["status"] == "PROCESSED"
     assert by_image[good]["detail"]["renditions"] == client.wait(good)["renditions"]
+    owner = jwt.decode(client.token, options={"verify_signature": False})["sub"]  # a consumer routes by it
+    assert by_image[good]["detail"]["owner"] == by_image[bad]["detail"]["owner"] == owner
     assert by_image[bad]["detail-type"] == "Image Rejected"
     assert (
         by_image[bad]["detail"]["error"]["code"] == "UNSUPPORTED_FORMAT"

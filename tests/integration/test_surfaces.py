@@ -9,6 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import jwt
 import pytest
 import requests
 
@@ -65,6 +66,7 @@ def test_delete_leaves_nothing_behind_is_idempotent_and_announced(client, stack,
     assert never.status_code == 404 and never.json()["error"]["code"] == "NOT_FOUND"
     deleted = [e for e in bus_events({image_id}) if e["detail-type"] == "Image Deleted"]
     assert [e["detail"]["previousStatus"] for e in deleted] == ["PROCESSED"]  # once, though deleted twice
+    assert deleted[0]["detail"]["owner"] == jwt.decode(client.token, options={"verify_signature": False})["sub"]
 
 
 @pytest.mark.parametrize("late", ["resize-answer", "mark-processed"])

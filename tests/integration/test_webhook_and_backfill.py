@@ -9,6 +9,7 @@ import subprocess
 import threading
 import time
 
+import jwt
 import pytest
 import requests
 
@@ -71,6 +72,8 @@ def test_the_webhook_receives_the_events_with_the_secret_header(hooked):
     assert client.wait(good)["status"] == "PROCESSED" and client.wait(bad)["status"] == "REJECTED"
     events = {e["detail"]["imageId"]: e for e in receiver.events_of({good, bad})}
     assert events[good]["detail-type"] == "Image Processed" and events[bad]["detail-type"] == "Image Rejected"
+    owner = jwt.decode(client.token, options={"verify_signature": False})["sub"]
+    assert events[good]["detail"]["owner"] == events[bad]["detail"]["owner"] == owner  # deliveries can be routed
     assert receiver.refused == 0
 
 
