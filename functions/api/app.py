@@ -13,7 +13,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
-from image_pipeline import api, auth, events, web
+from image_pipeline import api, auth, cdn, events, web
 from image_pipeline.config import Settings
 from image_pipeline.errors import ApiError, TransientAWSError
 from image_pipeline.observability import annotate_image, logger, metrics, quota_counters, repository, tracer
@@ -32,6 +32,20 @@ verifier = auth.TokenVerifier(
     settings.auth_admin_value,
 )
 quotas = quota_counters(settings)
+cdn_url = (  # EnableCdn: rendition URLs signed with the key kept in Secrets Manager, read at the first one
+    cdn.lazy_signer(
+        settings.cdn_domain,
+        settings.cdn_key_pair_id or "",
+        lambda: (
+            boto3.client("secretsmanager")
+            .get_secret_value(SecretId=settings.cdn_signing_key_secret or "")["SecretString"]
+            .encode()
+        ),
+        settings.url_expiry_seconds,
+    )
+    if settings.cdn_domain
+    else None
+)
 publish = events.Publisher(boto3.client("events"), settings.event_bus_name) if settings.event_bus_name else None
 app = APIGatewayRestResolver(cors=CORSConfig(allow_origin=settings.cors_allow_origin, max_age=600))
 PUBLIC_ROUTES = ("/web/{file}",)  # the web page's files: a browser loads them before anyone signs in
@@ -159,7 +173,7 @@ def web_asset(name: str) -> Response:
 def get_srcset(image_id: str) -> dict:
     image_id = (app.current_event.path_parameters or {}).get("imageId", image_id)
     annotate_image(image_id)
-    return api.srcset(s3, repo, settings, caller(), image_id)
+    return api.srcset(s3, repo, settings, caller(), image_id, cdn=cdn_url)
 
 
 @app.get("/download")
@@ -176,6 +190,7 @@ def download() -> Response:
         size=event.get_query_string_value("size"),
         format=event.get_query_string_value("format"),
         accept=(event.headers or {}).get("Accept"),  # case-insensitive in Powertools v3
+        cdn=cdn_url,
     )
     headers = {"Vary": "Accept"}  # format=auto answers by the Accept header: caches must key on it
     return Response(status_code=200, content_type="application/json", body=json.dumps(result), headers=headers)

@@ -258,6 +258,10 @@ LEAST_PRIVILEGE = {
         ("states:DescribeExecution", "execution:${ImagePipelineStateMachine.Name}:*"),
         ("states:GetExecutionHistory", "execution:${ImagePipelineStateMachine.Name}:*"),
         ("logs:FilterLogEvents", "ImagePipelineStateMachineLogGroup"),  # an Express execution's history
+        (  # EnableCdn: the key that signs the renditions' CloudFront URLs
+            "secretsmanager:GetSecretValue",
+            "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${AWS::StackName}-cdn-signing-key-*",
+        ),
     },
     "ValidateFunction": {
         ("dynamodb:GetItem", "ImageTable"),
@@ -541,3 +545,17 @@ def test_xray_sampling_is_a_parameter_with_rules_for_the_api_and_the_workflow():
     assert RESOURCES["WorkflowSamplingRule"]["Properties"]["SamplingRule"]["ResourceARN"] == {
         "!Ref": "ImagePipelineStateMachine"
     }
+
+
+def test_the_cdn_serves_only_urls_the_stacks_key_signed():
+    distribution = RESOURCES["RenditionsDistribution"]["Properties"]["DistributionConfig"]
+    assert distribution["DefaultCacheBehavior"]["TrustedKeyGroups"] == [{"!Ref": "RenditionsKeyGroup"}]
+    assert RESOURCES["RenditionsKeyGroup"]["Properties"]["KeyGroupConfig"]["Items"] == [
+        {"!Ref": "RenditionsSigningKey"}
+    ]
+    key = RESOURCES["RenditionsSigningKey"]["Properties"]["PublicKeyConfig"]
+    assert key["EncodedKey"] == {"!Ref": "CdnPublicKey"}
+    rule = DOC["Rules"]["SignedCdnNeedsAKey"]
+    assert rule["RuleCondition"] == {"!Equals": [{"!Ref": "EnableCdn"}, "true"]}
+    variables = RESOURCES["ApiFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["CDN_KEY_PAIR_ID"] == {"!If": ["WithCdn", {"!Ref": "RenditionsSigningKey"}, ""]}

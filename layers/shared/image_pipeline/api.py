@@ -16,7 +16,7 @@ from urllib.parse import quote
 from image_pipeline import keys, purge, trace
 from image_pipeline.auth import Caller
 from image_pipeline.config import Settings
-from image_pipeline.errors import ApiError
+from image_pipeline.errors import ApiError, ConfigError
 from image_pipeline.quota import Quotas
 from image_pipeline.records import (
     DELETED,
@@ -275,16 +275,16 @@ def _servable(repo: ImageRepository, caller: Caller, image_id: str | None) -> di
     raise ApiError(409, "NOT_READY", "the image is not processed yet", status=status)
 
 
-def _url_lifetime(settings: Settings) -> int | None:
-    """Seconds a rendition URL stays valid: a presigned URL's expiry; None for a CDN URL (valid while it exists)."""
-    return None if settings.cdn_domain else settings.url_expiry_seconds
+CdnUrl = Callable[[str], str]  # a rendition's key -> its signed CloudFront URL (image_pipeline.cdn)
 
 
-def _presign(s3, settings: Settings, key: str) -> str:
-    """A URL of a rendition: the CloudFront distribution's (EnableCdn; unsigned, cacheable by every client) or a
-    presigned GET of the bucket, valid for URL_EXPIRY_SECONDS."""
+def _presign(s3, settings: Settings, key: str, cdn: CdnUrl | None) -> str:
+    """A URL of a rendition, valid for URL_EXPIRY_SECONDS: the CloudFront distribution's, signed (EnableCdn), or a
+    presigned GET of the bucket."""
     if settings.cdn_domain:
-        return f"https://{settings.cdn_domain}/{quote(key)}"
+        if cdn is None:
+            raise ConfigError("EnableCdn: the API function has no CDN URL signer")
+        return cdn(quote(key))
     return s3.generate_presigned_url(
         "get_object", ExpiresIn=settings.url_expiry_seconds, Params={"Bucket": settings.processed_bucket, "Key": key}
     )
@@ -299,6 +299,7 @@ def download(
     size: str | None = None,
     format: str | None = None,
     accept: str | None = None,
+    cdn: CdnUrl | None = None,
 ) -> dict[str, Any]:
     """A presigned URL of one rendition: without ``size`` and ``format`` the default one (MaxDimension, the
     input's family); else the set's rendition of that box (``size``; default: the box of MaxDimension) in
@@ -312,10 +313,10 @@ def download(
             raise ApiError(400, "INVALID_SIZE", "size must be a positive number of pixels (a box of the set)")
         box = int(size)
     record = _servable(repo, caller, image_id)
-    result = {"imageId": record["imageId"], "expiresIn": _url_lifetime(settings)}
+    result = {"imageId": record["imageId"], "expiresIn": settings.url_expiry_seconds}
     if box is None and fmt is None:
         processed = _plain(record["processed"])
-        return {"downloadUrl": _presign(s3, settings, processed["key"]), **result}
+        return {"downloadUrl": _presign(s3, settings, processed["key"], cdn), **result}
     renditions = _plain(record.get("renditions") or [])
     if box is None:  # the box holding the default size, else the largest there is
         boxes = sorted({r["size"] for r in renditions})
@@ -327,7 +328,7 @@ def download(
         raise ApiError(404, "NO_SUCH_RENDITION", f"no {fmt or 'auto'} rendition of size {box}; there are: {available}")
     rendition = of_box[chosen]
     return {
-        "downloadUrl": _presign(s3, settings, rendition["key"]),
+        "downloadUrl": _presign(s3, settings, rendition["key"], cdn),
         **result,
         **{k: rendition[k] for k in ("size", "format", "width", "height", "bytes")},
         "contentType": CONTENT_TYPES[rendition["format"]],
@@ -360,7 +361,9 @@ def _accepted_types(accept: str | None) -> set[str]:
     return types
 
 
-def srcset(s3, repo: ImageRepository, settings: Settings, caller: Caller, image_id: str | None) -> dict[str, Any]:
+def srcset(
+    s3, repo: ImageRepository, settings: Settings, caller: Caller, image_id: str | None, cdn: CdnUrl | None = None
+) -> dict[str, Any]:
     """Per format (the configured preference order), a srcset of presigned URLs ready for <picture><source>, the
     default rendition as the <img> fallback, and the placeholder."""
     record = _servable(repo, caller, image_id)
@@ -373,7 +376,7 @@ def srcset(s3, repo: ImageRepository, settings: Settings, caller: Caller, image_
             {
                 "format": fmt,
                 "type": CONTENT_TYPES[fmt],
-                "srcset": ", ".join(f"{_presign(s3, settings, r['key'])} {r['width']}w" for r in of_format),
+                "srcset": ", ".join(f"{_presign(s3, settings, r['key'], cdn)} {r['width']}w" for r in of_format),
             }
         )
     processed = _plain(record["processed"])
@@ -381,12 +384,12 @@ def srcset(s3, repo: ImageRepository, settings: Settings, caller: Caller, image_
         "imageId": record["imageId"],
         "sources": sources,
         "fallback": {
-            "src": _presign(s3, settings, processed["key"]),
+            "src": _presign(s3, settings, processed["key"], cdn),
             "width": processed.get("width"),
             "height": processed.get("height"),
         },
         "placeholder": _plain(record.get("placeholder")),
-        "expiresIn": _url_lifetime(settings),
+        "expiresIn": settings.url_expiry_seconds,
     }
 
 

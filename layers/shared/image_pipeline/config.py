@@ -39,7 +39,9 @@ class Settings:
     rendition_sizes: tuple[int, ...] = DEFAULT_RENDITION_SIZES  # boxes of the responsive set (RenditionSizes)
     rendition_formats: tuple[str, ...] = DEFAULT_RENDITION_FORMATS  # its formats (RenditionFormats)
     web_bucket: str | None = None  # the web page's static files (the API serves them: GET /web/{file})
-    cdn_domain: str | None = None  # EnableCdn: download URLs name the CloudFront distribution, unsigned
+    cdn_domain: str | None = None  # EnableCdn: download URLs name the CloudFront distribution, signed
+    cdn_key_pair_id: str | None = None  # the CloudFront public key whose private key signs them
+    cdn_signing_key_secret: str | None = None  # the Secrets Manager secret (name) holding that private key (PEM)
     workflow_log_group: str | None = None  # the state machine's log group: an Express execution's history
     encode_threads: int = 1  # encoder threads: 2 halve the latency only from 1769 MB up (a whole vCPU, more)
     # Sign-in (the API function only): the token issuer, the audience its tokens must name (an app client id), where
@@ -117,6 +119,8 @@ class Settings:
             web_bucket=env.get("WEB_BUCKET") or None,
             workflow_log_group=env.get("WORKFLOW_LOG_GROUP") or None,
             cdn_domain=env.get("CDN_DOMAIN") or None,
+            cdn_key_pair_id=env.get("CDN_KEY_PAIR_ID") or None,
+            cdn_signing_key_secret=env.get("CDN_SIGNING_KEY_SECRET") or None,
             auth_issuer=env.get("AUTH_ISSUER") or None,
             auth_audience=env.get("AUTH_AUDIENCE") or None,
             auth_jwks_url=env.get("AUTH_JWKS_URL") or None,
