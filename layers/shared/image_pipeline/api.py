@@ -22,6 +22,8 @@ from image_pipeline.records import (
     DELETED,
     EXPIRED,
     FAILED,
+    GALLERY,
+    GALLERY_KEY,
     LISTED_OWNER,
     OWNER,
     PROCESSED,
@@ -203,7 +205,7 @@ def _decode_cursor(cursor: str, owner: str | None, status: str | None) -> dict[s
         key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (ValueError, binascii.Error, RecursionError):
         raise invalid from None
-    partition = {"gallery": "images"} if owner is None else {LISTED_OWNER: owner}
+    partition = {GALLERY_KEY: GALLERY} if owner is None else {LISTED_OWNER: owner}
     if not isinstance(key, dict) or set(key) != _CURSOR_FIELDS | set(partition) | {"listing"}:
         raise invalid
     if not all(isinstance(v, str) for v in key.values()) or key.pop("listing") != (status or _ANY_STATUS):
