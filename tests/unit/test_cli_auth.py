@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import stat
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -22,10 +21,6 @@ from moto import mock_aws
 from typer.testing import CliRunner
 
 from tests.local_http import Handler, serving
-
-# rich (imgpipe's) imports colorsys, which tests/unit/test_lazy.py takes for a standard module nobody has imported: it
-# leaves sys.modules again (rich keeps the function it took from it)
-sys.modules.pop("colorsys", None)
 
 STACK, REGION = "image-pipeline", "us-east-1"
 PASSWORD = "Correct-Horse-Battery-9"

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import json
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -18,10 +17,6 @@ from imgpipe.cli import app
 from imgpipe.client import Api, ApiFailure
 from rich.console import Console
 from typer.testing import CliRunner
-
-# rich (imgpipe's) imports colorsys, which tests/unit/test_lazy.py takes for a standard module nobody has imported: it
-# leaves sys.modules again (rich keeps the function it took from it)
-sys.modules.pop("colorsys", None)
 
 LINK = "[link=https://evil.example]x[/link]"
 OSC_LINK = "a\x1b]8;;https://evil.example\x07b\x1b]8;;\x07"  # a hyperlink in the terminal's own escape sequences
