@@ -559,15 +559,3 @@ def test_the_cdn_serves_only_urls_the_stacks_key_signed():
     assert rule["RuleCondition"] == {"!Equals": [{"!Ref": "EnableCdn"}, "true"]}
     variables = RESOURCES["ApiFunction"]["Properties"]["Environment"]["Variables"]
     assert variables["CDN_KEY_PAIR_ID"] == {"!If": ["WithCdn", {"!Ref": "RenditionsSigningKey"}, ""]}
-
-
-def test_a_waf_rate_rule_per_ip_is_a_deploy_time_option():
-    acl = RESOURCES["ApiWebAcl"]
-    assert acl["Condition"] == "WithWaf" and RESOURCES["ApiWebAclAssociation"]["Condition"] == "WithWaf"
-    assert DOC["Conditions"]["WithWaf"] == {"!Not": [{"!Equals": [{"!Ref": "WafRequestsPerIp"}, 0]}]}
-    [rule] = acl["Properties"]["Rules"]
-    assert rule["Action"] == {"Block": {}}
-    assert rule["Statement"]["RateBasedStatement"] == {"Limit": {"!Ref": "WafRequestsPerIp"}, "AggregateKeyType": "IP"}
-    association = RESOURCES["ApiWebAclAssociation"]["Properties"]
-    assert association["ResourceArn"]["!Sub"].endswith("/restapis/${ImageApi}/stages/prod")
-    assert DOC["Parameters"]["WafRequestsPerIp"]["Default"] == 0  # off unless asked for
