@@ -27,6 +27,7 @@ class Settings:
     table_name: str
     original_bucket: str
     processed_bucket: str
+    work_bucket: str = ""  # private working storage: staged renditions, backfill manifests (WORK_BUCKET)
     max_dimension: int = DEFAULT_MAX_DIMENSION
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     max_pixels: int = DEFAULT_MAX_PIXELS
@@ -104,6 +105,7 @@ class Settings:
             table_name=required("TABLE_NAME"),
             original_bucket=required("ORIGINAL_BUCKET"),
             processed_bucket=required("PROCESSED_BUCKET"),
+            work_bucket=env.get("WORK_BUCKET", ""),
             max_dimension=int(env.get("MAX_DIMENSION", DEFAULT_MAX_DIMENSION)),
             max_upload_bytes=int(env.get("MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES)),
             max_pixels=int(env.get("MAX_PIXELS", DEFAULT_MAX_PIXELS)),
