@@ -1,5 +1,5 @@
-"""Workflow step: record the renditions, the placeholder and PROCESSED (only while this execution owns the image),
-then delete renditions of an earlier configuration that the record no longer names."""
+"""Workflow step: switch the record to this execution's renditions and PROCESSED (only while this execution owns
+the image), then retire the renditions it no longer names (deleted after a grace period)."""
 
 from __future__ import annotations
 
@@ -20,8 +20,10 @@ s3 = boto3.client("s3")
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     annotate_image(event["image"]["imageId"])
-    result, pruned = workflow.mark_processed(s3, repo, settings, event["image"], event["stored"], event["executionArn"])
-    if pruned:
-        logger.info("renditions of an earlier configuration deleted", extra={"keys": pruned})
+    result, retired = workflow.mark_processed(
+        s3, repo, settings, event["image"], event["stored"], event["executionArn"]
+    )
+    if retired:
+        logger.info("earlier renditions retired", extra={"keys": retired, "after": workflow.retirement_grace(settings)})
     metrics.add_metric(name="ImagesProcessed", unit=MetricUnit.Count, value=1)
     return result

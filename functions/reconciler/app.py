@@ -1,11 +1,14 @@
-"""Scheduled: expire unused upload URLs, restart lost uploads, fail images whose execution ended silently."""
+"""Scheduled: expire unused upload URLs, restart lost uploads, fail images whose execution ended silently, and
+delete renditions a reprocess superseded once their grace period is over."""
 
 from __future__ import annotations
+
+import time
 
 import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from image_pipeline import reconcile
+from image_pipeline import reconcile, workflow
 from image_pipeline.config import Settings
 from image_pipeline.events import Publisher
 from image_pipeline.observability import logger, metrics, quota_counters, repository, tracer
@@ -34,7 +37,10 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
         publish=publish,
         give_back=usage.give_back,
     )
+    retired = workflow.delete_retired(s3, settings, time.time())
     for name in ("expired", "restarted", "failed", "errors"):
         metrics.add_metric(name=f"Reconciled{name.title()}", unit=MetricUnit.Count, value=len(getattr(report, name)))
-    logger.info("reconciled", extra=report.as_dict())
-    return report.as_dict()
+    metrics.add_metric(name="RetiredRenditionsDeleted", unit=MetricUnit.Count, value=len(retired))
+    result = report.as_dict() | {"retiredRenditionsDeleted": len(retired)}
+    logger.info("reconciled", extra=result)
+    return result

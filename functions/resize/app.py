@@ -1,4 +1,4 @@
-"""Workflow step: decode once, resize and encode every rendition of the set, and put each at its final key."""
+"""Workflow step: decode once, resize and encode every rendition of the set, and stage them for Store."""
 
 from __future__ import annotations
 
@@ -13,17 +13,13 @@ s3 = boto3.client("s3")
 
 
 @logger.inject_lambda_context(clear_state=True)  # no image id left over from the previous invocation
-@tracer.capture_lambda_handler(capture_response=False)  # responses hold presigned URLs and keys
+@tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     image = event["image"]
     annotate_image(image["imageId"])
-    stored = workflow.resize(s3, settings, image)
+    resized = workflow.resize(s3, settings, image)
     logger.info(
-        "resized and stored",
-        extra={
-            "processed": stored["processed"]["key"],
-            "renditions": len(stored["renditions"]),
-            "engine": stored["engine"],
-        },
+        "resized and staged",
+        extra={"staged": resized["staged"], "renditions": len(resized["parts"]), "engine": resized["engine"]},
     )
-    return stored
+    return resized

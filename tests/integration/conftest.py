@@ -31,6 +31,11 @@ class Stack:
     api_key: str | None = None
     outputs: dict = field(default_factory=dict)  # every output of the stack (EventBusName, BackfillStateMachineArn…)
 
+    @property
+    def work_bucket(self) -> str:
+        """The private work bucket, named like the others (the local cloud's stack updates add no new outputs)."""
+        return self.original_bucket.replace("-original-", "-work-", 1)
+
 
 def deploy(name: str, *overrides: str) -> Stack:
     """sam build + deploy of template.yaml as stack ``name`` (with Param=Value overrides) on the local cloud; the
@@ -230,9 +235,11 @@ def stored_renditions(s3, stack: Stack, image_id: str) -> set[str]:
 
 
 def expected_renditions(record: dict) -> set[str]:
-    """The keys a PROCESSED record's renditions live under: the set's and the default's (which may be one of them)."""
+    """The keys a PROCESSED record's renditions live under: the set's and the default's (which may be one of them),
+    all of the record's version (the one its default rendition's key names)."""
     image_id = record["imageId"]
-    keys = {f"renditions/{image_id}/{r['size']}.{EXTENSIONS[r['format']]}" for r in record["renditions"]}
+    version = record["processed"]["key"].split("/")[2]  # renditions/{id}/{version}/{size}.{ext}
+    keys = {f"renditions/{image_id}/{version}/{r['size']}.{EXTENSIONS[r['format']]}" for r in record["renditions"]}
     return keys | {record["processed"]["key"]}
 
 

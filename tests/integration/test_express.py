@@ -48,7 +48,14 @@ from .test_pipeline import (  # noqa: F401
     test_twenty_concurrent_uploads_all_end_processed,
 )
 
-EXPRESS_STATES = ["Validate image", "Is it a duplicate?", "Resize image", "Mark processed", "Publish processed"]
+EXPRESS_STATES = [
+    "Validate image",
+    "Is it a duplicate?",
+    "Resize image",
+    "Store renditions",
+    "Mark processed",
+    "Publish processed",
+]
 
 
 # Every setting the last test changes is named (a deploy keeps a parameter's previous value when it is not given, as

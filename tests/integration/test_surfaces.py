@@ -69,14 +69,14 @@ def test_delete_leaves_nothing_behind_is_idempotent_and_announced(client, stack,
     assert deleted[0]["detail"]["owner"] == jwt.decode(client.token, options={"verify_signature": False})["sub"]
 
 
-@pytest.mark.parametrize("late", ["resize-answer", "mark-processed"])
+@pytest.mark.parametrize("late", ["store-answer", "mark-processed"])
 def test_a_delete_racing_the_execution_leaves_no_rendition_and_no_record(client, stack, aws, faults, late):
-    """The image is deleted while its execution runs (Resize stored the set but has not answered yet; or Mark
+    """The image is deleted while its execution runs (Store published the set but has not answered yet; or Mark
     processed has not run yet): the execution cannot write the record again, and removes what it stored after the
     delete's cleanup."""
     s3, sfn = aws("s3"), aws("stepfunctions")
-    if late == "resize-answer":
-        faults(service="lambda", operation="Invoke", resource="ResizeFunction", latency_after_ms=4_000, count=1)
+    if late == "store-answer":
+        faults(service="lambda", operation="Invoke", resource="StoreFunction", latency_after_ms=4_000, count=1)
     else:
         faults(service="lambda", operation="Invoke", resource="MarkProcessedFunction", latency_ms=4_000, count=1)
     image_id = client.upload(images.jpeg(2400, 1800))
@@ -103,6 +103,7 @@ def test_the_trace_shows_each_state_of_the_execution(client, stack):
         "Validate image",
         "Is it a duplicate?",
         "Resize image",
+        "Store renditions",
         "Mark processed",
         "Publish processed",
     ]
@@ -224,7 +225,7 @@ def test_status_ls_get_trace_reprocess_and_rm(stack, folder, tmp_path, aws):
     wait_executions_done(aws("stepfunctions"), stack.state_machine)  # the record is PROCESSED before the end
     trace = imgpipe("trace", image_id)
     assert trace.returncode == 0, trace.stderr
-    for state in ("Validate image", "Resize image", "Mark processed", "SUCCEEDED"):
+    for state in ("Validate image", "Resize image", "Store renditions", "Mark processed", "SUCCEEDED"):
         assert state in trace.stdout
     assert "log lines" in trace.stdout and "validated" in trace.stdout  # the functions' own lines of this image
 

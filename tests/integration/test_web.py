@@ -75,6 +75,7 @@ def test_sign_in_upload_a_photo_and_a_bad_file_and_see_only_ones_own_images(brow
     good_card.get_by_role("button", name="Trace of harbour.jpg").click()
     trace = page.get_by_test_id("trace-table")
     expect(trace).to_contain_text("Resize image")
+    expect(trace).to_contain_text("Store renditions")
     expect(trace).to_contain_text("Mark processed")
     page.keyboard.press("Escape")  # the dialog closes from the keyboard
 

@@ -22,6 +22,7 @@ ENV = {
     "TABLE_NAME": "images-test",
     "ORIGINAL_BUCKET": "original-test",
     "PROCESSED_BUCKET": "processed-test",
+    "WORK_BUCKET": "work-test",
     "MAX_DIMENSION": "800",
     "MAX_UPLOAD_BYTES": "1000000",
     "MAX_PIXELS": "50000000",
@@ -106,6 +107,7 @@ def aws_env(monkeypatch, issuer):
         s3 = boto3.client("s3")
         s3.create_bucket(Bucket=ENV["ORIGINAL_BUCKET"])
         s3.create_bucket(Bucket=ENV["PROCESSED_BUCKET"])
+        s3.create_bucket(Bucket=ENV["WORK_BUCKET"])
         yield {"table": ddb.Table(ENV["TABLE_NAME"]), "usage": ddb.Table(ENV["USAGE_TABLE"]), "s3": s3}
 
 

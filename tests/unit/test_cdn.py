@@ -38,11 +38,11 @@ def processed(aws_env):
             "height": 300,
             "format": fmt,
             "bytes": 9,
-            "key": keys.set_rendition_key(IMAGE_ID, 400, ext),
+            "key": keys.rendition_key(IMAGE_ID, "v1", 400, ext),
         }
         for fmt, ext in (("avif", "avif"), ("jpeg", "jpg"))
     ]
-    default = {"key": keys.set_rendition_key(IMAGE_ID, 400, "jpg"), "bytes": 9, "width": 400, "height": 300}
+    default = {"key": keys.rendition_key(IMAGE_ID, "v1", 400, "jpg"), "bytes": 9, "width": 400, "height": 300}
     repo.mark_processed(IMAGE_ID, "arn:run", {"processed": {**default, "format": "JPEG"}, "renditions": renditions})
     return aws_env["s3"], repo
 
@@ -83,7 +83,7 @@ def test_with_a_cdn_urls_name_the_distribution_are_signed_and_expire(processed):
     avif = api.download(s3, repo, settings, ALICE, IMAGE_ID, size="400", format="avif", cdn=sign)
     picture = api.srcset(s3, repo, settings, ALICE, IMAGE_ID, cdn=sign)
     # THEN each names the distribution, carries a signature CloudFront accepts, and expires as a presigned URL does
-    prefix = f"https://d111111abcdef8.cloudfront.net/renditions/{IMAGE_ID}/"
+    prefix = f"https://d111111abcdef8.cloudfront.net/renditions/{IMAGE_ID}/v1/"
     assert got["downloadUrl"].startswith(prefix + "400.jpg?") and avif["downloadUrl"].startswith(prefix + "400.avif?")
     urls = [
         picture["fallback"]["src"],

@@ -101,9 +101,9 @@ def a_processed_image(s3, settings, repo) -> str:
     s3.put_object(Bucket=settings.original_bucket, Key=key, Body=b"first")
     s3.put_object(Bucket=settings.original_bucket, Key=key, Body=b"second")
     repo.claim(image_id, key, "e", "arn:run")
-    for name in (keys.set_rendition_key(image_id, 400, "avif"), keys.rendition_key(image_id, "png")):
+    for name in (keys.rendition_key(image_id, "v1", 400, "avif"), keys.rendition_key(image_id, "v1", None, "png")):
         s3.put_object(Bucket=settings.processed_bucket, Key=name, Body=b"r")
-    repo.mark_processed(image_id, "arn:run", {"processed": {"key": keys.rendition_key(image_id, "png")}})
+    repo.mark_processed(image_id, "arn:run", {"processed": {"key": keys.rendition_key(image_id, "v1", None, "png")}})
     return image_id
 
 
@@ -151,7 +151,7 @@ def test_an_execution_of_a_deleted_image_writes_nothing_and_removes_what_it_stor
     repo.claim(image_id, key, "e", "arn:run")
     api.delete_image(s3, repo, quotas, settings, ALICE, image_id, None)
     # the execution goes on: it stores a rendition after the delete cleaned up, then cannot mark the image
-    s3.put_object(Bucket=settings.processed_bucket, Key=keys.set_rendition_key(image_id, 200, "jpg"), Body=b"r")
+    s3.put_object(Bucket=settings.processed_bucket, Key=keys.rendition_key(image_id, "v1", 200, "jpg"), Body=b"r")
     with pytest.raises(ImageNotOwnedError):
         workflow.mark_processed(
             s3, repo, settings, {"imageId": image_id}, {"processed": {"key": "k"}, "renditions": []}, "arn:run"

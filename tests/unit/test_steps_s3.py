@@ -3,6 +3,7 @@ replaced original; validate's ranged reads; pruning renditions of an earlier con
 
 from __future__ import annotations
 
+import base64
 import hashlib
 
 import pytest
@@ -13,7 +14,7 @@ from image_pipeline.records import ImageRepository
 
 from tests import corpus, images
 
-IMAGE = {"imageId": "3f1c7f5e-3b8e-4c3e-9a51-6d0d2b8f4a10"}
+IMAGE = {"imageId": "3f1c7f5e-3b8e-4c3e-9a51-6d0d2b8f4a10", "version": "0123456789abcdef"}
 
 
 def original(s3, settings) -> dict:
@@ -23,31 +24,56 @@ def original(s3, settings) -> dict:
     return {**IMAGE, "bucket": settings.original_bucket, "key": key, "etag": put["ETag"].strip('"')}
 
 
+def keys_in(s3, bucket: str, prefix: str = "") -> list[str]:
+    return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", []))
+
+
 @pytest.fixture
-def stored(aws_env):
-    """The original, resized: its whole set stored."""
+def resized(aws_env):
+    """The original, resized: its whole set staged."""
     s3, settings = aws_env["s3"], Settings.from_env()
-    return s3, settings, workflow.resize(s3, settings, original(s3, settings))
+    image = original(s3, settings)
+    return s3, settings, image, workflow.resize(s3, settings, image)
 
 
-def test_resize_puts_the_whole_set_at_its_final_keys_once_verified(stored):
-    s3, settings, result = stored
+@pytest.fixture
+def stored(resized):
+    """The staged set, stored."""
+    s3, settings, image, result = resized
+    return s3, settings, workflow.store(s3, settings, image, result)
+
+
+def test_resize_stages_the_whole_set_in_one_private_object_and_publishes_nothing(resized):
+    s3, settings, image, result = resized
     # 200, 400 and 800 are smaller than 1200; 1600 covers it (rendered at 1200): 4 sizes x 3 formats
-    assert [(r["size"], r["format"], r["width"]) for r in result["renditions"]] == [
+    assert [(p["size"], p["format"], p["width"]) for p in result["parts"]] == [
         (size, fmt, width)
         for size, width in ((200, 200), (400, 400), (800, 800), (1600, 1200))
         for fmt in ("avif", "webp", "jpeg")
     ]
-    listed = s3.list_objects_v2(Bucket=settings.processed_bucket)["Contents"]
-    # the default (800 px JPEG for a JPEG) is the set's 800 px JPEG: made and stored once; nothing else is written
-    assert sorted(o["Key"] for o in listed) == sorted(r["key"] for r in result["renditions"])
-    processed = result["processed"]
-    assert (processed["key"], processed["format"], processed["width"]) == (
-        f"renditions/{IMAGE['imageId']}/800.jpg",
-        "JPEG",
-        800,
-    )
-    assert result["placeholder"]["color"].startswith("#") and result["renditionSet"] == settings.rendition_set
+    # the default (800 px JPEG for a JPEG) is the set's 800 px JPEG: made and staged once
+    assert result["inSet"] == 12 and result["default"] == 8
+    assert keys_in(s3, settings.processed_bucket) == []  # Resize writes nowhere clients read
+    assert keys_in(s3, settings.work_bucket) == [f"staging/{IMAGE['imageId']}/{image['version']}"]
+    body = s3.get_object(Bucket=settings.work_bucket, Key=result["staged"]["key"])["Body"].read()
+    assert len(body) == result["staged"]["bytes"] == sum(p["bytes"] for p in result["parts"])
+    assert base64.b64encode(hashlib.sha256(body).digest()).decode() == result["staged"]["sha256"]
+    for p in result["parts"]:  # each part's own checksum, which Store checks
+        part = body[p["offset"] : p["offset"] + p["bytes"]]
+        assert base64.b64encode(hashlib.sha256(part).digest()).decode() == p["sha256"]
+    assert workflow.resize(s3, settings, image) == result  # a retry stages the same bytes under the same key
+
+
+def test_store_publishes_the_set_under_immutable_versioned_keys_then_drops_what_was_staged(stored):
+    s3, settings, result = stored
+    prefix = f"renditions/{IMAGE['imageId']}/{IMAGE['version']}/"
+    assert [r["key"] for r in result["renditions"]] == [
+        f"{prefix}{size}.{ext}" for size in (200, 400, 800, 1600) for ext in ("avif", "webp", "jpg")
+    ]
+    assert keys_in(s3, settings.processed_bucket) == sorted(r["key"] for r in result["renditions"])
+    assert (result["processed"]["key"], result["processed"]["format"]) == (f"{prefix}800.jpg", "JPEG")
+    assert result["version"] == IMAGE["version"] and result["renditionSet"] == settings.rendition_set
+    assert result["placeholder"]["color"].startswith("#")
     for rendition in result["renditions"]:
         head = s3.head_object(Bucket=settings.processed_bucket, Key=rendition["key"])
         assert head["ContentLength"] == rendition["bytes"]  # the stored checksum: on the local cloud (test_pipeline)
@@ -56,18 +82,25 @@ def test_resize_puts_the_whole_set_at_its_final_keys_once_verified(stored):
             == {"avif": "image/avif", "webp": "image/webp", "jpeg": "image/jpeg"}[rendition["format"]]
         )
         assert head["Metadata"] == {"image-id": IMAGE["imageId"]}
-        # reprocessing rewrites these keys: caches must not be told they never change
-        assert "immutable" not in head["CacheControl"] and head["CacheControl"].startswith("public")
+        assert head["CacheControl"] == "public, max-age=31536000, immutable"  # a key's bytes never change
+    assert keys_in(s3, settings.work_bucket) == []  # nothing staged outlives the step
 
 
-def test_a_retry_after_a_run_that_landed_stores_the_same_set(stored):
-    s3, settings, first = stored
-    etags = [s3.head_object(Bucket=settings.processed_bucket, Key=r["key"])["ETag"] for r in first["renditions"]]
-    again = workflow.resize(s3, settings, original(s3, settings))  # the run Step Functions gave up on, retried
-    assert again == first
-    assert etags == [
-        s3.head_object(Bucket=settings.processed_bucket, Key=r["key"])["ETag"] for r in again["renditions"]
-    ]
+def test_a_retry_of_store_after_a_run_that_landed_checks_the_keys_and_gives_the_same_result(resized):
+    s3, settings, image, staged = resized
+    first = workflow.store(s3, settings, image, staged)
+    assert workflow.store(s3, settings, image, staged) == first  # the staged object is gone: HEADs instead
+    s3.delete_object(Bucket=settings.processed_bucket, Key=first["renditions"][3]["key"])
+    with pytest.raises(RenditionIntegrityError, match="neither the staged renditions nor"):
+        workflow.store(s3, settings, image, staged)
+
+
+def test_staged_bytes_that_are_not_what_resize_put_are_never_published(resized):
+    s3, settings, image, staged = resized
+    s3.put_object(Bucket=settings.work_bucket, Key=staged["staged"]["key"], Body=b"\0" * staged["staged"]["bytes"])
+    with pytest.raises(RenditionIntegrityError, match="not the ones Resize put"):
+        workflow.store(s3, settings, image, staged)
+    assert keys_in(s3, settings.processed_bucket) == []
 
 
 class ChecksumOf:
@@ -76,16 +109,17 @@ class ChecksumOf:
     def __init__(self, s3) -> None:
         self.s3 = s3
 
-    def get_object(self, **kwargs):
-        return self.s3.get_object(**kwargs)
+    def __getattr__(self, name):
+        return getattr(self.s3, name)
 
     def put_object(self, **kwargs):
         return {**self.s3.put_object(**kwargs), "ChecksumSHA256": "bm90IHRoaXM="}
 
 
-def test_a_rendition_stored_with_another_checksum_is_an_integrity_error(aws_env):
-    s3, settings = aws_env["s3"], Settings.from_env()
-    image = original(s3, settings)
+def test_a_rendition_stored_with_another_checksum_is_an_integrity_error(resized):
+    s3, settings, image, staged = resized
+    with pytest.raises(RenditionIntegrityError):
+        workflow.store(ChecksumOf(s3), settings, image, staged)
     with pytest.raises(RenditionIntegrityError):
         workflow.resize(ChecksumOf(s3), settings, image)
 
@@ -201,24 +235,48 @@ def test_an_execution_that_does_not_own_the_image_tags_nothing(failing):
     assert tags(s3, settings) == [] and repo.get(image_id)["status"] == "PENDING"
 
 
-def test_renditions_the_record_no_longer_names_are_deleted_and_nothing_else(stored, monkeypatch):
+def test_a_reprocess_retires_the_previous_version_and_the_reconciler_deletes_it_after_the_grace(stored, monkeypatch):
     s3, settings, first = stored
-    other = "renditions/3f1c7f5e-3b8e-4c3e-9a51-6d0d2b8f4a11/800.jpg"  # another image's
-    s3.put_object(Bucket=settings.processed_bucket, Key=other, Body=b"x")
-    assert workflow.prune_renditions(s3, settings, IMAGE["imageId"], first) == []
+    other = "renditions/3f1c7f5e-3b8e-4c3e-9a51-6d0d2b8f4a11/v/800.jpg"  # another image's
+    legacy = f"renditions/{IMAGE['imageId']}.jpg"  # the layout before versions
+    for key in (other, legacy):
+        s3.put_object(Bucket=settings.processed_bucket, Key=key, Body=b"x")
 
-    # the configuration changes to 300 px AVIF only: re-rendered, the record names the new set
+    # the configuration changes to 300 px AVIF only: re-rendered as a new version, the record names the new set
     monkeypatch.setenv("RENDITION_SIZES", "300")
     monkeypatch.setenv("RENDITION_FORMATS", "avif")
     narrow = Settings.from_env()
-    image = {**IMAGE, "bucket": settings.original_bucket, "key": f"uploads/{IMAGE['imageId']}"}
+    image = {**IMAGE, "version": "fedcba9876543210", "bucket": settings.original_bucket}
+    image["key"] = f"uploads/{IMAGE['imageId']}"
     image["etag"] = s3.head_object(Bucket=image["bucket"], Key=image["key"])["ETag"].strip('"')
-    restored = workflow.resize(s3, narrow, image)
-    deleted = workflow.prune_renditions(s3, narrow, IMAGE["imageId"], restored)
+    second = workflow.store(s3, narrow, image, workflow.resize(s3, narrow, image))
+    retired = workflow.retire_renditions(s3, narrow, IMAGE["imageId"], second, now=1_000_000)
 
-    assert sorted(deleted) == sorted(r["key"] for r in first["renditions"])  # the whole old set, default included
-    left = [o["Key"] for o in s3.list_objects_v2(Bucket=settings.processed_bucket, Prefix="renditions/")["Contents"]]
-    assert sorted(left) == sorted([other, restored["processed"]["key"], *(r["key"] for r in restored["renditions"])])
+    old = sorted([legacy, *(r["key"] for r in first["renditions"])])  # the whole old set, default included
+    assert sorted(retired) == old
+    assert keys_in(s3, settings.work_bucket) == [
+        f"retired/{1_000_000 + 300 + 60:010d}/{IMAGE['imageId']}/fedcba9876543210.json"
+    ]
+    # within the grace period a URL handed out before the switch still works: nothing is deleted
+    assert workflow.delete_retired(s3, narrow, now=1_000_000 + 359) == []
+    current = [second["processed"]["key"], second["renditions"][0]["key"]]  # 800 px JPEG (outside the set), 300 AVIF
+    assert len(keys_in(s3, settings.processed_bucket)) == len(old) + 1 + len(current)
+    assert sorted(workflow.delete_retired(s3, narrow, now=1_000_000 + 360)) == old
+    assert keys_in(s3, settings.processed_bucket) == sorted([other, *current])
+    assert keys_in(s3, settings.work_bucket) == []
+
+
+def test_a_failed_execution_leaves_nothing_staged_and_nothing_of_its_version(resized, aws_env):
+    s3, settings, image, staged = resized
+    repo = ImageRepository(aws_env["table"])
+    repo.claim(image["imageId"], image["key"], "e", "arn:run")
+    # Store published one rendition, then failed for good
+    part = staged["parts"][0]
+    key = workflow.keys.rendition_key(image["imageId"], image["version"], part["size"], part["extension"])
+    s3.put_object(Bucket=settings.processed_bucket, Key=key, Body=b"partial")
+    state = {"image": image, "error": {"Error": "TransientAWSError", "Cause": "{}"}}
+    assert workflow.record_failure(s3, repo, settings, state, "arn:run")["status"] == "FAILED"
+    assert keys_in(s3, settings.work_bucket) == [] and keys_in(s3, settings.processed_bucket) == []
 
 
 class CountingLists:
@@ -242,7 +300,7 @@ def test_mark_processed_lists_the_renditions_only_once_another_execution_owned_t
     assert detail["status"] == "PROCESSED" and len(detail["renditions"]) == 12
     assert (pruned, counting.lists) == ([], 0)  # the first execution: the record names all it wrote
 
-    stale = f"renditions/{image_id}/100.webp"  # e.g. a size of an earlier configuration
+    stale = f"renditions/{image_id}/0000000000000000/100.webp"  # e.g. an earlier version
     s3.put_object(Bucket=settings.processed_bucket, Key=stale, Body=b"old")
     repo.claim(image_id, f"uploads/{image_id}", "e", "arn:second", reprocess=True)
     detail, pruned = workflow.mark_processed(counting, repo, settings, IMAGE, result, "arn:second")

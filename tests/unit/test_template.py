@@ -44,7 +44,7 @@ PUBLISH_TASKS = {
 
 def test_every_task_retries_transient_errors_with_jitter_and_is_caught():
     tasks = LAMBDA_TASKS
-    assert set(tasks) == {"Validate image", "Resize image", "Mark processed", "Record failure"}
+    assert set(tasks) == {"Validate image", "Resize image", "Store renditions", "Mark processed", "Record failure"}
     for name, state in tasks.items():
         retried = {e for r in state["Retry"] for e in r["ErrorEquals"]}
         assert TRANSIENT <= retried, name
@@ -82,7 +82,7 @@ def test_every_path_ends_through_catch_within_the_hour():
     assert all("TimeoutSeconds" in s for s in ASL["States"].values() if s["Type"] == "Task")
     worst = _worst_path_seconds(ASL["StartAt"])
     assert worst < 3600, f"worst path {worst:.0f} s"
-    # the worst path really is validate -> resize -> mark processed (fails) -> record failure -> publish it
+    # the worst path really is validate -> resize -> store -> mark processed (fails) -> record failure -> publish it
     tasks = [s for name, s in ASL["States"].items() if s["Type"] == "Task" and name != "Publish processed"]
     assert worst == sum(_worst_case_seconds(t) for t in tasks)
 
@@ -125,7 +125,7 @@ def test_every_custom_error_the_state_machine_matches_is_a_named_exception():
 
 
 def test_failures_are_recorded_before_the_execution_fails():
-    for name in ("Validate image", "Resize image", "Mark processed"):
+    for name in ("Validate image", "Resize image", "Store renditions", "Mark processed"):
         assert ASL["States"][name]["Catch"][0]["Next"] == "Record failure"
     assert ASL["States"]["Record failure"]["Next"] == "Was the failure recorded?"
     assert {c["Next"] for c in ASL["States"]["Which failure?"]["Choices"]} | {
@@ -145,12 +145,12 @@ def test_every_substitution_in_the_definition_is_provided_by_the_template():
 
 def test_every_function_has_a_log_group_with_retention():
     functions = re.findall(r"^  (\w+Function):\n    Type: AWS::Serverless::Function", TEMPLATE, re.M)
-    assert len(functions) == 6
+    assert len(functions) == 7
     for fn in functions:
         assert re.search(rf"LogGroupName: !Sub /aws/lambda/\${{{fn}}}\n      RetentionInDays:", TEMPLATE), fn
 
 
-BUCKETS = {"OriginalBucket", "ProcessedBucket", "AccessLogsBucket", "WebBucket"}
+BUCKETS = {"OriginalBucket", "ProcessedBucket", "AccessLogsBucket", "WebBucket", "WorkBucket"}
 
 
 def test_buckets_block_public_access_encrypt_and_deny_insecure_transport():
@@ -185,8 +185,8 @@ def test_policy_scan_has_no_findings(tmp_path):
     transformed = tmp_path / "template.transformed.json"
     subprocess.run([sys.executable, str(ROOT / "scripts" / "sam_transform.py"), str(transformed)], check=True)
     roles = [r for r in json.loads(transformed.read_text())["Resources"].values() if r["Type"] == "AWS::IAM::Role"]
-    # 7 functions, the two state machines, the pipeline's EventBridge rule (SAM), the webhook's role (ours)
-    assert len(roles) == 10
+    # 8 functions, the two state machines, the pipeline's EventBridge rule (SAM), the webhook's role (ours)
+    assert len(roles) == 11
     result = subprocess.run(
         [
             str(scanner),
@@ -234,6 +234,7 @@ def _load_template() -> dict:
 DOC = _load_template()
 RESOURCES = DOC["Resources"]
 RENDITIONS, UPLOADS = keys.RENDITION_PREFIX, keys.UPLOAD_PREFIX
+STAGING, RETIRED = keys.STAGING_PREFIX, keys.RETIRED_PREFIX
 # What each function's code calls (image_pipeline/*.py), and on what. HeadObject needs s3:GetObject; ListBucket
 # lets S3 answer 404 rather than 403 for a missing key.
 LEAST_PRIVILEGE = {
@@ -272,12 +273,21 @@ LEAST_PRIVILEGE = {
         ("s3:DeleteObject", "OriginalBucket/*"),
         ("s3:DeleteObjectVersion", "OriginalBucket/*"),
     },
-    "ResizeFunction": {("s3:GetObject", "OriginalBucket/*"), ("s3:PutObject", f"ProcessedBucket/{RENDITIONS}*")},
+    # native decoders on untrusted bytes: reads originals, writes only the private staging prefix
+    "ResizeFunction": {("s3:GetObject", "OriginalBucket/*"), ("s3:PutObject", f"WorkBucket/{STAGING}*")},
+    # publishes renditions: takes the staged set, never sees an original
+    "StoreFunction": {
+        ("s3:GetObject", f"WorkBucket/{STAGING}*"),
+        ("s3:DeleteObject", f"WorkBucket/{STAGING}*"),
+        ("s3:ListBucket", "WorkBucket"),  # a retry after a run that landed: the staged object is gone, not forbidden
+        ("s3:PutObject", f"ProcessedBucket/{RENDITIONS}*"),
+        ("s3:GetObject", f"ProcessedBucket/{RENDITIONS}*"),  # that retry checks the published keys (HEAD)
+    },
     "MarkProcessedFunction": {
         ("dynamodb:GetItem", "ImageTable"),
         ("dynamodb:UpdateItem", "ImageTable"),
         ("s3:ListBucket", "ProcessedBucket"),
-        ("s3:DeleteObject", f"ProcessedBucket/{RENDITIONS}*"),
+        ("s3:PutObject", f"WorkBucket/{RETIRED}*"),  # the previous version goes after a grace period, not here
     },
     "MarkFailedFunction": {
         ("dynamodb:GetItem", "ImageTable"),
@@ -285,6 +295,7 @@ LEAST_PRIVILEGE = {
         ("s3:PutObjectTagging", "OriginalBucket/*"),
         ("s3:ListBucket", "ProcessedBucket"),  # an image deleted while its execution ran: what it stored goes
         ("s3:DeleteObject", f"ProcessedBucket/{RENDITIONS}*"),
+        ("s3:DeleteObject", f"WorkBucket/{STAGING}*"),  # nothing staged outlives its execution
     },
     "ReconcilerFunction": {
         ("dynamodb:Query", "ImageTable"),
@@ -299,8 +310,19 @@ LEAST_PRIVILEGE = {
         ("states:DescribeExecution", "execution:${ImagePipelineStateMachine.Name}:*"),
         ("events:PutEvents", "CompletionEventBus"),
         ("dynamodb:UpdateItem", "UsageTable"),  # an expired upload's bytes given back to its owner
+        ("s3:ListBucket", "WorkBucket"),  # retired renditions whose grace period is over
+        ("s3:GetObject", f"WorkBucket/{RETIRED}*"),
+        ("s3:DeleteObject", f"WorkBucket/{RETIRED}*"),
+        ("s3:DeleteObject", f"ProcessedBucket/{RENDITIONS}*"),
     },
 }
+
+
+def test_the_decoding_function_cannot_touch_what_clients_read_and_the_publishing_one_cannot_read_originals():
+    resize, store = LEAST_PRIVILEGE["ResizeFunction"], LEAST_PRIVILEGE["StoreFunction"]
+    assert not [g for g in resize if g[1].startswith(("ProcessedBucket", "WebBucket")) or "Delete" in g[0]]
+    assert not [g for g in store if g[1].startswith("OriginalBucket")]
+    # and the grants above are the template's (test_every_function_gets_exactly_the_actions_its_code_needs...)
 
 
 def _resource_name(resource) -> str:

@@ -27,8 +27,8 @@ def delete_renditions(s3, bucket: str, image_id: str) -> list[str]:
 
 
 def rendition_keys(s3, bucket: str, image_id: str) -> list[str]:
-    """Every rendition of the image: ``renditions/{id}`` holds the default's key and the set's folder."""
-    return listed(s3, bucket, keys.rendition_key(image_id, "")[:-1])
+    """Every rendition of the image, of every version."""
+    return listed(s3, bucket, keys.rendition_prefix(image_id))
 
 
 def listed(s3, bucket: str, prefix: str) -> list[str]:

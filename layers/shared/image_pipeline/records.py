@@ -159,15 +159,18 @@ class ImageRepository:
         what Validate found of the ``original`` (in the same write: one write per step, not two); again for the
         same execution (a retried step whose first run landed)."""
         owned = Attr("status").is_in([PROCESSING, PROCESSED]) & Attr("executionArn").eq(execution_arn)
-        expression = "SET #s = :to, #p = :p, renditions = :r, placeholder = :ph, renditionSet = :set, updatedAt = :now"
+        expression = (
+            "SET #s = :to, #p = :p, renditions = :r, placeholder = :ph, renditionSet = :set, #v = :v, updatedAt = :now"
+        )
         values = {
             ":to": PROCESSED,
+            ":v": stored.get("version", ""),
             ":p": stored["processed"],
             ":r": stored.get("renditions", []),
             ":ph": stored.get("placeholder"),
             ":set": stored.get("renditionSet", ""),
         }
-        names = {"#s": "status", "#p": "processed"}
+        names = {"#s": "status", "#p": "processed", "#v": "version"}
         return self._owned_update(image_id, execution_arn, *_ending_flight(expression, values, names, original), owned)
 
     def mark_failed(

@@ -1,5 +1,9 @@
 """The workflow's steps: validate -> resize -> store -> mark processed, and recording a failure.
 
+Resize (the CPU work, native decoders on untrusted bytes) stages its output in the private work bucket; Store
+publishes it under immutable, versioned keys; Mark processed switches the record to that version and retires the
+previous one.
+
 Plain functions over small interfaces (an S3 client, an ImageRepository, Settings); the Lambda
 handlers only parse the state input and shape the output.
 """
@@ -9,7 +13,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from concurrent.futures import Future, ThreadPoolExecutor
+import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -25,11 +30,7 @@ from image_pipeline.errors import (
     RenditionIntegrityError,
     TransientAWSError,
 )
-from image_pipeline.records import DELETED, FAILED, OWNER, REJECTED, ImageRepository
-
-# Not "immutable": reprocessing replaces a rendition under the same key, so caches must look again (within an hour).
-CACHE_CONTROL = "public, max-age=3600"
-
+from image_pipeline.records import DELETED, FAILED, OWNER, PROCESSED, REJECTED, ImageRepository
 
 # What a FAILED image shows (GET /images, /download): a fixed code and message per cause. The SDK's and Step
 # Functions' own text (bucket names, ARNs, AccessDenied messages, state input) goes to the function's log only.
@@ -72,6 +73,7 @@ def validate(s3, repo: ImageRepository, settings: Settings, event: dict, executi
     return {
         "imageId": image_id,
         "duplicate": False,
+        "version": keys.version_of(execution_arn),  # the renditions' version this execution makes
         "bucket": bucket,
         "key": key,
         "etag": etag,
@@ -128,11 +130,12 @@ def probe_object(s3, bucket: str, key: str, settings: Settings) -> tuple[engine.
 
 
 def resize(s3, settings: Settings, image: dict[str, Any]) -> dict[str, Any]:
-    """Render the whole set from one decode (engine.render_set) and put each rendition at its final key, once, with
-    its headers and its SHA-256 checksum, which S3 verifies before it stores the object (a PUT replaces an object
-    whole: a reader sees the old rendition or the new one, never a part). Returns what Mark processed records.
+    """Render the whole set from one decode (engine.render_set) and stage it for Store: every rendition, one after
+    another, in one private object of the work bucket (``keys.staging_key``: one PUT whatever the set's size), which
+    S3 stores only if its SHA-256 is the one sent. Returns what Store needs: where each rendition lies in it and its
+    own SHA-256. Resize writes nowhere clients read.
 
-    Idempotent: a retry (or a late first attempt) renders the same bytes under the same keys."""
+    Idempotent: a retry (or a late first attempt) renders the same bytes under the same key."""
     try:
         with transient_errors():
             obj = s3.get_object(Bucket=image["bucket"], Key=image["key"], IfMatch=f'"{image["etag"]}"')
@@ -145,109 +148,233 @@ def resize(s3, settings: Settings, image: dict[str, Any]) -> dict[str, Any]:
         raise OriginalReplacedError(
             f"{image['key']} was replaced by another upload after it was validated; upload again with a new URL"
         ) from e
-    described: dict[int, dict[str, Any]] = {}
-    with ThreadPoolExecutor(max_workers=S3_THREADS) as pool:
-        puts: list[Future[None]] = []
-
-        def store(r: engine.Rendition) -> None:  # each rendition as soon as it is encoded, while the rest encode
-            described[id(r)] = _describe(r, image["imageId"])
-            puts.append(pool.submit(_put, s3, settings.processed_bucket, image["imageId"], r, described[id(r)]))
-
-        rendered = engine.render_set(
-            data,
-            settings.rendition_sizes,
-            settings.rendition_formats,
-            settings.max_dimension,
-            settings.max_pixels,
-            backend=settings.engine_backend,
-            input_formats=settings.input_formats,
-            workers=settings.encode_threads,
-            deliver=store,  # the default once, whichever lists name it
-        )
-        for put in puts:  # the first error, in the order the puts were sent
-            put.result()
-    default = described[id(rendered.default)]
+    rendered = engine.render_set(
+        data,
+        settings.rendition_sizes,
+        settings.rendition_formats,
+        settings.max_dimension,
+        settings.max_pixels,
+        backend=settings.engine_backend,
+        input_formats=settings.input_formats,
+        workers=settings.encode_threads,
+    )
+    parts = list(rendered.renditions)
+    if not any(r is rendered.default for r in parts):  # the default outside the set: staged after it
+        parts.append(rendered.default)
+    bundle, described, offset = bytearray(), [], 0
+    for r in parts:
+        described.append(_describe(r, offset))
+        bundle += r.data
+        offset += len(r.data)
+    key, digest = keys.staging_key(image["imageId"], image["version"]), _sha256(bundle)
+    _put_checked(s3, settings.work_bucket, key, bytes(bundle), digest, ContentType=STAGED_TYPE)
+    staged = {"key": key, "bytes": len(bundle), "sha256": digest}
     return {
-        "processed": {k: default[k] for k in ("key", "bytes", "width", "height")}
-        | {"format": default["format"].upper()},
-        "renditions": [
-            {k: described[id(r)][k] for k in ("size", "width", "height", "format", "bytes", "key")}
-            for r in rendered.renditions
-        ],
+        "staged": staged,
+        "parts": described,
+        "default": next(i for i, r in enumerate(parts) if r is rendered.default),
+        "inSet": len(rendered.renditions),  # parts[:inSet] are the set, in its order
         "placeholder": rendered.placeholder.as_dict() if rendered.placeholder else None,
         "renditionSet": settings.rendition_set,
         "engine": rendered.backend,
     }
 
 
-def _describe(r: engine.Rendition, image_id: str) -> dict[str, Any]:
-    """What the put and the record need of a rendition: its key, type, size and checksum."""
-    if r.box is None:  # the default, outside the set
-        key = keys.rendition_key(image_id, r.extension)
-    else:
-        key = keys.set_rendition_key(image_id, r.box, r.extension)
+STAGED_TYPE = "application/octet-stream"
+
+
+def _sha256(data: bytes | bytearray | memoryview) -> str:
+    return base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+def _describe(r: engine.Rendition, offset: int) -> dict[str, Any]:
+    """A staged rendition: what it is, where it lies in the staged object and its checksum."""
     return {
-        "size": r.box,
+        "size": r.box,  # None: the default rendition, outside the set
         "format": r.format.lower(),  # avif | webp | jpeg | png, as the API names them
+        "extension": r.extension,
         "contentType": r.content_type,
         "width": r.width,
         "height": r.height,
+        "offset": offset,
         "bytes": len(r.data),
-        "sha256": base64.b64encode(hashlib.sha256(r.data).digest()).decode(),
-        "key": key,
+        "sha256": _sha256(r.data),
     }
 
 
-def _put(s3, bucket: str, image_id: str, r: engine.Rendition, described: dict[str, Any]) -> None:
-    """One PUT per rendition. S3 refuses a body whose SHA-256 is not the one sent (BadDigest: the request failed,
-    the step is retried) and answers with the checksum it stored, which must be ours (moto, in the unit tests,
-    answers none)."""
+def _put_checked(s3, bucket: str, key: str, body: bytes, sha256: str, **headers: Any) -> None:
+    """One PUT. S3 refuses a body whose SHA-256 is not the one sent (BadDigest: the request failed, the step is
+    retried) and answers with the checksum it stored, which must be ours (moto, in the unit tests, answers none)."""
     with transient_errors():
-        put = s3.put_object(
-            Bucket=bucket,
-            Key=described["key"],
-            Body=r.data,
-            ContentType=described["contentType"],
-            CacheControl=CACHE_CONTROL,
-            Metadata={"image-id": image_id},
-            ChecksumSHA256=described["sha256"],
-        )
-    if put.get("ChecksumSHA256", described["sha256"]) != described["sha256"]:
-        raise RenditionIntegrityError(f"S3 stored {described['key']} with checksum {put.get('ChecksumSHA256')}")
+        put = s3.put_object(Bucket=bucket, Key=key, Body=body, ChecksumSHA256=sha256, **headers)
+    if put.get("ChecksumSHA256", sha256) != sha256:
+        raise RenditionIntegrityError(f"S3 stored {key} with checksum {put.get('ChecksumSHA256')}")
 
 
+# A key's bytes never change (a reprocess writes a new version): browsers and CDNs may keep them for a year.
+CACHE_CONTROL = "public, max-age=31536000, immutable"
 S3_THREADS = 8  # requests of one step in flight at once (each rendition's put)
+
+
+def store(s3, settings: Settings, image: dict[str, Any], resized: dict[str, Any]) -> dict[str, Any]:
+    """Publish the staged renditions under this execution's immutable keys (``keys.rendition_key``): read the
+    staged object, check each rendition against the SHA-256 Resize computed, put each with its headers and that
+    checksum (S3 verifies it), then delete the staged object. Store cannot read originals. Returns what Mark
+    processed records.
+
+    Idempotent: a retry after a run that landed finds no staged object, and checks instead that every key holds
+    the checksum it should (a HEAD each): the same result, or RenditionIntegrityError."""
+    image_id, version = image["imageId"], image["version"]
+    staged = resized["staged"]
+    parts = resized["parts"]
+    object_keys = [keys.rendition_key(image_id, version, p["size"], p["extension"]) for p in parts]
+    try:
+        with transient_errors():
+            body = s3.get_object(Bucket=settings.work_bucket, Key=staged["key"], ChecksumMode="ENABLED")["Body"].read()
+    except ClientError as e:
+        if not is_not_found(e):
+            raise
+        _check_stored(s3, settings, parts, object_keys)
+    else:
+        if len(body) != staged["bytes"] or _sha256(body) != staged["sha256"]:
+            raise RenditionIntegrityError(f"the staged renditions {staged['key']} are not the ones Resize put")
+        view = memoryview(body)
+        with ThreadPoolExecutor(max_workers=S3_THREADS) as pool:
+            puts = [
+                pool.submit(
+                    _publish, s3, settings, image_id, key, part, view[part["offset"] : part["offset"] + part["bytes"]]
+                )
+                for key, part in zip(object_keys, parts, strict=True)
+            ]
+            for put in puts:  # the first error, in the order the puts were sent
+                put.result()
+        with transient_errors():
+            s3.delete_object(Bucket=settings.work_bucket, Key=staged["key"])
+    described = [
+        {k: part[k] for k in ("size", "width", "height", "format", "bytes")} | {"key": key}
+        for key, part in zip(object_keys, parts, strict=True)
+    ]
+    default = described[resized["default"]]
+    return {
+        "version": version,
+        "processed": {k: default[k] for k in ("key", "bytes", "width", "height")}
+        | {"format": default["format"].upper()},
+        "renditions": described[: resized["inSet"]],
+        "placeholder": resized["placeholder"],
+        "renditionSet": resized["renditionSet"],
+    }
+
+
+def _publish(s3, settings: Settings, image_id: str, key: str, part: dict[str, Any], data: memoryview) -> None:
+    if _sha256(data) != part["sha256"]:
+        raise RenditionIntegrityError(f"the staged bytes of {key} are not the ones Resize encoded")
+    _put_checked(
+        s3,
+        settings.processed_bucket,
+        key,
+        bytes(data),
+        part["sha256"],
+        ContentType=part["contentType"],
+        CacheControl=CACHE_CONTROL,
+        Metadata={"image-id": image_id},
+    )
+
+
+def _check_stored(s3, settings: Settings, parts: list[dict[str, Any]], object_keys: list[str]) -> None:
+    """The staged object is gone: a run of this step landed (it deletes it last). Every key must hold its part."""
+    for key, part in zip(object_keys, parts, strict=True):
+        try:
+            with transient_errors():
+                head = s3.head_object(Bucket=settings.processed_bucket, Key=key, ChecksumMode="ENABLED")
+        except ClientError as e:
+            if not is_not_found(e):
+                raise
+            raise RenditionIntegrityError(f"neither the staged renditions nor {key} are stored") from e
+        if head["ContentLength"] != part["bytes"] or head.get("ChecksumSHA256", part["sha256"]) != part["sha256"]:
+            raise RenditionIntegrityError(f"{key} does not hold the rendition Resize encoded")
 
 
 def mark_processed(
     s3, repo: ImageRepository, settings: Settings, image: dict[str, Any], stored: dict[str, Any], execution_arn: str
 ) -> tuple[dict[str, Any], list[str]]:
-    """PROCESSED with the default rendition, the set and the placeholder; then the renditions of an earlier
-    configuration are deleted (prune_renditions). Returns what the completion event says and the deleted keys."""
+    """Switch the record to this execution's version (PROCESSED with the default rendition, the set and the
+    placeholder) with a write conditional on the execution owning the image; then retire the renditions it no
+    longer names (retire_renditions). Returns what the completion event says and the retired keys."""
     record = repo.mark_processed(image["imageId"], execution_arn, stored, original_of(image))
     owners = record.get("executions")  # every execution that ever owned the image (a set; absent on old records)
-    pruned = [] if owners is not None and len(owners) <= 1 else prune_renditions(s3, settings, image["imageId"], stored)
+    retired = (
+        []
+        if owners is not None and len(owners) <= 1
+        else retire_renditions(s3, settings, image["imageId"], stored, time.time())
+    )
     detail = {
         "imageId": record["imageId"],
         "owner": record.get(OWNER),  # a consumer routes the event by it (None: an image made before owners)
         "status": record["status"],
         "renditions": [{k: r[k] for k in ("size", "width", "height", "format", "bytes")} for r in stored["renditions"]],
     }
-    return detail, pruned
+    return detail, retired
 
 
-def prune_renditions(s3, settings: Settings, image_id: str, stored: dict[str, Any]) -> list[str]:
-    """Delete the image's renditions that its record no longer names (sizes or formats dropped from the set, a
-    default that moved into it), once the record names the new ones; returns the deleted keys. Ids are fixed-length
-    UUIDs, so the prefix ``renditions/{id}`` holds this image's objects only.
+def retirement_grace(settings: Settings) -> int:
+    """How long superseded renditions stay: a download URL handed out just before the switch (presigned, or
+    CloudFront-signed) lives UrlExpirySeconds; a minute more for the clock and the request in flight."""
+    return settings.url_expiry_seconds + 60
+
+
+def retire_renditions(s3, settings: Settings, image_id: str, stored: dict[str, Any], now: float) -> list[str]:
+    """Name the image's renditions that its record no longer names (an earlier version, of this configuration or
+    another; keys of the layout before versions) in a marker of the work bucket, due after the grace period;
+    the reconciler deletes them then (delete_retired). Returns the retired keys.
 
     Only needed once more than one execution has owned the image (reprocessing): while one execution ever owned it,
-    only that execution wrote under the prefix and the record names all it wrote, so mark_processed skips the
-    LIST."""
+    only that execution wrote under the image's prefix and the record names all it wrote, so mark_processed skips
+    the LIST. A version is never current again once superseded, so a retry that retires the same keys twice is
+    harmless."""
     keep = {stored["processed"]["key"], *(r["key"] for r in stored.get("renditions", []))}
     stale = [k for k in purge.rendition_keys(s3, settings.processed_bucket, image_id) if k not in keep]
-    purge.delete_keys(s3, settings.processed_bucket, stale)
+    if stale:
+        due = int(now) + retirement_grace(settings)
+        marker = json.dumps({"imageId": image_id, "keys": stale}).encode()
+        with transient_errors():
+            s3.put_object(
+                Bucket=settings.work_bucket,
+                Key=keys.retirement_key(due, image_id, stored["version"]),
+                Body=marker,
+                ContentType="application/json",
+            )
     return stale
+
+
+def delete_retired(s3, settings: Settings, now: float, limit: int = 1000) -> list[str]:
+    """Delete the renditions of every retirement marker that is due (markers are listed in due order), then the
+    marker; returns the deleted keys. A marker only names keys of its own image."""
+    deleted: list[str] = []
+    with transient_errors():
+        listed = s3.list_objects_v2(Bucket=settings.work_bucket, Prefix=keys.RETIRED_PREFIX, MaxKeys=limit)
+    for marker in listed.get("Contents", []):
+        due = int(marker["Key"][len(keys.RETIRED_PREFIX) :].split("/", 1)[0])
+        if due > now:
+            break
+        with transient_errors():
+            named = json.loads(s3.get_object(Bucket=settings.work_bucket, Key=marker["Key"])["Body"].read())
+        prefix = keys.rendition_prefix(named["imageId"])
+        gone = [k for k in named["keys"] if k.startswith(prefix)]
+        purge.delete_keys(s3, settings.processed_bucket, gone)
+        with transient_errors():
+            s3.delete_object(Bucket=settings.work_bucket, Key=marker["Key"])
+        deleted += gone
+    return deleted
+
+
+def discard_version(s3, settings: Settings, image_id: str, version: str) -> list[str]:
+    """What a failed execution made and no record names: its staged object, and whatever Store published of its
+    version before it failed. Returns the deleted rendition keys."""
+    with transient_errors():
+        s3.delete_object(Bucket=settings.work_bucket, Key=keys.staging_key(image_id, version))
+    made = purge.listed(s3, settings.processed_bucket, keys.version_prefix(image_id, version))
+    purge.delete_keys(s3, settings.processed_bucket, made)
+    return made
 
 
 def classify(error: dict[str, Any]) -> tuple[str, str, str]:
@@ -288,13 +415,18 @@ def record_failure(
             return {"recorded": False, "reason": "no image in the execution input"}
         image_id = keys.image_id_for(bucket, key, etag)
     status, code, message = classify(state.get("error") or {})
+    version = image.get("version")
     try:
         record = repo.mark_failed(image_id, execution_arn, status, code, message, original_of(image))
     except ImageNotOwnedError:
         current = repo.get(image_id)
         if current is not None and current["status"] == DELETED:
             purge.delete_renditions(s3, settings.processed_bucket, image_id)
+        elif version and not (current and current["status"] == PROCESSED and current.get("version") == version):
+            discard_version(s3, settings, image_id, version)
         raise
+    if version:
+        discard_version(s3, settings, image_id, version)
     if status == REJECTED:
         try:
             with transient_errors():
