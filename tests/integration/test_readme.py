@@ -55,3 +55,4 @@ def test_the_readme_blocks_run_as_pasted(stack, tmp_path):
     assert re.search(r"\n2\t\+\d+ms\tTaskStateEntered\tValidate image\n", done.stdout)  # the history, every column
     assert "\tExecutionSucceeded\t{" in done.stdout
     assert "Skip duplicate" not in done.stderr
+    assert re.search(r"\n[0-9a-f-]{36} PROCESSED, version [0-9a-f]{16}\n", done.stdout)  # the four steps by hand
