@@ -133,10 +133,11 @@ def test_backfill_re_renders_every_image_after_a_configuration_change_and_never_
         params = {"imageId": i, "size": 600, "format": "avif"}
         url = client.http.get(f"{stack.api}/download", params=params, timeout=30).json()["downloadUrl"]
         assert requests.get(url, timeout=30).headers["Content-Type"] == "image/avif"
-        # the renditions of the old configuration are gone: the bucket holds what the record names
-        listed = aws("s3").list_objects_v2(Bucket=stack.processed_bucket, Prefix=f"renditions/{i}")["Contents"]
+        # the new version holds what the record names; the old one is retired (deleted after the grace period)
+        prefix = f"renditions/{i}/{body['processed']['key'].split('/')[2]}/"
+        listed = aws("s3").list_objects_v2(Bucket=stack.processed_bucket, Prefix=prefix)["Contents"]
         names = {o["Key"].rsplit("/", 1)[-1] for o in listed}
-        assert names == {"300.avif", "300.jpg", "600.avif", "600.jpg", f"{i}.jpg"}, i  # + the 800-px default
+        assert names == {"300.avif", "300.jpg", "600.avif", "600.jpg", "default.jpg"}, i  # + the 800-px default
 
     # a second run finds nothing left to do
     again = subprocess.run(
