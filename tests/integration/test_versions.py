@@ -8,6 +8,7 @@ import re
 import threading
 import time
 
+import pytest
 import requests
 
 from tests import images
@@ -86,15 +87,22 @@ def test_downloads_never_fail_during_a_reprocess_and_none_is_of_the_previous_ver
     assert staged(s3, stack, image_id) == []
 
 
-def test_nothing_staged_outlives_an_execution_that_failed_after_resize(client, aws, stack, faults):
-    # GIVEN renditions cannot be published, whatever the retries (Store fails for good after Resize staged the set)
-    faults(service="s3", operation="PutObject", resource=stack.processed_bucket, error="InternalError")
+@pytest.mark.parametrize("how", ["error", "killed"])
+def test_nothing_staged_outlives_an_execution_that_failed_after_resize(client, aws, stack, faults, how):
+    # GIVEN Store fails for good after Resize staged the set: S3 refuses every rendition whatever the retries, or
+    # the function's worker is killed mid-invocation on every attempt (as a timed-out one is: the task's retries of
+    # Sandbox.Timedout, Runtime.ExitError and States.Timeout are one budget of three attempts)
+    if how == "error":
+        faults(service="s3", operation="PutObject", resource=stack.processed_bucket, error="InternalError")
+    else:
+        faults(service="lambda", operation="Invoke", resource="StoreFunction", action="crash", count=3)
     image_id = client.upload(images.jpeg(1200, 900), "image/jpeg")
     record = client.wait(image_id, timeout=180)
     wait_executions_done(aws("stepfunctions"), stack.state_machine, timeout=60)
 
     # THEN the image is FAILED, and neither its staged set nor anything of its version is left
-    assert record["status"] == "FAILED" and record["error"]["code"] == "SERVICE_UNAVAILABLE", record
+    code = {"error": "SERVICE_UNAVAILABLE", "killed": "PROCESSING_FAILED"}[how]
+    assert record["status"] == "FAILED" and record["error"]["code"] == code, record
     s3 = aws("s3")
     assert staged(s3, stack, image_id) == []
     assert stored_renditions(s3, stack, image_id) == set()
