@@ -51,6 +51,18 @@ def failed_events(sfn, stack, image_id: str) -> list[tuple]:
     return found
 
 
+def wait_or_explain(client, sfn, stack, image_id: str, timeout: float, poll: float) -> dict:
+    """client.wait, and when the image is still in flight at the timeout, how each of its executions stands and its
+    failure events: the record alone says PENDING or PROCESSING, not why (e.g. an execution that gave up before its
+    claim leaves the image PENDING for the reconciler)."""
+    try:
+        return client.wait(image_id, timeout=timeout, poll=poll)
+    except AssertionError as e:
+        executions = executions_for(sfn, stack.state_machine, f"uploads/{image_id}")
+        statuses = [(ex["name"][:8], ex["status"]) for ex in executions]
+        raise AssertionError(f"{e}\nexecutions: {statuses}\n{failed_events(sfn, stack, image_id)}") from None
+
+
 def test_rules_are_validated_and_listed(localcloud):
     url = f"{localcloud}/_localcloud/faults"
     assert requests.post(url, json={"operation": "GetObject", "error": "SlowDown"}).status_code == 400
@@ -90,6 +102,7 @@ def test_thirty_percent_transient_faults_still_process_every_upload(client, aws,
         faults(service="lambda", operation="Invoke", error="TooManyRequestsException", probability=0.3),
     ]
     data = images.jpeg(1600, 1200)
+    s3, sfn = aws("s3"), aws("stepfunctions")
 
     # WHEN 50 images are uploaded
     with ThreadPoolExecutor(max_workers=10) as pool:
@@ -97,12 +110,11 @@ def test_thirty_percent_transient_faults_still_process_every_upload(client, aws,
         # (each status poll is a Lambda invocation of its own, queued with the pipeline's for the local cloud's few run
         # slots: polled every 0.2 s by 10 waiters they were about a quarter of the queue, which waited past its 10 s bound
         # and throttled the pipeline's own invocations on top of the injected throttles)
-        records = list(pool.map(lambda i: client.wait(i, timeout=300, poll=1.0), ids))
+        records = list(pool.map(lambda i: wait_or_explain(client, sfn, stack, i, timeout=300, poll=1.0), ids))
 
     # THEN all end PROCESSED, each with exactly one rendition, after retries the histories show
     fired = faults.fired()
     assert all(fired[r["id"]] > 0 for r in rules), fired
-    s3, sfn = aws("s3"), aws("stepfunctions")
     not_processed = [(r["imageId"], r["status"], r["error"]) for r in records if r["status"] != "PROCESSED"]
     assert not not_processed, "\n".join(str((*n, failed_events(sfn, stack, n[0]))) for n in not_processed)
     wait_executions_done(sfn, stack.state_machine, timeout=120)
