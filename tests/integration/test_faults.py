@@ -92,7 +92,12 @@ def test_thirty_percent_transient_faults_still_process_every_upload(client, aws,
     # GIVEN 30% transient faults on the calls the pipeline depends on
     rules = [
         faults(service="s3", operation="GetObject", error="SlowDown", probability=0.3),
-        faults(service="s3", operation="PutObject", error="InternalError", probability=0.3),
+        # the pipeline's writes (staging and publishing), not the test's own upload PUT: that is a plain HTTP request
+        # retried 8 times by the test client, and 30% on it failed the test in 0.3^8 x 50 = 0.3% of runs
+        faults(service="s3", operation="PutObject", resource=stack.work_bucket, error="InternalError", probability=0.3),
+        faults(
+            service="s3", operation="PutObject", resource=stack.processed_bucket, error="InternalError", probability=0.3
+        ),
         faults(
             service="dynamodb", operation="UpdateItem", error="ProvisionedThroughputExceededException", probability=0.3
         ),
