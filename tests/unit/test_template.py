@@ -150,7 +150,7 @@ def test_every_function_has_a_log_group_with_retention():
         assert re.search(rf"LogGroupName: !Sub /aws/lambda/\${{{fn}}}\n      RetentionInDays:", TEMPLATE), fn
 
 
-BUCKETS = {"OriginalBucket", "ProcessedBucket", "AccessLogsBucket", "WebBucket"}
+BUCKETS = {"OriginalBucket", "ProcessedBucket", "AccessLogsBucket", "WebBucket", "WorkBucket"}
 
 
 def test_buckets_block_public_access_encrypt_and_deny_insecure_transport():
