@@ -65,7 +65,9 @@ def run(aws, bucket: str, failing: set[int], threshold: dict, concurrency: int) 
         definition=json.dumps(definition(threshold, concurrency)),
     )["stateMachineArn"]
     try:
-        arn = sfn.start_execution(stateMachineArn=machine, input=json.dumps({"bucket": bucket, "tolerated": 20}))["executionArn"]
+        arn = sfn.start_execution(stateMachineArn=machine, input=json.dumps({"bucket": bucket, "tolerated": 20}))[
+            "executionArn"
+        ]
         deadline = time.monotonic() + 60
         while (ended := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
             assert time.monotonic() < deadline

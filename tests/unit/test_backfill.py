@@ -69,6 +69,7 @@ def test_the_manifest_lists_only_processed_images_of_another_set_uploaded_before
         "resultsPrefix": "backfill/run-1/results",
         "count": 2,
         "done": True,
+        "next": None,
     }
     assert read_manifest(aws_env["s3"], listed) == [
         {"imageId": "other-set", "key": "uploads/other-set", "etag": "etag-other-set"},
@@ -100,8 +101,8 @@ def test_a_library_larger_than_a_call_is_listed_across_calls_into_one_manifest(r
     # in upload order; a part cut short was padded to S3's least part size (moto refuses smaller ones as S3 does)
     assert [c["done"] for c in calls] == [False, False, False, True]
     assert [c["count"] for c in calls] == [2, 4, 6, 7]
-    assert [len(c["parts"]) for c in calls[:-1]] == [1, 2, 3]
-    assert len({c["uploadId"] for c in calls[:-1]}) == 1
+    assert [len(c["next"]["parts"]) for c in calls[:-1]] == [1, 2, 3]
+    assert len({c["next"]["uploadId"] for c in calls[:-1]}) == 1 and calls[-1]["next"] is None
     assert [item["imageId"] for item in read_manifest(aws_env["s3"], state)] == ids
     size = aws_env["s3"].head_object(Bucket=WORK, Key=state["key"])["ContentLength"]
     assert size >= 3 * backfill.MIN_PART_BYTES

@@ -6,8 +6,8 @@ recorded ``renditionSet`` is not the configured one (records.ImageRepository.to_
 JSON array of ``{imageId, key, etag}`` to the work bucket at ``backfill/{run}/manifest.json``, which the state
 machine's Distributed Map reads (ItemReader) and runs through the image pipeline, one child execution per image.
 
-One call reads pages until its time is nearly spent (``MARGIN_SECONDS`` left) and returns where it stopped; the state
-machine calls again with that (the ``state`` argument) until the index is read to its end. The array is one S3
+One call reads pages until its time is nearly spent (``MARGIN_SECONDS`` left) and returns where it stopped (``next``);
+the state machine calls again with what it returned (the ``state`` argument) until the index is read to its end. The array is one S3
 multipart upload across those calls: a part goes up whenever ``PART_BYTES`` are buffered, and a call that stops early
 uploads what it holds as a part of its own. S3 takes a part under 5 MiB only as the last one, so such a part is padded
 with spaces (JSON whitespace between two items) to that size. A retried call starts again from the same state and
@@ -100,18 +100,19 @@ def write_manifest(
 ) -> dict[str, Any]:
     """Go on writing run ``run``'s manifest from ``state`` (None or {} to begin; else what the previous call returned).
 
-    Returns ``bucket``, ``key``, ``resultsPrefix``, ``count`` (images listed so far) and ``done``; while not done, also
-    what the next call goes on from: ``uploadId``, ``parts`` and ``cursor`` (the index key after the last page read).
-    ``page_size`` limits the index entries read per request (tests); None reads DynamoDB's 1 MB pages."""
+    Returns ``bucket``, ``key``, ``resultsPrefix``, ``count`` (images listed so far), ``done``, and ``next``: None
+    when done, else what the next call goes on from (``uploadId``, ``parts``, ``cursor``: the index key after the last
+    page read). ``page_size`` limits the index entries read per request (tests); None reads DynamoDB's 1 MB pages."""
     state = state or {}
     key = manifest_key(run)
-    count = int(state.get("count", 0))
-    cursor = state.get("cursor")
-    upload_id = state.get("uploadId")
+    count = int(state.get("count") or 0)
+    going_on = state.get("next") or {}
+    cursor = going_on.get("cursor")
+    upload_id = going_on.get("uploadId")
     if not upload_id:
         with transient_errors():
             upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key, ContentType="application/json")["UploadId"]
-    upload = _Upload(s3, bucket, key, upload_id, state.get("parts") or [])
+    upload = _Upload(s3, bucket, key, upload_id, going_on.get("parts") or [])
     if not upload.parts:
         upload.add("[")
     while True:
@@ -120,20 +121,12 @@ def write_manifest(
             entry = {"imageId": item["imageId"], "key": item["originalKey"], "etag": item.get("etag", "")}
             upload.add(("," if count else "") + json.dumps(entry, separators=(",", ":")))
             count += 1
+        listed = {"bucket": bucket, "key": key, "resultsPrefix": results_prefix(run), "count": count}
         if cursor is None:
             upload.add("]")
             upload.flush(last=True)
             upload.complete()
-            return {"bucket": bucket, "key": key, "resultsPrefix": results_prefix(run), "count": count, "done": True}
+            return {**listed, "done": True, "next": None}
         if time_left() < MARGIN_SECONDS:
             upload.flush()
-            return {
-                "bucket": bucket,
-                "key": key,
-                "resultsPrefix": results_prefix(run),
-                "count": count,
-                "done": False,
-                "uploadId": upload_id,
-                "parts": upload.parts,
-                "cursor": cursor,
-            }
+            return {**listed, "done": False, "next": {"uploadId": upload_id, "parts": upload.parts, "cursor": cursor}}
