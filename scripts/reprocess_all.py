@@ -1,7 +1,7 @@
 """make reprocess-all [STACK=name]: re-render every image made with another rendition configuration.
 
-Starts the stack's backfill state machine (output BackfillStateMachineArn), prints how many images it listed and its
-Distributed Map's progress (images re-rendered, failed, running), then where the run's manifest and results are and
+Starts the stack's backfill state machine (output BackfillStateMachineArn), prints its Distributed Map's progress
+(images re-rendered, failed, running), then where the run's manifest and results are, how many images it listed, and
 its final status. Exits non-zero if the run failed or any image failed. Safe to run again: a second run lists only
 what is left. The same as:
   awslocal stepfunctions start-execution --state-machine-arn <the stack's output BackfillStateMachineArn>
@@ -44,11 +44,9 @@ def main() -> int:
         run = run or map_run(sfn, arn)
         if run:
             counts = sfn.describe_map_run(mapRunArn=run)["itemCounts"]
-            now = (counts["total"], counts["succeeded"], counts["failed"], counts["running"])
+            now = (counts["succeeded"], counts["failed"], counts["running"])
             if now != last:
-                if last is None:
-                    print(f"  listed {counts['total']} image(s) to re-render", flush=True)
-                print(f"  re-rendered {now[1]}, failed {now[2]}, running {now[3]}", flush=True)
+                print(f"  re-rendered {now[0]}, failed {now[1]}, running {now[2]}", flush=True)
                 last = now
         if described["status"] != "RUNNING":
             break
