@@ -1,8 +1,9 @@
 """make reprocess-all [STACK=name]: re-render every image made with another rendition configuration.
 
-Starts the stack's backfill state machine (output BackfillStateMachineArn), prints its progress from the execution
-history (images re-rendered so far, and any that failed) and its final status. Safe to run again: a second run finds
-only what is left. The same as:
+Starts the stack's backfill state machine (output BackfillStateMachineArn), prints its Distributed Map's progress
+(images re-rendered, failed, running), then where the run's manifest and results are, how many images it listed, and
+its final status. Exits non-zero if the run failed or any image failed. Safe to run again: a second run lists only
+what is left. The same as:
   awslocal stepfunctions start-execution --state-machine-arn <the stack's output BackfillStateMachineArn>
 """
 
@@ -20,23 +21,10 @@ import boto3
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def progress(sfn, arn: str) -> tuple[int, int]:
-    """(images re-rendered, images whose re-rendering failed) so far, from the execution's history."""
-    done = failed = 0
-    for page in sfn.get_paginator("get_execution_history").paginate(executionArn=arn):
-        for event in page["events"]:
-            # an image's pipeline run (startExecution.sync); the run's own continuation is a plain startExecution
-            if event["type"] == "TaskSucceeded" and ".sync" in event["taskSucceededEventDetails"]["resource"]:
-                done += 1
-            elif event["type"] == "PassStateExited" and event["stateExitedEventDetails"]["name"] == "Not re-rendered":
-                failed += 1
-    return done, failed
-
-
-def continuation(sfn, arn: str) -> str | None:
-    """The execution a finished one continued in (after BackfillPagesPerExecution pages), if any."""
-    output = json.loads(sfn.describe_execution(executionArn=arn).get("output") or "{}")
-    return (output.get("continuation") or {}).get("continuedIn")
+def map_run(sfn, arn: str) -> str | None:
+    """The run's Map Run (its Distributed Map), once it started."""
+    runs = sfn.list_map_runs(executionArn=arn)["mapRuns"]
+    return runs[0]["mapRunArn"] if runs else None
 
 
 def main() -> int:
@@ -49,26 +37,34 @@ def main() -> int:
     sfn = boto3.client("stepfunctions")
     arn = sfn.start_execution(stateMachineArn=outputs["BackfillStateMachineArn"])["executionArn"]
     print(f"backfill started: {arn}", flush=True)
-    deadline, finished, last = time.monotonic() + args.timeout, (0, 0), None
+    deadline, run, last = time.monotonic() + args.timeout, None, None
+    counts: dict = {}
     while True:
-        status = sfn.describe_execution(executionArn=arn)["status"]
-        current = progress(sfn, arn)
-        now = (finished[0] + current[0], finished[1] + current[1])
-        if now != last:
-            print(f"  re-rendered {now[0]} image(s), {now[1]} failed", flush=True)
-            last = now
-        if status == "SUCCEEDED" and (following := continuation(sfn, arn)):
-            print(f"  continued in {following}", flush=True)
-            finished, arn = now, following
-            continue
-        if status != "RUNNING":
+        described = sfn.describe_execution(executionArn=arn)
+        run = run or map_run(sfn, arn)
+        if run:
+            counts = sfn.describe_map_run(mapRunArn=run)["itemCounts"]
+            now = (counts["succeeded"], counts["failed"], counts["running"])
+            if now != last:
+                print(f"  re-rendered {now[0]}, failed {now[1]}, running {now[2]}", flush=True)
+                last = now
+        if described["status"] != "RUNNING":
             break
         if time.monotonic() > deadline:
-            print("still running; follow it with: awslocal stepfunctions describe-execution --execution-arn " + arn)
+            print(f"still running; follow it with: awslocal stepfunctions describe-execution --execution-arn {arn}")
             return 1
         time.sleep(1)
-    print(f"backfill {status}: {now[0]} re-rendered, {now[1]} failed (each failure is on its image: GET /images/ID)")
-    return 0 if status == "SUCCEEDED" and not now[1] else 1
+    status, done, failed = described["status"], counts.get("succeeded", 0), counts.get("failed", 0)
+    output = json.loads(described.get("output") or "{}")
+    if manifest := output.get("manifest"):
+        print(f"  manifest: s3://{manifest['bucket']}/{manifest['key']} ({manifest['count']} image(s))")
+    if results := output.get("results"):
+        details = results["ResultWriterDetails"]
+        print(f"  results: s3://{details['Bucket']}/{details['Key']} (SUCCEEDED_n.json, FAILED_n.json beside it)")
+    if status != "SUCCEEDED":
+        print(f"  {described.get('error', '')}: {described.get('cause', '')}")
+    print(f"backfill {status}: {done} re-rendered, {failed} failed (each failure is on its image: GET /images/ID)")
+    return 0 if status == "SUCCEEDED" and not failed else 1
 
 
 if __name__ == "__main__":

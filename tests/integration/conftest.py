@@ -59,6 +59,18 @@ def deploy(name: str, *overrides: str) -> Stack:
     )
 
 
+def reprocess_all(name: str) -> subprocess.CompletedProcess:
+    """The backfill of stack ``name`` as `make reprocess-all STACK=name` runs it (scripts/reprocess_all.py), without
+    make's setup step: the test run has its environments already."""
+    script = ROOT / "scripts" / "reprocess_all.py"
+    return subprocess.run(
+        [str(ROOT / ".venv" / "dev" / "bin" / "python"), str(script), "--stack", name],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+
+
 @pytest.fixture(scope="session")
 def stack(localcloud) -> Stack:
     return deploy("image-pipeline")

@@ -22,7 +22,7 @@ def test_the_image_id_is_an_xray_annotation_and_a_log_key(monkeypatch):
 
 
 def test_every_handler_takes_its_setup_from_the_observability_module_and_is_traced():
-    assert len(HANDLERS) == 7
+    assert len(HANDLERS) == 8
     for handler in HANDLERS:
         source = handler.read_text()
         assert "from image_pipeline.observability import" in source, handler

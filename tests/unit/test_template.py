@@ -145,7 +145,7 @@ def test_every_substitution_in_the_definition_is_provided_by_the_template():
 
 def test_every_function_has_a_log_group_with_retention():
     functions = re.findall(r"^  (\w+Function):\n    Type: AWS::Serverless::Function", TEMPLATE, re.M)
-    assert len(functions) == 7
+    assert len(functions) == 8
     for fn in functions:
         assert re.search(rf"LogGroupName: !Sub /aws/lambda/\${{{fn}}}\n      RetentionInDays:", TEMPLATE), fn
 
@@ -185,8 +185,8 @@ def test_policy_scan_has_no_findings(tmp_path):
     transformed = tmp_path / "template.transformed.json"
     subprocess.run([sys.executable, str(ROOT / "scripts" / "sam_transform.py"), str(transformed)], check=True)
     roles = [r for r in json.loads(transformed.read_text())["Resources"].values() if r["Type"] == "AWS::IAM::Role"]
-    # 8 functions, the two state machines, the pipeline's EventBridge rule (SAM), the webhook's role (ours)
-    assert len(roles) == 11
+    # 9 functions, the two state machines, the pipeline's EventBridge rule (SAM), the webhook's role (ours)
+    assert len(roles) == 12
     result = subprocess.run(
         [
             str(scanner),
@@ -314,6 +314,10 @@ LEAST_PRIVILEGE = {
         ("s3:GetObject", f"WorkBucket/{RETIRED}*"),
         ("s3:DeleteObject", f"WorkBucket/{RETIRED}*"),
         ("s3:DeleteObject", f"ProcessedBucket/{RENDITIONS}*"),
+    },
+    "BackfillManifestFunction": {
+        ("dynamodb:Query", "ImageTable/index/byUploadTime"),
+        ("s3:PutObject", "WorkBucket/backfill/*"),  # the manifest's multipart upload (create, parts, complete)
     },
 }
 
@@ -497,33 +501,119 @@ def test_the_backfill_gets_every_substitution_it_uses():
     assert used == given
 
 
-def test_the_backfill_never_picks_an_image_twice_and_bounds_its_work():
-    for name in ("First page", "Next page"):
-        query = BACKFILL["States"][name]["Parameters"]
-        # by upload time, which a re-render does not change (a page never comes back), only images uploaded before
-        # the run began, only PROCESSED ones made with another configuration
-        assert query["IndexName"] == "byUploadTime"
-        assert query["KeyConditionExpression"] == "gallery = :gallery AND uploadTimestamp < :started"
-        assert query["ExpressionAttributeValues"][":started"] == {"S.$": "$.settings.startedAt"}
-        assert query["FilterExpression"].startswith("#status = :processed AND (")
-        assert "renditionSet <> :set" in query["FilterExpression"]
-    mapped = BACKFILL["States"]["Re-render the page"]
-    assert mapped["MaxConcurrencyPath"] == "$.settings.concurrency"
-    task = mapped["ItemProcessor"]["States"]["Re-render image"]
-    assert (
-        task["Resource"] == "arn:aws:states:::states:startExecution.sync:2" and task["Parameters"]["Input"]["reprocess"]
-    )
-    assert task["Catch"][0]["Next"] == "Not re-rendered"  # one image's failure does not stop the run
-    # a run continues in a new execution (the history of one is bounded), from where it stopped, same cutoff
-    more = BACKFILL["States"]["More pages?"]["Choices"]
-    assert more[1] == {
-        "Variable": "$.settings.pagesLeft",
-        "NumericLessThanEquals": 0,
-        "Next": "Continue in a new execution",
+def test_the_backfill_lists_its_images_in_a_manifest_then_re_renders_them_in_a_distributed_map():
+    states = BACKFILL["States"]
+    listing = states["List the images to re-render"]
+    assert listing["Resource"] == "arn:aws:states:::lambda:invoke"
+    assert listing["Parameters"]["FunctionName"] == "${BackfillManifestFunctionArn}"
+    # the run's name keys its manifest; images uploaded after the run started are left alone
+    assert listing["Parameters"]["Payload"] == {
+        "run.$": "$$.Execution.Name",
+        "before.$": "$$.Execution.StartTime",
+        "manifest.$": "$.manifest",
     }
-    carried = BACKFILL["States"]["Continue in a new execution"]["Parameters"]["Input"]["continue"]
-    assert carried == {"startedAt.$": "$.settings.startedAt", "next.$": "$.page.LastEvaluatedKey"}
-    assert BACKFILL["States"]["Resume"]["Parameters"]["settings"]["startedAt.$"] == "$.continue.startedAt"
+    assert listing["ResultPath"] == "$.manifest" and set(listing["ResultSelector"]) >= {"done.$", "next.$", "count.$"}
+    # a library larger than one call: the next call goes on from where the last stopped, until done
+    more, empty = states["Listed them all?"]["Choices"]
+    assert more == {"Variable": "$.manifest.done", "BooleanEquals": False, "Next": "List the images to re-render"}
+    assert empty["Next"] == "Nothing to re-render" and states["Listed them all?"]["Default"] == "Re-render each image"
+
+    mapped = states["Re-render each image"]
+    assert mapped["ItemProcessor"]["ProcessorConfig"] == {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}
+    assert mapped["ItemReader"] == {
+        "Resource": "arn:aws:states:::s3:getObject",
+        "ReaderConfig": {"InputType": "JSON"},
+        "Parameters": {"Bucket.$": "$.manifest.bucket", "Key.$": "$.manifest.key"},
+    }
+    assert mapped["MaxConcurrencyPath"] == "$.settings.concurrency"
+    assert mapped["ToleratedFailurePercentagePath"] == "$.settings.toleratedFailurePercentage"
+    assert mapped["ResultWriter"]["Resource"] == "arn:aws:states:::s3:putObject"
+    assert mapped["ResultWriter"]["Parameters"] == {
+        "Bucket.$": "$.manifest.bucket",
+        "Prefix.$": "$.manifest.resultsPrefix",
+    }
+    settings = states["Begin"]["Parameters"]["settings"]
+    assert settings == {
+        "concurrency.$": "States.StringToJson('${BackfillConcurrency}')",
+        "toleratedFailurePercentage.$": "States.StringToJson('${BackfillToleratedFailurePercentage}')",
+    }
+    # each image goes through the image pipeline as a reprocess (its S3 event's shape), and the child waits on it
+    (task,) = mapped["ItemProcessor"]["States"].values()
+    assert task["Resource"] == "arn:aws:states:::states:startExecution.sync:2"
+    given = task["Parameters"]["Input"]
+    assert given["reprocess"] is True and given["detail-type"] == "Object Created"
+    assert given["detail"]["object"] == {"key.$": "$.key", "etag.$": "$.etag"}
+    assert mapped["ItemSelector"] == {
+        "imageId.$": "$$.Map.Item.Value.imageId",
+        "key.$": "$$.Map.Item.Value.key",
+        "etag.$": "$$.Map.Item.Value.etag",
+    }
+    # a failed image fails its child execution: it counts against the threshold and shows in the results
+    assert "Catch" not in task
+    assert task["TimeoutSeconds"] > 3600  # the pipeline's own tasks end within the hour
+
+
+def test_the_backfill_parameters_and_the_manifest_functions_time():
+    parameters = DOC["Parameters"]
+    assert "BackfillPageSize" not in parameters and "BackfillPagesPerExecution" not in parameters
+    tolerated = parameters["BackfillToleratedFailurePercentage"]
+    assert (tolerated["Default"], tolerated["MinValue"], tolerated["MaxValue"]) == (5, 0, 100)
+    # a call stops listing 30 s before its function's timeout; its task outlives the function
+    timeout = RESOURCES["BackfillManifestFunction"]["Properties"]["Timeout"]
+    assert timeout < BACKFILL["States"]["List the images to re-render"]["TimeoutSeconds"] <= timeout + 10
+    from image_pipeline import backfill
+
+    assert backfill.MARGIN_SECONDS < timeout
+
+
+def test_every_custom_error_the_backfill_retries_is_a_named_exception():
+    from image_pipeline import errors
+
+    names = {e for s in BACKFILL["States"].values() for r in s.get("Retry", []) for e in r["ErrorEquals"]}
+    custom = {n for n in names if not n.startswith(("States.", "Lambda."))}
+    assert custom == {"TransientAWSError"}
+    assert all(issubclass(getattr(errors, name), Exception) for name in custom)
+
+
+# What the backfill state machine calls, and on what (its Distributed Map's child executions are its own).
+BACKFILL_PRIVILEGE = {
+    ("lambda:InvokeFunction", "BackfillManifestFunction"),
+    ("s3:GetObject", "WorkBucket/backfill/*"),  # ItemReader: the manifest
+    ("s3:PutObject", "WorkBucket/backfill/*"),  # ResultWriter: the results (multipart uploads)
+    ("s3:ListMultipartUploadParts", "WorkBucket/backfill/*"),
+    ("s3:AbortMultipartUpload", "WorkBucket/backfill/*"),
+    ("states:StartExecution", "ImagePipelineStateMachine"),
+    ("states:StartExecution", "stateMachine:${AWS::StackName}-backfill"),
+    ("states:DescribeExecution", "execution:${ImagePipelineStateMachine.Name}:*"),
+    ("states:StopExecution", "execution:${ImagePipelineStateMachine.Name}:*"),
+    ("states:DescribeExecution", "execution:${AWS::StackName}-backfill/*"),
+    ("states:StopExecution", "execution:${AWS::StackName}-backfill/*"),
+    # .sync learns of a child's end through this managed rule
+    (
+        "events:PutTargets",
+        "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:rule/StepFunctionsGetEventsForStepFunctionsExecutionRule",
+    ),
+    (
+        "events:PutRule",
+        "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:rule/StepFunctionsGetEventsForStepFunctionsExecutionRule",
+    ),
+    (
+        "events:DescribeRule",
+        "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:rule/StepFunctionsGetEventsForStepFunctionsExecutionRule",
+    ),
+}
+
+
+def test_the_backfill_state_machine_gets_exactly_what_it_calls():
+    granted = set()
+    for policy in RESOURCES["BackfillStateMachine"]["Properties"]["Policies"]:
+        for statement in policy["Statement"]:
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            if actions[0].startswith("logs:"):  # log delivery: no resource-level permissions (the star test above)
+                continue
+            resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            granted |= {(action, _resource_name(resource)) for action in actions for resource in resources}
+    assert granted == BACKFILL_PRIVILEGE
 
 
 def test_the_table_indexes_hold_no_hot_status_key_and_an_old_stack_can_upgrade_in_two_deploys():

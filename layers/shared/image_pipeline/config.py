@@ -80,6 +80,11 @@ class Settings:
             raise ConfigError("STATE_MACHINE_ARN is not set in this function's environment")
         return self.state_machine_arn
 
+    def require_work_bucket(self) -> str:
+        if not self.work_bucket:
+            raise ConfigError("WORK_BUCKET is not set in this function's environment")
+        return self.work_bucket
+
     def require_auth(self) -> tuple[str, str]:
         """The issuer and audience: the API refuses to start without them (it never serves anyone unverified)."""
         if not self.auth_issuer or not self.auth_audience:

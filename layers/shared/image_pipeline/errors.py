@@ -52,5 +52,10 @@ class ApiError(Exception):
         self.retry_after = retry_after
 
 
+class ManifestTooLargeError(Exception):
+    """The backfill's manifest would need more parts than one multipart upload carried through the state machine
+    holds (backfill.MAX_PARTS): too many images to re-render in one run (never retried)."""
+
+
 class ConfigError(Exception):
     """A required setting is missing from the function's environment (a deployment error: fail loudly)."""

@@ -317,6 +317,31 @@ class ImageRepository:
                 ExpressionAttributeValues={":yes": True},
             )
 
+    # ---- what the backfill needs: the images made with another rendition configuration
+
+    def to_re_render(
+        self, before: str, rendition_set: str, start_key: dict[str, Any] | None = None, limit: int | None = None
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """One page of the byUploadTime index, oldest first: the PROCESSED images uploaded before ``before`` (ISO time)
+        whose renditions were made with another configuration than ``rendition_set`` (or before sets were recorded),
+        their ``imageId``, ``originalKey`` and ``etag``; and the index key to go on from (None after the last page).
+        A re-render does not change an image's upload time, so a walk from the oldest meets each image once. A page
+        reads up to 1 MB of the index (DynamoDB's page; ``limit`` entries if given) whatever the filter keeps."""
+        kwargs: dict[str, Any] = {
+            "IndexName": BY_UPLOAD_TIME_INDEX,
+            "KeyConditionExpression": Key(GALLERY_KEY).eq(GALLERY) & Key("uploadTimestamp").lt(before),
+            "FilterExpression": Attr("status").eq(PROCESSED)
+            & (Attr("renditionSet").not_exists() | Attr("renditionSet").ne(rendition_set)),
+            "ProjectionExpression": "imageId, originalKey, etag",
+        }
+        if start_key:
+            kwargs["ExclusiveStartKey"] = start_key
+        if limit:
+            kwargs["Limit"] = limit
+        with transient_errors():
+            page = self.table.query(**kwargs)
+        return page["Items"], page.get("LastEvaluatedKey")
+
     # ---- what the reconciler needs: find stale images, repair one only if nobody touched it meanwhile
 
     def older_than(self, status: str, cutoff: str, page_size: int = 100) -> Iterator[dict[str, Any]]:

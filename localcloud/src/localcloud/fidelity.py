@@ -12,6 +12,9 @@
   str, not int``). We give it the text.
 - CloudFormation updates of an EventBridge API destination or connection (a new webhook URL or secret) are "not
   implemented" in LocalStack: the stack update succeeds and the old endpoint stays. We update them as AWS does.
+- A Distributed Map's Map Run ignores ToleratedFailurePercentage/Count (every failed item is tolerated) and its
+  ResultWriter writes a manifest.json that names no result file. We fail the run past its threshold and write the
+  result files (judge_and_report_distributed_maps).
 Each hook is skipped, with a log line, if LocalStack's internals are not what it expects (localcloud.patching).
 """
 
@@ -21,6 +24,9 @@ import copy
 import functools
 import json
 import logging
+import uuid
+from datetime import UTC, datetime
+from typing import Any
 
 from localcloud.patching import hook, patch
 
@@ -343,3 +349,236 @@ def sync_on_express_children() -> str | None:
     if not patch(sfn_task, "boto_client_for", waiting_on_express, wraps=True):
         return None
     return "Step Functions waits on Express children (.sync)"
+
+
+# ---------------------------------------------------------------- Distributed Map: failure threshold, result files
+
+RESULTS = "_localcloud_results"  # a Map Run record's results so far: one record per child execution that ended
+POOL = "_localcloud_pool"  # and its job pool: what was never started when the run failed
+CHILD_INPUT = "_localcloud_child_input"  # a job frame's child input (after ItemSelector)
+
+
+def exceeds_tolerance(failed: int, total: int, count: int, percentage: float) -> bool:
+    """Whether ``failed`` of ``total`` items fail a Map Run that tolerates ``count`` failures and ``percentage`` per
+    cent: past either threshold that is set; with neither set (both 0, the default), past none. (A threshold of 0 set
+    explicitly beside the other counts as not set: LocalStack keeps no trace of which fields were given.)"""
+    limits = []
+    if count:
+        limits.append(failed > count)
+    if percentage:
+        limits.append(total > 0 and failed * 100 > percentage * total)
+    return any(limits) if limits else failed > 0
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def child_result(
+    map_run_arn: str,
+    map_state_machine_arn: str,
+    child_input: Any,
+    status: str,
+    started: datetime,
+    stopped: datetime | None,
+    output: Any = None,
+    error: str | None = None,
+    cause: str | None = None,
+) -> dict[str, Any]:
+    """One child execution as AWS writes it in a result file (its input and output as JSON text)."""
+    name = str(uuid.uuid4())
+    record: dict[str, Any] = {
+        "ExecutionArn": f"{map_state_machine_arn.replace(':stateMachine:', ':execution:')}:{name}",
+        "Input": json.dumps(child_input),
+        "InputDetails": {"Included": True},
+        "Name": name,
+        "MapRunArn": map_run_arn,
+        "StartDate": _iso(started),
+        "StateMachineArn": map_state_machine_arn,
+        "Status": status,
+    }
+    if stopped is not None:
+        record["StopDate"] = _iso(stopped)
+    if status == "SUCCEEDED":
+        record["Output"] = json.dumps(output)
+        record["OutputDetails"] = {"Included": True}
+    elif status != "PENDING":
+        record["Error"] = error or "States.Runtime"
+        record["Cause"] = cause or ""
+    return record
+
+
+def result_files(prefix: str, map_run_arn: str, results: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The result files of a Map Run under ``prefix``, as AWS lays them out: {key: records}; SUCCEEDED_0.json,
+    FAILED_0.json (failed, timed out and aborted children) and PENDING_0.json (never started), each only if it has
+    records, and manifest.json (``{"ResultFiles": {"FAILED": [{"Key", "Size"}], ...}}``, written last) naming them."""
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    folder = f"{prefix}{map_run_arn.rsplit(':', 1)[-1]}/"
+    grouped: dict[str, list[dict[str, Any]]] = {"FAILED": [], "PENDING": [], "SUCCEEDED": []}
+    for result in results:
+        group = result["Status"] if result["Status"] in ("SUCCEEDED", "PENDING") else "FAILED"
+        grouped[group].append(result)
+    return {f"{folder}{group}_0.json": records for group, records in grouped.items() if records}
+
+
+@hook("Distributed Map failure thresholds and result files")
+def judge_and_report_distributed_maps() -> str | None:
+    """A Distributed Map's Map Run fails with States.ExceedToleratedFailureThreshold once more of its items failed
+    than ToleratedFailurePercentage/ToleratedFailureCount allow (none, by default), as on AWS: it starts no more
+    children (those running finish; AWS stops them). Its ResultWriter writes what AWS writes, whether the run
+    succeeded or failed: a JSON array of the child executions per status (SUCCEEDED_0.json, FAILED_0.json,
+    PENDING_0.json) and a manifest.json naming them, its Parameters' paths read from the state's input. LocalStack
+    2026.3.0 parses the threshold fields and applies neither (every item's failure was tolerated), its manifest.json
+    named no result file (a TODO), and it read the Parameters' paths from the children's outputs."""
+    from localstack.aws.api.stepfunctions import HistoryEventType, MapRunFailedEventDetails
+    from localstack.services.stepfunctions.asl.component.common.error_name.failure_event import (
+        FailureEvent,
+        FailureEventException,
+    )
+    from localstack.services.stepfunctions.asl.component.common.error_name.states_error_name import StatesErrorName
+    from localstack.services.stepfunctions.asl.component.common.error_name.states_error_name_type import (
+        StatesErrorNameType,
+    )
+    from localstack.services.stepfunctions.asl.component.state.state_execution.state_map import state_map
+    from localstack.services.stepfunctions.asl.component.state.state_execution.state_map.iteration import (
+        distributed_iteration_component,
+    )
+    from localstack.services.stepfunctions.asl.component.state.state_execution.state_map.iteration.itemprocessor import (
+        distributed_item_processor_worker as worker,
+    )
+    from localstack.services.stepfunctions.asl.component.state.state_execution.state_map.result_writer import (
+        result_writer_decl,
+    )
+    from localstack.services.stepfunctions.asl.component.state.state_execution.state_map.result_writer.resource_eval import (
+        resource_eval_s3,
+    )
+    from localstack.services.stepfunctions.asl.component.state.state_execution.state_task.credentials import (
+        StateCredentials,
+    )
+    from localstack.services.stepfunctions.asl.eval.event.event_detail import EventDetails
+    from localstack.services.stepfunctions.asl.eval.program_state import ProgramEnded, ProgramError, ProgramStopped
+    from localstack.services.stepfunctions.asl.utils.boto_client import boto_client_for
+
+    def keeping_the_child_input(original):
+        @functools.wraps(original)
+        def _eval_input(self, env_frame) -> None:
+            original(self, env_frame)
+            setattr(env_frame, CHILD_INPUT, env_frame.states.get_input())
+
+        return _eval_input
+
+    def judging(original):
+        @functools.wraps(original)
+        def _eval_job(self, env, job) -> None:
+            record = self._map_run_record
+            record.__dict__.setdefault(POOL, self._job_pool)
+            started = datetime.now(UTC)
+            original(self, env, job)
+            state = env.program_state()
+            child_input = getattr(env, CHILD_INPUT, job.job_input)
+            arns = (record.map_run_arn, record.map_state_machine_arn)
+            if isinstance(state, ProgramEnded):
+                result = child_result(*arns, child_input, "SUCCEEDED", started, datetime.now(UTC), job.job_output)
+            else:
+                details = (state.error or {}) if isinstance(state, ProgramError) else {}
+                status = "ABORTED" if isinstance(state, ProgramStopped) else "FAILED"
+                error, cause = details.get("error"), details.get("cause")
+                result = child_result(*arns, child_input, status, started, datetime.now(UTC), None, error, cause)
+            result["_index"] = job.job_index
+            record.__dict__.setdefault(RESULTS, []).append(result)
+            counts = record.item_counter
+            failed, total = counts.failed.get() + counts.timed_out.get(), self._job_pool._jobs_number
+            if exceeds_tolerance(failed, total, record.tolerated_failure_count, record.tolerated_failure_percentage):
+                cause = (
+                    f"{failed} of {total} items failed, more than tolerated (ToleratedFailureCount "
+                    f"{record.tolerated_failure_count}, ToleratedFailurePercentage {record.tolerated_failure_percentage})"
+                )
+                name = StatesErrorName(typ=StatesErrorNameType.StatesExceedToleratedFailureThreshold)
+                details = MapRunFailedEventDetails(error=name.error_name, cause=cause)
+                event = FailureEvent(
+                    env=self._env,
+                    error_name=name,
+                    event_type=HistoryEventType.MapRunFailed,
+                    event_details=EventDetails(mapRunFailedEventDetails=details),
+                )
+                job.job_output = FailureEventException(failure_event=event)  # the pool starts no further job
+
+        return _eval_job
+
+    def write_results(s3, bucket: str, prefix: str, record) -> str:
+        """Write the Map Run's result files and its manifest; the manifest's key."""
+        results = sorted(record.__dict__.get(RESULTS, []), key=lambda r: r["_index"])
+        pool = record.__dict__.get(POOL)
+        never_started = list(reversed(pool._open_jobs)) if pool is not None and record.status != "SUCCEEDED" else []
+        arns = (record.map_run_arn, record.map_state_machine_arn)
+        results += [child_result(*arns, job.job_input, "PENDING", record.start_date, None) for job in never_started]
+        files = result_files(
+            prefix, record.map_run_arn, [{k: v for k, v in r.items() if k != "_index"} for r in results]
+        )
+        listed: dict[str, list[dict[str, Any]]] = {"FAILED": [], "PENDING": [], "SUCCEEDED": []}
+        for key, records in files.items():
+            body = json.dumps(records).encode()
+            s3.put_object(Bucket=bucket, Key=key, Body=body)
+            listed[key.rsplit("/", 1)[-1].split("_", 1)[0]].append({"Key": key, "Size": len(body)})
+        folder = prefix.rstrip("/") + "/" if prefix else ""
+        manifest = f"{folder}{record.map_run_arn.rsplit(':', 1)[-1]}/manifest.json"
+        body = {"DestinationBucket": bucket, "MapRunArn": record.map_run_arn, "ResultFiles": listed}
+        s3.put_object(Bucket=bucket, Key=manifest, Body=json.dumps(body, indent=2).encode())
+        return manifest
+
+    def parameters_of(result_writer, env) -> dict[str, Any]:
+        """The ResultWriter's Parameters, their paths read from the Map state's input as on AWS (LocalStack read them
+        from the children's outputs: a ``Bucket.$`` or ``Prefix.$`` failed the state with States.Runtime)."""
+        env.stack.append(env.states.get_input())
+        result_writer.parargs.eval(env)
+        parameters = env.stack.pop()
+        env.stack.pop()
+        return parameters
+
+    def _eval_body(self, env) -> None:
+        env.stack.append(parameters_of(self, env))
+        self.resource_eval.eval_resource(env)
+
+    def _handle_put_object(env, resource_runtime_part, state_credentials) -> None:
+        parameters = env.stack.pop()
+        env.stack.pop()  # the children's outputs: the result files hold them
+        record = env.map_run_record_pool_manager.get_all().pop()
+        s3 = boto_client_for(service="s3", region=resource_runtime_part.region, state_credentials=state_credentials)
+        key = write_results(s3, parameters["Bucket"], parameters.get("Prefix", ""), record)
+        env.stack.append(
+            {"MapRunArn": record.map_run_arn, "ResultWriterDetails": {"Bucket": parameters["Bucket"], "Key": key}}
+        )
+
+    def reporting_failed_runs(original):
+        @functools.wraps(original)
+        def _eval_execution(self, env) -> None:
+            try:
+                original(self, env)
+            except Exception:
+                distributed = isinstance(
+                    self.iteration_component, distributed_iteration_component.DistributedIterationComponent
+                )
+                if self.result_writer is not None and distributed and env.map_run_record_pool_manager.get_all():
+                    try:
+                        parameters = parameters_of(self.result_writer, env)
+                        self.result_writer.resource.eval(env)
+                        region = env.stack.pop().region
+                        credentials = StateCredentials(role_arn=env.aws_execution_details.role_arn)
+                        s3 = boto_client_for(service="s3", region=region, state_credentials=credentials)
+                        record = env.map_run_record_pool_manager.get_all()[-1]
+                        write_results(s3, parameters["Bucket"], parameters.get("Prefix", ""), record)
+                    except Exception:
+                        LOG.warning("localcloud: the failed Map Run's results were not written", exc_info=True)
+                raise
+
+        return _eval_execution
+
+    worker_class = worker.DistributedItemProcessorWorker
+    if not patch(worker_class, "_eval_job", judging, wraps=True):
+        return None
+    patch(worker_class, "_eval_input", keeping_the_child_input, wraps=True)
+    patch(result_writer_decl.ResultWriter, "_eval_body", _eval_body)
+    patch(resource_eval_s3.ResourceEvalS3, "_handle_put_object", _handle_put_object, kind=staticmethod)
+    patch(state_map.StateMap, "_eval_execution", reporting_failed_runs, wraps=True)
+    return "Distributed Map runs fail past their failure threshold and write their result files"
