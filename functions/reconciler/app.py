@@ -8,7 +8,7 @@ import time
 import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from image_pipeline import reconcile, workflow
+from image_pipeline import keys, reconcile, workflow
 from image_pipeline.config import Settings
 from image_pipeline.events import Publisher
 from image_pipeline.observability import logger, metrics, quota_counters, repository, tracer
@@ -36,8 +36,11 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
         time_left=lambda: context.get_remaining_time_in_millis() / 1000,
         publish=publish,
         give_back=usage.give_back,
+        discard=lambda image_id, arn: workflow.discard_version(s3, settings, image_id, keys.version_of(arn)),
     )
-    retired = workflow.delete_retired(s3, settings, time.time())
+    retired = workflow.delete_retired(
+        s3, settings, time.time(), time_left=lambda: context.get_remaining_time_in_millis() / 1000
+    )
     for name in ("expired", "restarted", "failed", "errors"):
         metrics.add_metric(name=f"Reconciled{name.title()}", unit=MetricUnit.Count, value=len(getattr(report, name)))
     metrics.add_metric(name="RetiredRenditionsDeleted", unit=MetricUnit.Count, value=len(retired))

@@ -177,10 +177,18 @@ def test_backfill_re_renders_every_image_after_a_configuration_change_and_never_
         listed_keys = aws("s3").list_objects_v2(Bucket=stack.processed_bucket, Prefix=prefix)["Contents"]
         names = {o["Key"].rsplit("/", 1)[-1] for o in listed_keys}
         assert names == {"300.avif", "300.jpg", "600.avif", "600.jpg", "default.jpg"}, i  # + the 800-px default
-    # the failed image says why, on itself
-    assert client.wait(broken)["status"] == "REJECTED"
+    # the image whose re-render failed says why, on itself, and is still served its earlier renditions
+    kept = client.wait(broken)
+    assert kept["status"] == "PROCESSED" and kept["reprocessError"]["code"] in ("UNSUPPORTED_FORMAT", "CORRUPT_IMAGE")
+    assert {(r["size"], r["format"]) for r in kept["renditions"]} == {
+        (200, "webp"),
+        (200, "jpeg"),
+        (400, "webp"),
+        (400, "jpeg"),
+    }
+    assert requests.get(client.download(broken).json()["downloadUrl"], timeout=30).status_code == 200
 
-    # a second run finds nothing left to do (the failed image is no longer PROCESSED): no Map Run at all
+    # a second run finds nothing left to do (the failed image tried this configuration already): no Map Run at all
     again = reprocess_all("image-pipeline-hooked")
     assert again.returncode == 0 and "backfill SUCCEEDED: 0 re-rendered, 0 failed" in again.stdout, again.stdout
     assert "(0 image(s))" in again.stdout

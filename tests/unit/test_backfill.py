@@ -58,22 +58,39 @@ def test_the_manifest_lists_only_processed_images_of_another_set_uploaded_before
     put(repo, "in-flight", "2026-12-07T10:04:00.000Z", status="PROCESSING")
     put(repo, "uploaded-after-the-start", "2026-12-07T12:00:01.000Z")
     repo.table.put_item(Item={"imageId": "deleted", "status": "DELETED", "uploadTimestamp": "2026-12-07T10:05:00Z"})
+    put(repo, "failed-to-this-set", "2026-12-07T10:06:00.000Z")  # a reprocess to this set failed: kept, not listed
+    repo.table.update_item(
+        Key={"imageId": "failed-to-this-set"},
+        UpdateExpression="SET reprocessError = :e",
+        ExpressionAttributeValues={":e": {"code": "CORRUPT_IMAGE", "message": "m", "renditionSet": CURRENT}},
+    )
+    put(repo, "failed-to-another-set", "2026-12-07T10:07:00.000Z")  # an earlier configuration's failure: listed
+    repo.table.update_item(
+        Key={"imageId": "failed-to-another-set"},
+        UpdateExpression="SET reprocessError = :e",
+        ExpressionAttributeValues={":e": {"code": "TIMEOUT", "message": "m", "renditionSet": "older/set/800"}},
+    )
 
     # WHEN the manifest is written in one call
     listed = backfill.write_manifest(repo, aws_env["s3"], WORK, "run-1", BEFORE, CURRENT)
 
-    # THEN it names the two stale images, oldest first, with what the pipeline's reprocess event needs
+    # THEN it names the three stale images, oldest first, with what the pipeline's reprocess event needs
     assert listed == {
         "bucket": WORK,
         "key": "backfill/run-1/manifest.json",
         "resultsPrefix": "backfill/run-1/results",
-        "count": 2,
+        "count": 3,
         "done": True,
         "next": None,
     }
     assert read_manifest(aws_env["s3"], listed) == [
         {"imageId": "other-set", "key": "uploads/other-set", "etag": "etag-other-set"},
         {"imageId": "no-set-recorded", "key": "uploads/no-set-recorded", "etag": "etag-no-set-recorded"},
+        {
+            "imageId": "failed-to-another-set",
+            "key": "uploads/failed-to-another-set",
+            "etag": "etag-failed-to-another-set",
+        },
     ]
     head = aws_env["s3"].head_object(Bucket=WORK, Key=listed["key"])
     assert head["ContentType"] == "application/json"

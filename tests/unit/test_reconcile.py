@@ -103,9 +103,19 @@ def test_an_express_execution_is_judged_by_age_without_describing_it(world):
     put(repo, "stuck", "PROCESSING", timedelta(minutes=20), executionArn=express)
     put(repo, "young", "PROCESSING", timedelta(minutes=2), executionArn=express)
 
-    report = run(world)
+    discarded: list[tuple[str, str]] = []
+    report = reconcile.run(
+        world["repo"],
+        world["s3"],
+        world["sfn"],
+        "original-test",
+        world["sm"],
+        url_expiry_seconds=300,
+        discard=lambda image_id, arn: discarded.append((image_id, arn)),
+    )
 
     assert report.failed == ["stuck"] and report.errors == []
+    assert discarded == [("stuck", express)]  # what it staged or published goes: its Record failure never ran
     assert repo.get("stuck")["error"]["code"] == "EXECUTION_ENDED_WITHOUT_STATUS"
     assert repo.get("young")["status"] == "PROCESSING"
 

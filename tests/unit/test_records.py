@@ -98,6 +98,7 @@ def test_to_api_shape(repo):
         "renditions",
         "placeholder",
         "error",
+        "reprocessError",
         "execution",
         "executions",
         "filename",
@@ -185,3 +186,31 @@ def test_an_upgraded_stacks_in_flight_images_are_put_under_the_index_once(repo):
     assert mark_in_flight.mark(repo.table) == 2
     assert in_flight(repo, "PENDING") == ["new-p", "old-p"] and in_flight(repo, "PROCESSING") == ["old-r"]
     assert mark_in_flight.mark(repo.table) == 0  # again: nothing left
+
+
+def test_a_failed_reprocess_keeps_the_image_processed_on_what_it_served(repo):
+    repo.claim("id-r", "k", "e", ARN_A)
+    repo.mark_processed("id-r", ARN_A, {"processed": {"key": "v1"}, "version": "v1"})
+    repo.claim("id-r", "k", "e", ARN_B, reprocess=True)
+    kept = repo.mark_reprocess_failed("id-r", ARN_B, "TIMEOUT", "processing took too long", "800/jpeg/800")
+    assert kept["status"] == "PROCESSED" and kept["processed"] == {"key": "v1"} and kept["version"] == "v1"
+    assert kept["reprocessError"] == {
+        "code": "TIMEOUT",
+        "message": "processing took too long",
+        "renditionSet": "800/jpeg/800",
+    }
+    assert "inFlight" not in kept
+    assert repo.mark_reprocess_failed("id-r", ARN_B, "TIMEOUT", "again", "s")["status"] == "PROCESSED"  # a retry
+    # the next reprocess that succeeds clears it
+    repo.claim("id-r", "k", "e", "arn:c", reprocess=True)
+    assert "reprocessError" not in repo.get("id-r")
+    assert "reprocessError" not in repo.mark_processed("id-r", "arn:c", {"processed": {"key": "v3"}, "version": "v3"})
+
+
+def test_a_failed_reprocess_of_an_image_that_never_had_renditions_is_a_failure(repo):
+    repo.claim("id-n", "k", "e", ARN_A)
+    repo.mark_failed("id-n", ARN_A, "FAILED", "X", "y")
+    repo.claim("id-n", "k", "e", ARN_B, reprocess=True)
+    assert repo.mark_reprocess_failed("id-n", ARN_B, "X", "y", "s") is None  # then mark_failed
+    with pytest.raises(ImageNotOwnedError):
+        repo.mark_reprocess_failed("id-n", "arn:other", "X", "y", "s")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 
 import pytest
 from image_pipeline import workflow
@@ -272,7 +273,7 @@ def test_a_failed_execution_leaves_nothing_staged_and_nothing_of_its_version(res
     repo.claim(image["imageId"], image["key"], "e", "arn:run")
     # Store published one rendition, then failed for good
     part = staged["parts"][0]
-    key = workflow.keys.rendition_key(image["imageId"], image["version"], part["size"], part["extension"])
+    key = workflow.keys.rendition_key(image["imageId"], image["version"], part["size"], part["format"])
     s3.put_object(Bucket=settings.processed_bucket, Key=key, Body=b"partial")
     state = {"image": image, "error": {"Error": "TransientAWSError", "Cause": "{}"}}
     assert workflow.record_failure(s3, repo, settings, state, "arn:run")["status"] == "FAILED"
@@ -305,3 +306,86 @@ def test_mark_processed_lists_the_renditions_only_once_another_execution_owned_t
     repo.claim(image_id, f"uploads/{image_id}", "e", "arn:second", reprocess=True)
     detail, pruned = workflow.mark_processed(counting, repo, settings, IMAGE, result, "arn:second")
     assert pruned == [stale] and counting.lists == 1
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("format", "html"),  # a Content-Type and extension of Resize's choosing
+        ("size", 123),  # a size the configuration does not have
+        ("offset", 1),  # parts that do not lie end to end
+        ("bytes", 0),
+    ],
+)
+def test_store_publishes_nothing_resize_described_beyond_the_configuration(resized, field, value):
+    s3, settings, image, staged = resized
+    tampered = {**staged, "parts": [{**staged["parts"][0], field: value}, *staged["parts"][1:]]}
+    with pytest.raises(RenditionIntegrityError):
+        workflow.store(s3, settings, image, tampered)
+    assert keys_in(s3, settings.processed_bucket) == []
+
+
+def test_store_reads_only_its_own_executions_staged_object(resized):
+    s3, settings, image, staged = resized
+    # Resize's answer names another execution's staged object: Store takes its own key from the image, not the answer
+    elsewhere = {**staged, "staged": {**staged["staged"], "key": "staging/another/0000000000000000"}}
+    s3.copy_object(
+        Bucket=settings.work_bucket,
+        Key="staging/another/0000000000000000",
+        CopySource={"Bucket": settings.work_bucket, "Key": staged["staged"]["key"]},
+    )
+    result = workflow.store(s3, settings, image, elsewhere)
+    assert result["version"] == image["version"]
+    assert keys_in(s3, settings.work_bucket) == ["staging/another/0000000000000000"]  # not deleted
+
+
+def test_one_staged_part_changed_is_never_published(resized):
+    s3, settings, image, staged = resized
+    body = bytearray(s3.get_object(Bucket=settings.work_bucket, Key=staged["staged"]["key"])["Body"].read())
+    body[staged["parts"][5]["offset"]] ^= 0xFF  # one byte of one rendition
+    forged = base64.b64encode(hashlib.sha256(body).digest()).decode()  # and a whole-object checksum to match
+    s3.put_object(Bucket=settings.work_bucket, Key=staged["staged"]["key"], Body=bytes(body))
+    with pytest.raises(RenditionIntegrityError, match="not the ones Resize encoded"):
+        workflow.store(s3, settings, image, {**staged, "staged": {**staged["staged"], "sha256": forged}})
+
+
+def test_a_failure_after_the_switch_never_discards_the_version_the_record_names(stored, aws_env):
+    """Mark processed switched the record to this execution's version, then failed (retiring); meanwhile another
+    execution claimed the image to reprocess it and serves this version until it switches: Record failure of the
+    first must not delete it."""
+    s3, settings, result = stored
+    repo, image_id = ImageRepository(aws_env["table"]), IMAGE["imageId"]
+    repo.claim(image_id, f"uploads/{image_id}", "e", "arn:first")
+    repo.mark_processed(image_id, "arn:first", result)
+    repo.claim(image_id, f"uploads/{image_id}", "e", "arn:second", reprocess=True)
+    state = {"image": {**IMAGE, "bucket": settings.original_bucket, "key": f"uploads/{image_id}"}}
+    state["error"] = {"Error": "TransientAWSError", "Cause": "{}"}
+    with pytest.raises(ImageNotOwnedError):
+        workflow.record_failure(s3, repo, settings, state, "arn:first")
+    assert keys_in(s3, settings.processed_bucket) == sorted(r["key"] for r in result["renditions"])
+
+
+def test_an_execution_that_owned_the_image_cannot_claim_it_again_to_reprocess(aws_env):
+    repo, image_id = ImageRepository(aws_env["table"]), IMAGE["imageId"]
+    repo.claim(image_id, "uploads/x", "e", "arn:first")
+    repo.mark_processed(image_id, "arn:first", {"processed": {"key": "k"}})
+    assert repo.claim(image_id, "uploads/x", "e", "arn:second", reprocess=True).claimed
+    repo.mark_processed(image_id, "arn:second", {"processed": {"key": "k2"}})
+    # a late (or repeated) first step of the first execution: it would switch back to a version since retired
+    assert not repo.claim(image_id, "uploads/x", "e", "arn:first", reprocess=True).claimed
+
+
+def test_a_bad_marker_is_dropped_and_never_stops_the_others(aws_env):
+    s3, settings = aws_env["s3"], Settings.from_env()
+    mine, other = IMAGE["imageId"], "3f1c7f5e-3b8e-4c3e-9a51-6d0d2b8f4a11"
+    for key in (f"renditions/{mine}/v/1.jpg", f"renditions/{other}/v/1.jpg"):
+        s3.put_object(Bucket=settings.processed_bucket, Key=key, Body=b"x")
+    put = lambda key, body: s3.put_object(Bucket=settings.work_bucket, Key=key, Body=body)  # noqa: E731
+    put("retired/", b"")  # a console's "folder"
+    put("retired/0000000001/x/v.json", b"not json")
+    put("retired/0000000002/x/v.json", json.dumps({"imageId": "", "keys": [f"renditions/{other}/v/1.jpg"]}))
+    put("retired/0000000003/x/v.json", json.dumps({"imageId": mine, "keys": [f"renditions/{other}/v/1.jpg"]}))
+    put("retired/0000000004/x/v.json", json.dumps({"imageId": mine, "keys": [f"renditions/{mine}/v/1.jpg"]}))
+    assert workflow.delete_retired(s3, settings, now=10) == [f"renditions/{mine}/v/1.jpg"]
+    assert keys_in(s3, settings.processed_bucket) == [f"renditions/{other}/v/1.jpg"]  # never another image's
+    assert keys_in(s3, settings.work_bucket) == []

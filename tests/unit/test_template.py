@@ -279,7 +279,6 @@ LEAST_PRIVILEGE = {
     "StoreFunction": {
         ("s3:GetObject", f"WorkBucket/{STAGING}*"),
         ("s3:DeleteObject", f"WorkBucket/{STAGING}*"),
-        ("s3:ListBucket", "WorkBucket"),  # a retry after a run that landed: the staged object is gone, not forbidden
         ("s3:PutObject", f"ProcessedBucket/{RENDITIONS}*"),
         ("s3:GetObject", f"ProcessedBucket/{RENDITIONS}*"),  # that retry checks the published keys (HEAD)
     },
@@ -314,6 +313,8 @@ LEAST_PRIVILEGE = {
         ("s3:GetObject", f"WorkBucket/{RETIRED}*"),
         ("s3:DeleteObject", f"WorkBucket/{RETIRED}*"),
         ("s3:DeleteObject", f"ProcessedBucket/{RENDITIONS}*"),
+        ("s3:ListBucket", "ProcessedBucket"),  # an execution that ended without a word: what it published goes
+        ("s3:DeleteObject", f"WorkBucket/{STAGING}*"),  # and what it staged
     },
     "BackfillManifestFunction": {
         ("dynamodb:Query", "ImageTable/index/byUploadTime"),
@@ -324,8 +325,15 @@ LEAST_PRIVILEGE = {
 
 def test_the_decoding_function_cannot_touch_what_clients_read_and_the_publishing_one_cannot_read_originals():
     resize, store = LEAST_PRIVILEGE["ResizeFunction"], LEAST_PRIVILEGE["StoreFunction"]
-    assert not [g for g in resize if g[1].startswith(("ProcessedBucket", "WebBucket")) or "Delete" in g[0]]
+    assert {g for g in resize if not g[0].endswith(("GetObject", "ListBucket"))} == {
+        ("s3:PutObject", f"WorkBucket/{STAGING}*")  # its only write: no delete, nothing clients read, no markers
+    }
     assert not [g for g in store if g[1].startswith("OriginalBucket")]
+    # a retirement marker makes the reconciler delete renditions: only Mark processed writes one
+    writers = {f for f, grants in LEAST_PRIVILEGE.items() for a, r in grants if a == "s3:PutObject" and "Work" in r}
+    assert {f for f in writers if any(r == f"WorkBucket/{RETIRED}*" for a, r in LEAST_PRIVILEGE[f])} == {
+        "MarkProcessedFunction"
+    }
     # and the grants above are the template's (test_every_function_gets_exactly_the_actions_its_code_needs...)
 
 

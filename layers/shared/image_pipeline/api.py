@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from image_pipeline import keys, purge, trace
+from image_pipeline import contracts, keys, purge, trace
 from image_pipeline.auth import Caller
 from image_pipeline.config import Settings
 from image_pipeline.errors import ApiError, ConfigError
@@ -260,7 +260,7 @@ def delete_image(
 
 
 DOWNLOAD_FORMATS = ("avif", "webp", "jpeg", "png", "auto")
-CONTENT_TYPES = {"avif": "image/avif", "webp": "image/webp", "jpeg": "image/jpeg", "png": "image/png"}
+CONTENT_TYPES = contracts.RENDITION_CONTENT_TYPES
 AUTO_PREFERENCE = ("avif", "webp")  # then the JPEG/PNG of the size, which every browser shows
 
 
@@ -408,6 +408,8 @@ def to_api(record: dict[str, Any], caller: Caller) -> dict[str, Any]:
         "renditions": [{k: r[k] for k in RENDITION_FIELDS} for r in _plain(record.get("renditions") or [])],
         "placeholder": _plain(record.get("placeholder")),
         "error": _plain(record.get("error")),
+        # the last reprocess's error, when it failed: the image is still PROCESSED on its earlier renditions
+        "reprocessError": _plain(record.get("reprocessError")),
         # Step Functions execution *names*, not ARNs (an ARN names the account): the one that processes or processed
         # it last, and every one that owned it; the ARN is the state machine's with ":execution:" and the name
         "execution": _execution_name(record.get("executionArn")),

@@ -40,6 +40,7 @@ from typing import Any
 import thumbhash  # (thumbhash-rs: bindings of the reference ThumbHash encoder)
 from PIL import Image, ImageChops, ImageCms, ImageFile, ImageOps
 
+from image_pipeline import contracts
 from image_pipeline.errors import HeaderIncompleteError, InvalidImageError
 
 LOG = logging.getLogger(__name__)  # a decoder's own words go to the function's log, never to the image's record
@@ -71,7 +72,7 @@ CONTENT_TYPES = {
     HEIF: "image/heic",
     AVIF: "image/avif",
 }
-EXTENSIONS = {JPEG: "jpg", PNG: "png", WEBP: "webp", AVIF: "avif"}
+EXTENSIONS = {fmt: contracts.RENDITION_EXTENSIONS[fmt.lower()] for fmt in (JPEG, PNG, WEBP, AVIF)}
 # The rendition's format family; HEIF and AVIF become PNG instead when the image has alpha (see _output_format).
 OUTPUT_FORMAT = {JPEG: JPEG, PNG: PNG, WEBP: WEBP, GIF: PNG, HEIF: JPEG, AVIF: JPEG}
 HEADER_BYTES = 256 * 1024  # the first read: the whole header of almost every file; probe says when it needs more

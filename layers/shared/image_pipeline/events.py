@@ -19,6 +19,8 @@ DETAIL_TYPES = {
     DELETED: "Image Deleted",
 }
 
+REPROCESS_FAILED = "Image Reprocess Failed"  # the image stays PROCESSED on its earlier renditions (reprocessError)
+
 
 def detail_type(status: str) -> str:
     return DETAIL_TYPES[status]

@@ -40,11 +40,15 @@ def listed(s3, bucket: str, prefix: str) -> list[str]:
         ]
 
 
-def delete_keys(s3, bucket: str, object_keys: list[str]) -> None:
-    _delete(s3, bucket, [{"Key": k} for k in object_keys])
+def delete_keys(s3, bucket: str, object_keys: list[str]) -> list[str]:
+    """Delete the keys; returns those S3 did not delete (DeleteObjects answers per key)."""
+    return _delete(s3, bucket, [{"Key": k} for k in object_keys])
 
 
-def _delete(s3, bucket: str, objects: list[dict[str, str]]) -> None:
+def _delete(s3, bucket: str, objects: list[dict[str, str]]) -> list[str]:
+    failed: list[str] = []
     for start in range(0, len(objects), 1000):
         with transient_errors():
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": objects[start : start + 1000], "Quiet": True})
+            answer = s3.delete_objects(Bucket=bucket, Delete={"Objects": objects[start : start + 1000], "Quiet": True})
+        failed += [e["Key"] for e in answer.get("Errors", [])]
+    return failed

@@ -74,10 +74,13 @@ def run(
     time_left: Callable[[], float] = lambda: float("inf"),
     publish: Callable[[str, dict[str, Any]], None] = lambda status, detail: None,
     give_back: Callable[[str, int], None] = lambda owner, size: None,
+    discard: Callable[[str, str], object] = lambda image_id, execution_arn: None,
 ) -> Report:
     """One pass; ``time_left()`` (seconds) is checked before each item and the pass stops below ``MARGIN``.
     ``publish(status, detail)`` announces each transition made (events.Publisher: Image Failed, Image Expired);
-    ``give_back(owner, bytes)`` returns an expired upload's bytes to its owner's quota (quota.Quotas)."""
+    ``give_back(owner, bytes)`` returns an expired upload's bytes to its owner's quota (quota.Quotas);
+    ``discard(image_id, execution_arn)`` deletes what an execution that ended without a word staged or published
+    (workflow.discard_version: its Record failure step never ran)."""
     at = at or datetime.now(UTC)
     report = Report()
 
@@ -90,6 +93,8 @@ def run(
         record = repo.transition_if_unchanged(item, FAILED, error["code"], message)
         if record is not None:
             report.failed.append(item["imageId"])
+            if item.get("executionArn"):
+                discard(item["imageId"], item["executionArn"])
             publish(FAILED, {"imageId": item["imageId"], "owner": record.get(OWNER), "status": FAILED, "error": error})
 
     def repair_pending(item: dict[str, Any]) -> None:

@@ -122,15 +122,19 @@ class ImageRepository:
             | (Attr("status").eq(PROCESSING) & mine)
         )
         if reprocess:
-            not_mine = Attr("executionArn").not_exists() | Attr("executionArn").ne(execution_arn)
-            allowed = allowed | (Attr("status").is_in(list(TERMINAL)) & not_mine)
+            # never an execution that owned the image before (a late or repeated first step of one that ended):
+            # it would switch the record back to its version, which a later execution may have retired
+            never_mine = ~Attr("executions").contains(execution_arn) & (
+                Attr("executionArn").not_exists() | Attr("executionArn").ne(execution_arn)
+            )
+            allowed = allowed | (Attr("status").is_in(list(TERMINAL)) & never_mine)
         try:
             with transient_errors():
                 record = self.table.update_item(
                     Key={"imageId": image_id},
                     UpdateExpression="SET #s = :processing, #f = :processing, updatedAt = :now, executionArn = :arn,"
                     " originalKey = :key, etag = :etag, uploadTimestamp = if_not_exists(uploadTimestamp, :now),"
-                    " #g = :gallery REMOVE #e, expiresAt ADD executions :arns",
+                    " #g = :gallery REMOVE #e, expiresAt, reprocessError ADD executions :arns",
                     ConditionExpression=allowed,
                     ExpressionAttributeNames={"#s": "status", "#e": "error", "#g": GALLERY_KEY, "#f": IN_FLIGHT},
                     ExpressionAttributeValues={
@@ -171,7 +175,8 @@ class ImageRepository:
             ":set": stored.get("renditionSet", ""),
         }
         names = {"#s": "status", "#p": "processed", "#v": "version"}
-        return self._owned_update(image_id, execution_arn, *_ending_flight(expression, values, names, original), owned)
+        expression, values, names = _ending_flight(expression, values, names, original)
+        return self._owned_update(image_id, execution_arn, expression + ", reprocessError", values, names, owned)
 
     def mark_failed(
         self,
@@ -192,6 +197,36 @@ class ImageRepository:
         values: dict[str, Any] = {":to": status, ":err": {"code": code, "message": message[:1000]}}
         names = {"#s": "status", "#e": "error"}
         return self._owned_update(image_id, execution_arn, *_ending_flight(expression, values, names, original), owned)
+
+    def mark_reprocess_failed(
+        self,
+        image_id: str,
+        execution_arn: str,
+        code: str,
+        message: str,
+        rendition_set: str,
+        original: dict[str, Any] | None = None,
+    ) -> dict | None:
+        """PROCESSING (a reprocess owned by this execution) -> PROCESSED again, still naming the renditions it
+        served before, with the reprocess's error as ``reprocessError`` (and the configuration it tried: the
+        backfill does not list the image again for that one); again for the same execution. None when the record
+        names no renditions (mark_failed then); ImageNotOwnedError when another execution owns it."""
+        mine = Attr("executionArn").eq(execution_arn)
+        owned = ((Attr("status").eq(PROCESSING) & mine) | (Attr("status").eq(PROCESSED) & mine)) & Attr(
+            "processed"
+        ).exists()
+        expression = "SET #s = :to, reprocessError = :err, updatedAt = :now"
+        error = {"code": code, "message": message[:1000], "renditionSet": rendition_set}
+        values: dict[str, Any] = {":to": PROCESSED, ":err": error}
+        try:
+            return self._owned_update(
+                image_id, execution_arn, *_ending_flight(expression, values, {"#s": "status"}, original), owned
+            )
+        except ImageNotOwnedError:
+            current = self.get(image_id)
+            if current is not None and current.get("executionArn") == execution_arn and "processed" not in current:
+                return None
+            raise
 
     def _owned_update(
         self,
@@ -331,7 +366,9 @@ class ImageRepository:
             "IndexName": BY_UPLOAD_TIME_INDEX,
             "KeyConditionExpression": Key(GALLERY_KEY).eq(GALLERY) & Key("uploadTimestamp").lt(before),
             "FilterExpression": Attr("status").eq(PROCESSED)
-            & (Attr("renditionSet").not_exists() | Attr("renditionSet").ne(rendition_set)),
+            & (Attr("renditionSet").not_exists() | Attr("renditionSet").ne(rendition_set))
+            # a reprocess to this configuration failed (it keeps its renditions): imgpipe reprocess, not every run
+            & (Attr("reprocessError").not_exists() | Attr("reprocessError.renditionSet").ne(rendition_set)),
             "ProjectionExpression": "imageId, originalKey, etag",
         }
         if start_key:

@@ -13,13 +13,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from image_pipeline import engine, events, keys, purge
+from image_pipeline import contracts, engine, events, keys, purge
 from image_pipeline.aws import PRECONDITION_FAILED_CODES, error_code, is_not_found, transient_errors
 from image_pipeline.config import Settings
 from image_pipeline.errors import (
@@ -30,7 +32,7 @@ from image_pipeline.errors import (
     RenditionIntegrityError,
     TransientAWSError,
 )
-from image_pipeline.records import DELETED, FAILED, OWNER, PROCESSED, REJECTED, ImageRepository
+from image_pipeline.records import DELETED, FAILED, OWNER, REJECTED, ImageRepository
 
 # What a FAILED image shows (GET /images, /download): a fixed code and message per cause. The SDK's and Step
 # Functions' own text (bucket names, ARNs, AccessDenied messages, state input) goes to the function's log only.
@@ -46,6 +48,7 @@ PUBLIC_FAILURES = {
     "Sandbox.Timedout": ("TIMEOUT", "processing took too long" + _REPROCESS),
     "Runtime.OutOfMemory": ("OUT_OF_MEMORY", "processing ran out of memory" + _REPROCESS),
 }
+logger = logging.getLogger(__name__)
 PROCESSING_FAILED = ("PROCESSING_FAILED", "the image could not be processed" + _REPROCESS)
 
 
@@ -74,6 +77,7 @@ def validate(s3, repo: ImageRepository, settings: Settings, event: dict, executi
         "imageId": image_id,
         "duplicate": False,
         "version": keys.version_of(execution_arn),  # the renditions' version this execution makes
+        "reprocess": bool(event.get("reprocess")),  # Mark processed then retires what the record named before
         "bucket": bucket,
         "key": key,
         "etag": etag,
@@ -191,9 +195,7 @@ def _describe(r: engine.Rendition, offset: int) -> dict[str, Any]:
     """A staged rendition: what it is, where it lies in the staged object and its checksum."""
     return {
         "size": r.box,  # None: the default rendition, outside the set
-        "format": r.format.lower(),  # avif | webp | jpeg | png, as the API names them
-        "extension": r.extension,
-        "contentType": r.content_type,
+        "format": r.format.lower(),  # avif | webp | jpeg | png, as the API names them (contracts)
         "width": r.width,
         "height": r.height,
         "offset": offset,
@@ -222,22 +224,29 @@ def store(s3, settings: Settings, image: dict[str, Any], resized: dict[str, Any]
     checksum (S3 verifies it), then delete the staged object. Store cannot read originals. Returns what Mark
     processed records.
 
+    Resize ran native decoders on untrusted bytes: Store trusts nothing of its answer that could reach a client
+    unchecked. The staged object's key, each rendition's key and Content-Type come from this execution's image and
+    the rendition's format (one of ``contracts.RENDITION_FORMATS``), each size is one of the configuration's, and
+    the parts must tile the staged object exactly (``_checked_parts``).
+
     Idempotent: a retry after a run that landed finds no staged object, and checks instead that every key holds
     the checksum it should (a HEAD each): the same result, or RenditionIntegrityError."""
     image_id, version = image["imageId"], image["version"]
-    staged = resized["staged"]
-    parts = resized["parts"]
-    object_keys = [keys.rendition_key(image_id, version, p["size"], p["extension"]) for p in parts]
+    staged_key = keys.staging_key(image_id, version)
+    parts = _checked_parts(settings, resized)
+    object_keys = [
+        keys.rendition_key(image_id, version, p["size"], contracts.RENDITION_EXTENSIONS[p["format"]]) for p in parts
+    ]
     try:
         with transient_errors():
-            body = s3.get_object(Bucket=settings.work_bucket, Key=staged["key"], ChecksumMode="ENABLED")["Body"].read()
+            body = s3.get_object(Bucket=settings.work_bucket, Key=staged_key)["Body"].read()
     except ClientError as e:
-        if not is_not_found(e):
+        if not _gone(e):
             raise
         _check_stored(s3, settings, parts, object_keys)
     else:
-        if len(body) != staged["bytes"] or _sha256(body) != staged["sha256"]:
-            raise RenditionIntegrityError(f"the staged renditions {staged['key']} are not the ones Resize put")
+        if len(body) != resized["staged"]["bytes"] or _sha256(body) != resized["staged"]["sha256"]:
+            raise RenditionIntegrityError(f"the staged renditions {staged_key} are not the ones Resize put")
         view = memoryview(body)
         with ThreadPoolExecutor(max_workers=S3_THREADS) as pool:
             puts = [
@@ -249,7 +258,7 @@ def store(s3, settings: Settings, image: dict[str, Any], resized: dict[str, Any]
             for put in puts:  # the first error, in the order the puts were sent
                 put.result()
         with transient_errors():
-            s3.delete_object(Bucket=settings.work_bucket, Key=staged["key"])
+            s3.delete_object(Bucket=settings.work_bucket, Key=staged_key)
     described = [
         {k: part[k] for k in ("size", "width", "height", "format", "bytes")} | {"key": key}
         for key, part in zip(object_keys, parts, strict=True)
@@ -265,6 +274,36 @@ def store(s3, settings: Settings, image: dict[str, Any], resized: dict[str, Any]
     }
 
 
+def _checked_parts(settings: Settings, resized: dict[str, Any]) -> list[dict[str, Any]]:
+    """Resize's description of the staged set, refused (RenditionIntegrityError) unless every rendition has a
+    known format, a size of the configuration (or none: the default), whole-number dimensions, and the parts lie
+    end to end from the first byte to the last."""
+    parts = resized["parts"]
+    sizes = set(settings.rendition_sizes)
+    offset = 0
+    for p in parts:
+        if (
+            p.get("format") not in contracts.RENDITION_FORMATS
+            or not (p.get("size") is None or p.get("size") in sizes)
+            or not all(isinstance(p.get(k), int) and p[k] > 0 for k in ("width", "height", "bytes"))
+            or p.get("offset") != offset
+        ):
+            raise RenditionIntegrityError(f"Resize described a rendition Store does not publish: {p!r:.200}")
+        offset += p["bytes"]
+    bounded = len(parts) <= len(sizes) * len(contracts.RENDITION_FORMATS) + 1
+    if not bounded or offset != resized["staged"]["bytes"] or not 0 <= resized["default"] < len(parts):
+        raise RenditionIntegrityError("Resize's description does not cover the staged renditions")
+    if not 0 <= resized["inSet"] <= len(parts):
+        raise RenditionIntegrityError("Resize's description does not cover the staged renditions")
+    return parts
+
+
+def _gone(e: ClientError) -> bool:
+    """A missing object: 404, or 403 where the caller may not list the bucket (Store may not: S3 then hides
+    whether a key exists)."""
+    return is_not_found(e) or error_code(e) in ("AccessDenied", "403")
+
+
 def _publish(s3, settings: Settings, image_id: str, key: str, part: dict[str, Any], data: memoryview) -> None:
     if _sha256(data) != part["sha256"]:
         raise RenditionIntegrityError(f"the staged bytes of {key} are not the ones Resize encoded")
@@ -274,7 +313,7 @@ def _publish(s3, settings: Settings, image_id: str, key: str, part: dict[str, An
         key,
         bytes(data),
         part["sha256"],
-        ContentType=part["contentType"],
+        ContentType=contracts.RENDITION_CONTENT_TYPES[part["format"]],
         CacheControl=CACHE_CONTROL,
         Metadata={"image-id": image_id},
     )
@@ -287,7 +326,7 @@ def _check_stored(s3, settings: Settings, parts: list[dict[str, Any]], object_ke
             with transient_errors():
                 head = s3.head_object(Bucket=settings.processed_bucket, Key=key, ChecksumMode="ENABLED")
         except ClientError as e:
-            if not is_not_found(e):
+            if not _gone(e):
                 raise
             raise RenditionIntegrityError(f"neither the staged renditions nor {key} are stored") from e
         if head["ContentLength"] != part["bytes"] or head.get("ChecksumSHA256", part["sha256"]) != part["sha256"]:
@@ -302,11 +341,8 @@ def mark_processed(
     longer names (retire_renditions). Returns what the completion event says and the retired keys."""
     record = repo.mark_processed(image["imageId"], execution_arn, stored, original_of(image))
     owners = record.get("executions")  # every execution that ever owned the image (a set; absent on old records)
-    retired = (
-        []
-        if owners is not None and len(owners) <= 1
-        else retire_renditions(s3, settings, image["imageId"], stored, time.time())
-    )
+    first = not image.get("reprocess") and owners is not None and len(owners) <= 1
+    retired = [] if first else retire_renditions(s3, settings, image["imageId"], stored, time.time())
     detail = {
         "imageId": record["imageId"],
         "owner": record.get(OWNER),  # a consumer routes the event by it (None: an image made before owners)
@@ -327,9 +363,10 @@ def retire_renditions(s3, settings: Settings, image_id: str, stored: dict[str, A
     another; keys of the layout before versions) in a marker of the work bucket, due after the grace period;
     the reconciler deletes them then (delete_retired). Returns the retired keys.
 
-    Only needed once more than one execution has owned the image (reprocessing): while one execution ever owned it,
-    only that execution wrote under the image's prefix and the record names all it wrote, so mark_processed skips
-    the LIST. A version is never current again once superseded, so a retry that retires the same keys twice is
+    Only needed for a reprocess, or once more than one execution has owned the image: while one execution ever
+    owned it, only that execution wrote under the image's prefix and the record names all it wrote, so
+    mark_processed skips the LIST. (A record made before ``executions`` existed names one execution after its first
+    reprocess: the ``reprocess`` flag Validate passes on covers it.) A version is never current again once superseded, so a retry that retires the same keys twice is
     harmless."""
     keep = {stored["processed"]["key"], *(r["key"] for r in stored.get("renditions", []))}
     stale = [k for k in purge.rendition_keys(s3, settings.processed_bucket, image_id) if k not in keep]
@@ -346,25 +383,58 @@ def retire_renditions(s3, settings: Settings, image_id: str, stored: dict[str, A
     return stale
 
 
-def delete_retired(s3, settings: Settings, now: float, limit: int = 1000) -> list[str]:
+def delete_retired(
+    s3, settings: Settings, now: float, time_left: Callable[[], float] = lambda: float("inf"), limit: int = 1000
+) -> list[str]:
     """Delete the renditions of every retirement marker that is due (markers are listed in due order), then the
-    marker; returns the deleted keys. A marker only names keys of its own image."""
+    marker; returns the deleted keys. Each marker on its own: one that cannot be read is logged and dropped (it
+    would otherwise stop every later one), and one whose keys S3 did not all delete stays for the next run. A
+    marker deletes only keys of its own image (``renditions/{id}/…`` or the layout before versions,
+    ``renditions/{id}.{ext}``). Stops when ``time_left()`` (seconds) falls under ``RETIRE_MARGIN``."""
     deleted: list[str] = []
     with transient_errors():
         listed = s3.list_objects_v2(Bucket=settings.work_bucket, Prefix=keys.RETIRED_PREFIX, MaxKeys=limit)
     for marker in listed.get("Contents", []):
-        due = int(marker["Key"][len(keys.RETIRED_PREFIX) :].split("/", 1)[0])
-        if due > now:
+        if time_left() < RETIRE_MARGIN:
             break
-        with transient_errors():
-            named = json.loads(s3.get_object(Bucket=settings.work_bucket, Key=marker["Key"])["Body"].read())
-        prefix = keys.rendition_prefix(named["imageId"])
-        gone = [k for k in named["keys"] if k.startswith(prefix)]
-        purge.delete_keys(s3, settings.processed_bucket, gone)
+        try:
+            named = _read_marker(s3, settings, marker["Key"], now)
+        except _NotDue:
+            break
+        except (ValueError, KeyError, TypeError) as e:  # not a marker this code wrote: it names nothing to delete
+            logger.error("unreadable retirement marker %s dropped: %s", marker["Key"], e)
+            with transient_errors():
+                s3.delete_object(Bucket=settings.work_bucket, Key=marker["Key"])
+            continue
+        failed = purge.delete_keys(s3, settings.processed_bucket, named)
+        if failed:
+            logger.warning("retirement marker %s kept: %d keys not deleted", marker["Key"], len(failed))
+            continue
         with transient_errors():
             s3.delete_object(Bucket=settings.work_bucket, Key=marker["Key"])
-        deleted += gone
+        deleted += named
     return deleted
+
+
+RETIRE_MARGIN = 10.0  # seconds of the reconciler's invocation kept back
+
+
+class _NotDue(Exception):
+    pass
+
+
+def _read_marker(s3, settings: Settings, key: str, now: float) -> list[str]:
+    """The keys a due marker names (ValueError, KeyError or TypeError for one this code did not write)."""
+    due = int(key[len(keys.RETIRED_PREFIX) :].split("/", 1)[0])
+    if due > now:
+        raise _NotDue
+    with transient_errors():
+        named = json.loads(s3.get_object(Bucket=settings.work_bucket, Key=key)["Body"].read())
+    image_id = named["imageId"]
+    if not keys.is_image_id(image_id) or not isinstance(named["keys"], list):
+        raise ValueError(f"not a marker: imageId {image_id!r:.60}")
+    own = (f"{keys.rendition_prefix(image_id)}/", f"{keys.rendition_prefix(image_id)}.")
+    return [k for k in named["keys"] if isinstance(k, str) and k.startswith(own)]
 
 
 def discard_version(s3, settings: Settings, image_id: str, version: str) -> list[str]:
@@ -398,7 +468,9 @@ REJECTED_TAG = {"Key": "image-pipeline-status", "Value": "rejected"}  # the orig
 def record_failure(
     s3, repo: ImageRepository, settings: Settings, state: dict[str, Any], execution_arn: str
 ) -> dict[str, Any]:
-    """Record REJECTED (bad input) or FAILED (after retries) for the image this execution was processing.
+    """Record REJECTED (bad input) or FAILED (after retries) for the image this execution was processing; or, for a
+    reprocess of an image that has renditions, keep it PROCESSED on them with the error as ``reprocessError`` (an
+    image stays downloadable when a re-render fails, as it is while one runs).
 
     The original of a REJECTED image is tagged so that the bucket's lifecycle expires it (RejectedOriginalDays);
     a FAILED image's original is kept for reprocessing. When the image was deleted while this execution ran (its
@@ -416,16 +488,39 @@ def record_failure(
         image_id = keys.image_id_for(bucket, key, etag)
     status, code, message = classify(state.get("error") or {})
     version = image.get("version")
+    reprocess = bool(image.get("reprocess") if "reprocess" in image else state.get("reprocess"))
     try:
+        kept = (
+            repo.mark_reprocess_failed(
+                image_id, execution_arn, code, message, settings.rendition_set, original_of(image)
+            )
+            if reprocess
+            else None
+        )
+        if kept is not None:  # a failed reprocess: the image keeps serving what it served (and its original)
+            if version and kept.get("version") != version:
+                discard_version(s3, settings, image_id, version)
+            return {
+                "recorded": True,
+                "imageId": image_id,
+                "owner": kept.get(OWNER),
+                "status": kept["status"],
+                "error": kept["reprocessError"],
+                "detailType": events.REPROCESS_FAILED,
+            }
         record = repo.mark_failed(image_id, execution_arn, status, code, message, original_of(image))
     except ImageNotOwnedError:
         current = repo.get(image_id)
         if current is not None and current["status"] == DELETED:
             purge.delete_renditions(s3, settings.processed_bucket, image_id)
-        elif version and not (current and current["status"] == PROCESSED and current.get("version") == version):
+            if version:
+                discard_version(s3, settings, image_id, version)
+        elif version and (current is None or current.get("version") != version):
+            # the record names this version when this execution switched it before failing, whatever its status
+            # now (another execution may be reprocessing it, and serves it meanwhile): it is that one's to retire
             discard_version(s3, settings, image_id, version)
         raise
-    if version:
+    if version and record.get("version") != version:
         discard_version(s3, settings, image_id, version)
     if status == REJECTED:
         try:
