@@ -6,7 +6,8 @@ source "$(dirname "$0")/lib.sh"
 exec 8>"$ROOT/.setup.lock"
 flock 8
 
-# Debian packages the tests need: chromium (the web page's browser tests, through Playwright) and jq (README blocks).
+# Debian packages the tests need: chromium (the web page's browser tests, through Playwright) and jq (the README's
+# and docs' shell blocks).
 missing=()
 command -v chromium >/dev/null || missing+=(chromium)
 command -v jq >/dev/null || missing+=(jq)

@@ -5,8 +5,8 @@
 # integration tests' time is waiting (Step Functions retry backoff, task timeouts, polling), so lanes on this 2-core
 # machine overlap those waits. Each extra lane gets its own local cloud (port 4567, 4568, ...; state under
 # .localcloud/lane-<name>) and its own files; lane "a" runs everything else on the usual one (localhost:4566: the
-# README's blocks name it). Fault rules and stacks of one lane never touch another's. The extra lanes' output follows
-# lane a's. With arguments: one pytest run with them, on the usual local cloud.
+# README's and docs' blocks name it). Fault rules and stacks of one lane never touch another's. The extra lanes'
+# output follows lane a's. With arguments: one pytest run with them, on the usual local cloud.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 bash "$ROOT/scripts/setup.sh"

@@ -1,5 +1,9 @@
-"""The README's shell blocks marked `<!-- tested -->` run as pasted, in order, in one shell, from a directory laid
-out like the repository's root (its .localcloud, .venv, scripts and events): they cannot drift from the code."""
+"""The shell blocks marked `<!-- tested -->` in the README and the docs run as pasted, in one shell, from a directory
+laid out like the repository's root (its .localcloud, .venv, scripts and events): they cannot drift from the code.
+
+They run in a fixed order: README.md's blocks, then those of each page of DOCUMENTS after it, each file's top to
+bottom. Later blocks use what earlier ones set (`$API`, `$TOKEN`, `$imageId`, `photo.jpg`, `output()`): a marked
+block keeps its place in this order wherever it moves, and a page with marked blocks must be listed here."""
 
 from __future__ import annotations
 
@@ -9,14 +13,25 @@ import subprocess
 
 from .conftest import ROOT
 
-MARKED = re.compile(r"<!-- tested -->\n```bash\n(.*?)\n```", re.S)
+MARKER = re.compile(r"^<!-- tested -->$", re.M)  # on a line of its own, right above the block
+MARKED = re.compile(r"^<!-- tested -->\n```bash\n(.*?)\n```", re.S | re.M)
+# The order the blocks run in: the README's quick start (imgpipe signs in; curl uploads $imageId), then the operator's
+# page (completion events, the workflow driven by hand on $imageId, fault injection).
+DOCUMENTS = ("README.md", "docs/operations.md")
 
 
 def readme_blocks() -> list[str]:
-    return MARKED.findall((ROOT / "README.md").read_text())
+    """Every marked block, in the order they run."""
+    return [block for name in DOCUMENTS for block in MARKED.findall((ROOT / name).read_text())]
 
 
 def test_the_readme_has_its_usage_blocks_marked():
+    pages = [ROOT / "README.md", ROOT / "CHANGELOG.md", *sorted((ROOT / "docs").glob("*.md"))]
+    marked = {p.relative_to(ROOT).as_posix() for p in pages if MARKER.search(p.read_text())}
+    assert marked == set(DOCUMENTS), "a page with marked blocks that DOCUMENTS does not run, or one without any"
+    for name in DOCUMENTS:  # every marker is followed by a bash block, which runs
+        text = (ROOT / name).read_text()
+        assert len(MARKER.findall(text)) == len(MARKED.findall(text)), name
     blocks = readme_blocks()
     assert len(blocks) >= 5
     joined = "\n".join(blocks)

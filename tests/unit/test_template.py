@@ -484,8 +484,8 @@ def test_heic_can_be_turned_off_at_deploy_time():
     assert DOC["Globals"]["Function"]["Environment"]["Variables"]["ACCEPT_HEIC"] == {"!Ref": "AcceptHeic"}
 
 
-def test_the_only_managed_policies_are_the_ones_the_readme_names(tmp_path):
-    """SAM attaches AWS managed policies to the roles it generates; the README's least-privilege text names them."""
+def test_the_only_managed_policies_are_the_ones_the_security_page_names(tmp_path):
+    """SAM attaches AWS managed policies to the roles it generates; docs/security.md's least-privilege text names them."""
     transformed = tmp_path / "template.transformed.json"
     subprocess.run([sys.executable, str(ROOT / "scripts" / "sam_transform.py"), str(transformed)], check=True)
     resources = json.loads(transformed.read_text())["Resources"]
@@ -496,8 +496,8 @@ def test_the_only_managed_policies_are_the_ones_the_readme_names(tmp_path):
         for arn in r["Properties"].get("ManagedPolicyArns", [])
     }
     assert managed == {"AWSLambdaBasicExecutionRole", "AWSXrayWriteOnlyAccess"}
-    readme = (ROOT / "README.md").read_text()
-    assert all(name in readme for name in managed)
+    security = (ROOT / "docs" / "security.md").read_text()
+    assert all(name in security for name in managed)
 
 
 BACKFILL = json.loads((ROOT / "statemachine" / "backfill.asl.json").read_text())

@@ -18,7 +18,7 @@ PNG when the image has alpha; their irot/imir transforms are applied and 10-bit 
 ICC/XMP/APPn segments, PNG text chunks before IDAT, a WebP that Pillow reads whole) it raises
 ``HeaderIncompleteError`` and the caller reads more; only a complete file that cannot be read is CORRUPT_IMAGE.
 
-Two backends, chosen per input on measured speed (docs/benchmarks.md): Pillow decodes JPEGs that shrink
+Two backends, chosen per input on measured speed (docs/benchmarks.md, Image engine): Pillow decodes JPEGs that shrink
 by 2x or more (its reduced-scale DCT decode beats libvips there) and every unusual input (GIF, animation,
 16-bit, CMYK, palette); libvips (pyvips, when installed) does the rest, where its SIMD resampler is 2-3x
 faster. Both apply the same rules; the unit tests run on both. ``backend`` = pillow | vips | auto (the caller's
@@ -634,7 +634,8 @@ def _to_srgb(im: Image.Image, icc: bytes) -> Image.Image:
     return converted if converted is not None else im.convert(out_mode)
 
 
-# Encoder settings, chosen on measured time, bytes and SSIM (make bench-renditions; docs/benchmarks.md)
+# Encoder settings, chosen on measured time, bytes and SSIM (make bench-renditions; docs/benchmarks.md, Responsive
+# renditions)
 JPEG_OPTIONS: dict[str, Any] = {"quality": 85, "progressive": True, "optimize": True}
 PNG_OPTIONS: dict[str, Any] = {"compress_level": 6}
 VIPS_BANDS = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}

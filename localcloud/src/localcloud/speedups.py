@@ -994,8 +994,8 @@ def bound_the_thread_list() -> str | None:
     from localcloud.threadlist import ThreadList
 
     # LocalStack lists ~10 thread objects per image of this project's workflow (its executions' and states' threads, and
-    # one per Lambda invocation that records its CloudWatch metrics) and never drops one (what grew with the number of
-    # images processed, docs/benchmarks.md); each execution's start now prunes the finished ones, once the list has
+    # one per Lambda invocation that records its CloudWatch metrics) and never drops one (~20 KB per image; see
+    # docs/local-cloud.md, a bounded thread list); each execution's start prunes the finished ones, once the list has
     # doubled since the last prune.
     listed = ThreadList(TMP_THREADS, kinds=(threading.Thread, FuncThread))
 
