@@ -10,8 +10,7 @@ import time
 import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "localcloud" / "src"))
-from localcloud.sandbox import CpuShare  # noqa: E402  (standard library only: no LocalStack needed)
+from localcloud.sandbox import CpuShare  # standard library only: no LocalStack needed
 
 
 def cpu_seconds(pid: int) -> float:

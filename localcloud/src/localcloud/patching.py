@@ -7,7 +7,7 @@ A hook imports the LocalStack internals it changes and changes them with ``patch
   nothing the second time (its wrapper would otherwise wrap itself);
 - the hook returns the line to log for what it changed, or None if it changed nothing.
 
-No LocalStack imports at module level: the unit tests (tests/unit/test_patching.py) run without LocalStack.
+No LocalStack imports at module level: the unit tests (tests/localcloud/unit/test_patching.py) run without LocalStack.
 """
 
 from __future__ import annotations

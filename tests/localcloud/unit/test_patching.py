@@ -4,13 +4,9 @@ the original; a hook whose internals are missing logs a warning and changes noth
 from __future__ import annotations
 
 import logging
-import sys
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "localcloud" / "src"))
-from localcloud.patching import Unexpected, guarded, ours, patch  # noqa: E402
+from localcloud.patching import Unexpected, guarded, ours, patch
 
 
 def make_owner():
