@@ -28,13 +28,13 @@ for catalog in "$VENV_DIR"/localstack/static/usr/lib/localstack/service-catalog-
   [ -f "$catalog" ] && ln -sf "$catalog" "$STATE_DIR/fs/usr/lib/localstack/"
 done
 # Function and layer archives unzipped once per content, shared by every local cloud of this checkout (the test lanes'
-# too; localcloud/executor.py prepare_code). Entries unused for a day go, and what a crash left half-made.
+# too; localcloud/plugins/lambda_executor/executor.py prepare_code). Entries unused for a day go, and what a crash left half-made.
 code_cache="$ROOT/.localcloud/code"
 mkdir -p "$code_cache"
 find "$code_cache" -mindepth 1 -maxdepth 1 \( -mmin +1440 -o -name '.*' -mmin +60 \) -exec rm -rf {} + 2>/dev/null || true
 [ -s "$STATE_DIR/localstack.log" ] && mv "$STATE_DIR/localstack.log" "$STATE_DIR/localstack.previous.log"
 : > "$STATE_DIR/localstack.log"
-# The gateway's HTTP server: localcloud's thread per connection (localcloud/server.py: half the CPU of a small request)
+# The gateway's HTTP server: localcloud's thread per connection (localcloud/plugins/gateway_server.py: half the CPU of a small request)
 # or LocalStack's twisted. The GIL switch interval: 0.5 ms kept twisted's reactor thread from waiting behind busy
 # worker threads; with a thread per connection it lengthened a burst's tail 2-4x, and Python's 5 ms does not.
 gateway_server="${LOCALCLOUD_GATEWAY_SERVER:-localcloud}"
