@@ -17,7 +17,7 @@ import functools
 import json
 import logging
 
-from localcloud.patching import hook, patch
+from localcloud.patching import Patch, hook, patch_all
 
 LOG = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def import_openapi_gateway_responses() -> str | None:
 
         return import_api_from_openapi_spec
 
-    if not patch(provider, "import_api_from_openapi_spec", applying_responses, wraps=True):
+    if not patch_all(Patch(provider, "import_api_from_openapi_spec", applying_responses, wraps=True)):
         return None
     return "OpenAPI imports apply x-amazon-apigateway-gateway-responses"
 
@@ -97,6 +97,6 @@ def render_gateway_response_templates() -> str | None:
 
         return create_exception_response
 
-    if not patch(GatewayExceptionHandler, "create_exception_response", rendering, wraps=True):
+    if not patch_all(Patch(GatewayExceptionHandler, "create_exception_response", rendering, wraps=True)):
         return None
     return "gateway responses render their application/json templates"

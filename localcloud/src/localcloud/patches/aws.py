@@ -16,7 +16,7 @@ import threading
 import time
 
 from localcloud.caches import MadeOnce
-from localcloud.patching import hook, patch, rebind_imported
+from localcloud.patching import Patch, hook, patch_all, rebind_imported
 
 
 def parsers_made_once(create):
@@ -37,8 +37,8 @@ def make_request_parsers_once() -> str | None:
     One is made; the others wait for it."""
     from localstack.aws.protocol import parser
 
-    original = parser.create_parser
-    if not patch(parser, "create_parser", parsers_made_once, wraps=True):
+    original = getattr(parser, "create_parser", None)
+    if not patch_all(Patch(parser, "create_parser", parsers_made_once, wraps=True)):
         return None
     rebind_imported("create_parser", original, parser.create_parser)
     return "request parsers are made once per service model"
@@ -60,7 +60,7 @@ def sign_internal_requests_by_scope() -> str | None:
         return None
 
     class ScopeOnlySigV4(SigV4Auth):
-        def add_auth(self, request) -> None:
+        def add_auth(self, request) -> None:  # a copy of botocore's, with the signature left out
             request.context["timestamp"] = time.strftime(SIGV4_TIMESTAMP, time.gmtime())
             self._modify_request_before_signing(request)
             self._inject_signature_to_request(request, "0" * 64)
@@ -71,6 +71,7 @@ def sign_internal_requests_by_scope() -> str | None:
             signer = client._request_signer
             get_auth_instance = signer.get_auth_instance
 
+            # botocore's RequestSigner.get_auth_instance, but for SigV4 with credentials: the signer it would make
             def scope_only_auth(signing_name, region_name, signature_version=None, request_credentials=None, **kwargs):
                 credentials = request_credentials or signer._credentials
                 if (signature_version or signer._signature_version) != "v4" or credentials is None:
@@ -84,7 +85,11 @@ def sign_internal_requests_by_scope() -> str | None:
 
         return _get_client_post_hook
 
-    if not patch(InternalClientFactory, "_get_client_post_hook", scope_only, wraps=True):
+    copied = {
+        "botocore.auth:SigV4Auth.add_auth": "0a37f12b13c3d758",
+        "botocore.signers:RequestSigner.get_auth_instance": "cef293447a8fab22",
+    }
+    if not patch_all(Patch(InternalClientFactory, "_get_client_post_hook", scope_only, wraps=True, copies=copied)):
         return None
     return "in-memory internal requests carry their credential scope, not a computed signature"
 
@@ -96,7 +101,7 @@ def regions_from_one_session(make_session):
     sessions: list = []
 
     @functools.cache
-    def get_valid_regions_for_service(service_name: str) -> list[str]:
+    def get_valid_regions_for_service(service_name: str) -> list[str]:  # a copy of LocalStack's, one session
         with lock:  # a botocore session's loader and resolver are made on first use, unguarded
             if not sessions:
                 sessions.append(make_session())
@@ -118,9 +123,10 @@ def valid_regions_from_one_session() -> str | None:
     # Each service's store, at its first use, asks for the service's valid regions, which LocalStack computes from a
     # new boto3 Session: each reads botocore's endpoints.json (1.3 MB of JSON) again, 60-270 ms of CPU per service and
     # ~1.2 s per LocalStack process, most of it during the first deploy (py-spy, 2026-12-04). One session reads it once.
-    original = aws_stack.get_valid_regions_for_service
+    original = getattr(aws_stack, "get_valid_regions_for_service", None)
     replacement = regions_from_one_session(boto3.Session)
-    if not patch(aws_stack, "get_valid_regions_for_service", replacement):
+    copied = {"localstack.utils.aws.aws_stack:get_valid_regions_for_service": "02a9370c3e92bbf9"}
+    if not patch_all(Patch(aws_stack, "get_valid_regions_for_service", replacement, copies=copied)):
         return None
     rebind_imported("get_valid_regions_for_service", original, replacement)
     return "services' valid regions come from one botocore session"

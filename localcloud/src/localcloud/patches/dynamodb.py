@@ -14,7 +14,7 @@ import collections
 import functools
 import pickle
 
-from localcloud.patching import hook, patch
+from localcloud.patching import Patch, hook, patch_all
 
 
 @hook("DynamoDB expression parse cache")
@@ -79,11 +79,11 @@ def cache_dynamodb_expression_parsing() -> str | None:
             self.__dict__["_localcloud_types"] = tuple(kept)
         return kept
 
-    def nodes_to_be_processed(self) -> tuple:
+    def nodes_to_be_processed(self) -> tuple:  # moto's, from the map made once
         processing_map(self)
         return self.__dict__["_localcloud_types"]
 
-    def process(self, node):
+    def process(self, node):  # moto's, with the MRO tests and the map made once
         mro = type(node).__mro__
         for class_key, processor in processing_map(self).items():
             if class_key in mro:
@@ -114,12 +114,30 @@ def cache_dynamodb_expression_parsing() -> str | None:
                 clauses.extend(child.find_clauses(clause_types))
         return clauses
 
-    if not patch(UpdateExpressionParser, "make", cached_make, kind=classmethod):
+    ast_nodes = "moto.dynamodb.parsing.ast_nodes"
+    if not patch_all(
+        Patch(UpdateExpressionParser, "make", cached_make, kind=classmethod),
+        Patch(ConditionExpressionParser, "_lex_condition_expression", cached_lex),
+        Patch(validators, "deepcopy", copy_for_validation),
+        Patch(
+            DepthFirstTraverser,
+            "nodes_to_be_processed",
+            nodes_to_be_processed,
+            copies={f"{ast_nodes}:DepthFirstTraverser.nodes_to_be_processed": "1c2c84c8097e3517"},
+        ),
+        Patch(
+            DepthFirstTraverser,
+            "process",
+            process,
+            copies={f"{ast_nodes}:DepthFirstTraverser.process": "58328ec7c2f9b1f9"},
+        ),
+        Patch(
+            DepthFirstTraverser,
+            "traverse_node_recursively",
+            traverse_node_recursively,
+            copies={f"{ast_nodes}:DepthFirstTraverser.traverse_node_recursively": "d7f01d9b45cf9f64"},
+        ),
+        Patch(Node, "find_clauses", find_clauses, copies={f"{ast_nodes}:Node.find_clauses": "b77be7ac447d7617"}),
+    ):
         return None
-    patch(ConditionExpressionParser, "_lex_condition_expression", cached_lex)
-    patch(validators, "deepcopy", copy_for_validation)
-    patch(DepthFirstTraverser, "nodes_to_be_processed", nodes_to_be_processed)
-    patch(DepthFirstTraverser, "process", process)
-    patch(DepthFirstTraverser, "traverse_node_recursively", traverse_node_recursively)
-    patch(Node, "find_clauses", find_clauses)
     return "DynamoDB update expressions are tokenised and parsed, condition expressions lexed, once each"

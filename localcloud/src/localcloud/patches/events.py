@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 
-from localcloud.patching import hook, patch
+from localcloud.patching import Patch, hook, patch_all
 
 
 @hook("API destination and connection updates")
@@ -41,14 +41,16 @@ def update_api_destinations_and_connections() -> str | None:
         "InvocationRateLimitPerSecond",
         "Description",
     )
-    if not patch(
-        EventsApiDestinationProvider,
-        "update",
-        updater("update_api_destination", destination_fields, "ApiDestinationArn"),
+    connection_fields = ("Name", "AuthorizationType", "AuthParameters", "Description")
+    if not patch_all(
+        Patch(
+            EventsApiDestinationProvider,
+            "update",
+            updater("update_api_destination", destination_fields, "ApiDestinationArn"),
+        ),
+        Patch(EventsConnectionProvider, "update", updater("update_connection", connection_fields, "ConnectionArn")),
     ):
         return None
-    connection_fields = ("Name", "AuthorizationType", "AuthParameters", "Description")
-    patch(EventsConnectionProvider, "update", updater("update_connection", connection_fields, "ConnectionArn"))
     return "stack updates change API destinations and connections"
 
 
@@ -74,7 +76,7 @@ def update_event_rules() -> str | None:
             events.remove_targets(Rule=name, Ids=gone, Force=True, **bus)
         return self.create(request)  # put_rule and put_targets update the rule and its targets in place
 
-    if not patch(provider.EventsRuleProvider, "update", update):
+    if not patch_all(Patch(provider.EventsRuleProvider, "update", update)):
         return None
     return "stack updates change EventBridge rules and their targets"
 
@@ -105,7 +107,9 @@ def pause_disabled_schedules() -> str | None:
 
         return wrap
 
-    if not patch(EventsProvider, "disable_rule", toggling(False), wraps=True):
+    if not patch_all(
+        Patch(EventsProvider, "disable_rule", toggling(False), wraps=True),
+        Patch(EventsProvider, "enable_rule", toggling(True), wraps=True),
+    ):
         return None
-    patch(EventsProvider, "enable_rule", toggling(True), wraps=True)
     return "disabled scheduled rules stop running"

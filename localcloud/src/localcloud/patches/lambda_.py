@@ -43,7 +43,7 @@ from collections import deque
 
 from localstack.http import Request, Response, route
 
-from localcloud.patching import hook, patch, rebind_imported
+from localcloud.patching import Patch, hook, patch_all, rebind_imported
 
 LOG = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ def batch_lambda_log_delivery() -> str | None:
     from localstack.services.lambda_.invocation.logs import QUEUE_SHUTDOWN, LogHandler
     from localstack.utils.aws.client_types import ServicePrincipal
 
-    def run_log_loop(self, *args, **kwargs) -> None:
+    def run_log_loop(self, *args, **kwargs) -> None:  # a copy of LocalStack's, sending what waits together
         logs_client = LazyClient(
             lambda: (
                 connect_to.with_assumed_role(
@@ -144,7 +144,8 @@ def batch_lambda_log_delivery() -> str | None:
             if stop:
                 return
 
-    if not patch(LogHandler, "run_log_loop", run_log_loop):
+    copied = {"localstack.services.lambda_.invocation.logs:LogHandler.run_log_loop": "905b3d11ee97465b"}
+    if not patch_all(Patch(LogHandler, "run_log_loop", run_log_loop, copies=copied)):
         return None
     return "Lambda logs waiting together go in one PutLogEvents per stream"
 
@@ -170,13 +171,14 @@ def cache_lambda_code_url_clients() -> str | None:
             endpoint_url=endpoint_url,
         )
 
-    def generate_presigned_url(self, endpoint_url: str) -> str:
+    def generate_presigned_url(self, endpoint_url: str) -> str:  # a copy of LocalStack's, with a kept client
         params = {"Bucket": self.s3_bucket, "Key": self.s3_key}
         if self.s3_object_version:
             params["VersionId"] = self.s3_object_version
         return client(endpoint_url).generate_presigned_url("get_object", Params=params)
 
-    if not patch(S3Code, "generate_presigned_url", generate_presigned_url):
+    copied = {"localstack.services.lambda_.invocation.lambda_models:S3Code.generate_presigned_url": "19b3ea43953ef83a"}
+    if not patch_all(Patch(S3Code, "generate_presigned_url", generate_presigned_url, copies=copied)):
         return None
     return "Lambda code URLs are signed by one client per endpoint"
 
@@ -204,48 +206,59 @@ def copy_lambda_code_within_s3() -> str | None:
     # then copied within S3, on condition that it is still the object that was read (its ETag); if the copy fails,
     # the bytes that were read are stored as LocalStack stores them. The stored object, its key, hash and size are
     # what LocalStack's path gives.
-    original = lambda_service.store_s3_bucket_archive
+    def copying_within_s3(original):
+        # a copy of LocalStack's store_s3_bucket_archive and of store_lambda_archive's checks and key layout
+        def store_s3_bucket_archive(
+            archive_bucket, archive_key, archive_version, function_name, region_name, account_id
+        ):
+            if archive_bucket == config.BUCKET_MARKER_LOCAL:  # hot reloading: no archive
+                return original(archive_bucket, archive_key, archive_version, function_name, region_name, account_id)
+            s3_client = connect_to().s3
+            version = {"VersionId": archive_version} if archive_version else {}
+            try:
+                got = s3_client.get_object(Bucket=archive_bucket, Key=archive_key, **version)
+                archive_file = got["Body"].read()
+            except s3_client.exceptions.ClientError as e:  # LocalStack's message
+                raise InvalidParameterValueException(
+                    f"Error occurred while GetObject. S3 Error Code: {e.response['Error']['Code']}. "
+                    f"S3 Error Message: {e.response['Error']['Message']}",
+                    Type="User",
+                ) from e
+            store = lambda_service.store_lambda_archive
+            if not is_zip_file(archive_file):
+                return store(archive_file, function_name, region_name, account_id)  # refused there, with its error
+            if get_unzipped_size(io.BytesIO(archive_file)) >= config.LAMBDA_LIMITS_CODE_SIZE_UNZIPPED:
+                return store(archive_file, function_name, region_name, account_id)
+            internal = connect_to(
+                region_name=AWS_REGION_US_EAST_1, aws_access_key_id=config.INTERNAL_RESOURCE_ACCOUNT
+            ).s3
+            bucket_name = f"awslambda-{region_name}-tasks"
+            internal.create_bucket(Bucket=bucket_name)
+            code_id = f"{function_name}-{uuid.uuid4()}"
+            key = f"snapshots/{account_id}/{code_id}"
+            source = {"Bucket": archive_bucket, "Key": archive_key, **version}
+            try:
+                internal.copy_object(CopySource=source, CopySourceIfMatch=got["ETag"], Bucket=bucket_name, Key=key)
+            except ClientError:  # replaced since it was read, say: the bytes that were checked
+                return store(archive_file, function_name, region_name, account_id)
+            return S3Code(
+                id=code_id,
+                account_id=account_id,
+                s3_bucket=bucket_name,
+                s3_key=key,
+                s3_object_version=None,
+                code_sha256=base64.b64encode(hashlib.sha256(archive_file).digest()).decode(),
+                code_size=len(archive_file),
+            )
 
-    def store_s3_bucket_archive(archive_bucket, archive_key, archive_version, function_name, region_name, account_id):
-        if archive_bucket == config.BUCKET_MARKER_LOCAL:  # hot reloading: no archive
-            return original(archive_bucket, archive_key, archive_version, function_name, region_name, account_id)
-        s3_client = connect_to().s3
-        version = {"VersionId": archive_version} if archive_version else {}
-        try:
-            got = s3_client.get_object(Bucket=archive_bucket, Key=archive_key, **version)
-            archive_file = got["Body"].read()
-        except s3_client.exceptions.ClientError as e:  # LocalStack's message
-            raise InvalidParameterValueException(
-                f"Error occurred while GetObject. S3 Error Code: {e.response['Error']['Code']}. "
-                f"S3 Error Message: {e.response['Error']['Message']}",
-                Type="User",
-            ) from e
-        store = lambda_service.store_lambda_archive
-        if not is_zip_file(archive_file):
-            return store(archive_file, function_name, region_name, account_id)  # refused there, with its error
-        if get_unzipped_size(io.BytesIO(archive_file)) >= config.LAMBDA_LIMITS_CODE_SIZE_UNZIPPED:
-            return store(archive_file, function_name, region_name, account_id)
-        internal = connect_to(region_name=AWS_REGION_US_EAST_1, aws_access_key_id=config.INTERNAL_RESOURCE_ACCOUNT).s3
-        bucket_name = f"awslambda-{region_name}-tasks"
-        internal.create_bucket(Bucket=bucket_name)
-        code_id = f"{function_name}-{uuid.uuid4()}"
-        key = f"snapshots/{account_id}/{code_id}"
-        source = {"Bucket": archive_bucket, "Key": archive_key, **version}
-        try:
-            internal.copy_object(CopySource=source, CopySourceIfMatch=got["ETag"], Bucket=bucket_name, Key=key)
-        except ClientError:  # replaced since it was read, say: the bytes that were checked
-            return store(archive_file, function_name, region_name, account_id)
-        return S3Code(
-            id=code_id,
-            account_id=account_id,
-            s3_bucket=bucket_name,
-            s3_key=key,
-            s3_object_version=None,
-            code_sha256=base64.b64encode(hashlib.sha256(archive_file).digest()).decode(),
-            code_size=len(archive_file),
-        )
+        return store_s3_bucket_archive
 
-    if not patch(lambda_service, "store_s3_bucket_archive", store_s3_bucket_archive):
+    original = getattr(lambda_service, "store_s3_bucket_archive", None)
+    copied = {
+        "localstack.services.lambda_.invocation.lambda_service:store_s3_bucket_archive": "037114af36f74b74",
+        "localstack.services.lambda_.invocation.lambda_service:store_lambda_archive": "d4af5f2d0293038f",
+    }
+    if not patch_all(Patch(lambda_service, "store_s3_bucket_archive", copying_within_s3, wraps=True, copies=copied)):
         return None
     rebind_imported("store_s3_bucket_archive", original, lambda_service.store_s3_bucket_archive)  # Lambda's provider
     return "Lambda code given as an S3 object is copied within S3 instead of uploaded again"
@@ -353,7 +366,7 @@ def queue_lambda_invocations() -> str | None:
 
         return get_invocation_lease
 
-    if not patch(CountingService, "get_invocation_lease", queueing, wraps=True):
+    if not patch_all(Patch(CountingService, "get_invocation_lease", queueing, wraps=True)):
         return None
     ROUTER.add(AdmissionRoutes())
     return f"Lambda invocations queue for {ADMISSION.slots} run slots (bounded wait {WAIT_S:.0f} s)"

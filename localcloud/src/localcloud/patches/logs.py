@@ -7,7 +7,7 @@ and sizes: its cost grew with every log line kept (~0.6 s after 35,000 events); 
 
 from __future__ import annotations
 
-from localcloud.patching import hook, patch
+from localcloud.patching import Patch, hook, patch_all
 
 
 @hook("DescribeLogGroups without copying the logs")
@@ -23,7 +23,7 @@ def describe_log_groups_without_copying_the_logs() -> str | None:
     # group it creates (7 per deploy of this stack): ~2% of a lane's LocalStack CPU in `make test` (py-spy,
     # 2026-12-04), more on a local cloud that has run for a day. Same answer, from snapshots of the group and stream
     # lists (``list()`` of a dict's values is one step under the GIL: no race) and without the copies.
-    def to_describe_dict(self) -> dict:
+    def to_describe_dict(self) -> dict:  # a copy of LocalStack's moto_to_describe_dict, without the deep copy
         group = {
             "arn": f"{self.arn}:*",
             "logGroupArn": self.arn,
@@ -39,7 +39,7 @@ def describe_log_groups_without_copying_the_logs() -> str | None:
         return group
 
     @handler("DescribeLogGroups", expand=False)
-    def describe_log_groups(self, context, request):
+    def describe_log_groups(self, context, request):  # a copy of LocalStack's, without the deep copy
         backend = provider.get_moto_logs_backend(context.account_id, context.region)
         prefix = request.get("logGroupNamePrefix", "")
         pattern = request.get("logGroupNamePattern", "")
@@ -56,7 +56,22 @@ def describe_log_groups_without_copying_the_logs() -> str | None:
         ]
         return provider.DescribeLogGroupsResponse(logGroups=groups)
 
-    if not patch(provider.LogsProvider, "describe_log_groups", describe_log_groups):
+    if not patch_all(
+        Patch(
+            provider.LogsProvider,
+            "describe_log_groups",
+            describe_log_groups,
+            copies={"localstack.services.logs.provider:LogsProvider.describe_log_groups": "ffc63199c6355381"},
+        ),
+        Patch(
+            LogGroup,
+            "to_describe_dict",
+            to_describe_dict,
+            copies={
+                "localstack.services.logs.provider:moto_to_describe_dict": "184b89cc73ffa00e",
+                "moto.logs.models:LogGroup.to_describe_dict": "8d53a9472548def0",
+            },
+        ),
+    ):
         return None
-    patch(LogGroup, "to_describe_dict", to_describe_dict)
     return "DescribeLogGroups answers without deep copies of every log group's events"

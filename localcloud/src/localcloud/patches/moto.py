@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 
-from localcloud.patching import hook, patch
+from localcloud.patching import Patch, check_version, hook, patch_all
 
 LOG = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ def cache_moto_action_lookup() -> str | None:
 
         return cached_names
 
-    if not patch(responses, "method_names_from_class", cached, wraps=True):
+    if not patch_all(Patch(responses, "method_names_from_class", cached, wraps=True)):
         return None
     return "moto finds each action's handler without listing its class on every request"
 
@@ -46,6 +46,7 @@ def defer_moto_batch_backend() -> str | None:
     def on_run(attribute: str) -> None:
         LOG.info("localcloud: moto.batch's body runs now (asked for %s)", attribute)
 
+    check_version("moto.batch", "moto.batch")  # no attribute is replaced: the version is checked here
     if deferred_package("moto.batch", on_run) is None:
         return None
     return "moto.batch's body deferred to its first use (the Step Functions engine imports only moto.batch.utils)"

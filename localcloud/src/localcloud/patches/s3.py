@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 import logging
 
-from localcloud.patching import hook, patch
+from localcloud.patching import Patch, hook, patch_all
 
 LOG = logging.getLogger(__name__)
 
@@ -89,7 +89,9 @@ def apply_bucket_lifecycle_configurations() -> str | None:
             status=OperationStatus.SUCCESS, resource_model=model, custom_context=request.custom_context
         )
 
-    if not patch(S3BucketProvider, "create", putting_lifecycle, wraps=True):
+    if not patch_all(
+        Patch(S3BucketProvider, "create", putting_lifecycle, wraps=True),
+        Patch(S3BucketProvider, "update", update),
+    ):
         return None
-    patch(S3BucketProvider, "update", update)
     return "stacks put their buckets' lifecycle configurations"

@@ -40,7 +40,7 @@ from typing import Any
 from localstack.http import Request, Response, route
 
 from localcloud.caches import Kept, MadeOnce
-from localcloud.patching import Unexpected, hook, patch
+from localcloud.patching import Patch, Unexpected, hook, patch_all
 
 LOG = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ class CachedAssumedRoles:
 def cache_stepfunctions_task_clients() -> str | None:
     from localstack.services.stepfunctions.asl.utils import boto_client
 
-    if not patch(boto_client, "connect_to", CachedAssumedRoles, wraps=True):
+    if not patch_all(Patch(boto_client, "connect_to", CachedAssumedRoles, wraps=True)):
         return None
     return "Step Functions task clients are cached per role session"
 
@@ -169,8 +169,9 @@ def cache_stepfunctions_jsonpath_parsing() -> str | None:
 
         return parse_once
 
-    patched = [patch(module, "parse", parsed_once, wraps=True) for module in (json_path, result_path)]
-    return "Step Functions JSONPaths are parsed once each, by one parser" if any(patched) else None
+    if not patch_all(*(Patch(module, "parse", parsed_once, wraps=True) for module in (json_path, result_path))):
+        return None
+    return "Step Functions JSONPaths are parsed once each, by one parser"
 
 
 def rule_texts(tree) -> dict[int, str]:
@@ -234,7 +235,7 @@ def cache_stepfunctions_definition_parsing() -> str | None:
 
         return cached_parse
 
-    if not patch(AmazonStateLanguageParser, "parse", cached, wraps=True, kind=staticmethod):
+    if not patch_all(Patch(AmazonStateLanguageParser, "parse", cached, wraps=True, kind=staticmethod)):
         return None
     return "Step Functions definitions are parsed once"
 
@@ -297,7 +298,7 @@ def share_stepfunctions_programs() -> str | None:
 
         return _get_evaluation_entrypoint
 
-    if not patch(ExecutionWorker, "_get_evaluation_entrypoint", shared, wraps=True):
+    if not patch_all(Patch(ExecutionWorker, "_get_evaluation_entrypoint", shared, wraps=True)):
         return None
     return "Step Functions executions of a definition without Map or Parallel states share its program"
 
@@ -316,7 +317,7 @@ def keep_stepfunctions_definition_texts() -> str | None:
 
         return getText
 
-    if not patch(RuleContext, "getText", kept_text, wraps=True):
+    if not patch_all(Patch(RuleContext, "getText", kept_text, wraps=True)):
         return None
     return "Step Functions definitions' texts are made once per kept definition"
 
@@ -331,9 +332,11 @@ def cache_stepfunctions_service_names() -> str | None:
     # with a regular expression, to find the operation and match its shape (~2% of LocalStack's CPU in a burst):
     # the conversion and the operation found depend only on the names.
     service = state_task_service.StateTaskService
-    if not patch(state_task_service, "camel_to_snake_case", functools.lru_cache(maxsize=4096), wraps=True):
+    if not patch_all(
+        Patch(state_task_service, "camel_to_snake_case", functools.lru_cache(maxsize=4096), wraps=True),
+        Patch(service, "_get_boto_operation_model", functools.lru_cache(maxsize=1024), wraps=True, kind=staticmethod),
+    ):
         return None
-    patch(service, "_get_boto_operation_model", functools.lru_cache(maxsize=1024), wraps=True, kind=staticmethod)
     return "Step Functions service tasks convert each operation and parameter name once"
 
 
@@ -379,7 +382,7 @@ def skip_unmatched_stepfunctions_status_events() -> str | None:
 
         return publish_execution_status_change_event
 
-    if not patch(Execution, "publish_execution_status_change_event", when_a_rule_may_match, wraps=True):
+    if not patch_all(Patch(Execution, "publish_execution_status_change_event", when_a_rule_may_match, wraps=True)):
         return None
     return "Step Functions status-change events are put on the default bus only if a rule there may match them"
 
@@ -421,7 +424,7 @@ def bound_the_thread_list() -> str | None:
 
         return start_and_prune
 
-    if not patch(ExecutionWorker, "start", pruning, wraps=True):
+    if not patch_all(Patch(ExecutionWorker, "start", pruning, wraps=True)):
         return None
     ROUTER.add(ThreadRoutes(listed))
     return "finished threads leave LocalStack's thread list (counts at /_localcloud/threads)"
@@ -439,7 +442,7 @@ def substitute_numbers_in_state_machine_definitions() -> str | None:
 
         return _apply_substitutions
 
-    if not patch(provider, "_apply_substitutions", as_text, wraps=True):
+    if not patch_all(Patch(provider, "_apply_substitutions", as_text, wraps=True)):
         return None
     return "DefinitionSubstitutions may hold numbers"
 
@@ -483,7 +486,7 @@ def sync_on_express_children() -> str | None:
 
         return boto_client_for
 
-    if not patch(sfn_task, "boto_client_for", waiting_on_express, wraps=True):
+    if not patch_all(Patch(sfn_task, "boto_client_for", waiting_on_express, wraps=True)):
         return None
     return "Step Functions waits on Express children (.sync)"
 
@@ -677,11 +680,11 @@ def judge_and_report_distributed_maps() -> str | None:
         env.stack.pop()
         return parameters
 
-    def _eval_body(self, env) -> None:
+    def _eval_body(self, env) -> None:  # a copy of LocalStack's, the Parameters' paths read from the state's input
         env.stack.append(parameters_of(self, env))
         self.resource_eval.eval_resource(env)
 
-    def _handle_put_object(env, resource_runtime_part, state_credentials) -> None:
+    def _handle_put_object(env, resource_runtime_part, state_credentials) -> None:  # LocalStack's, writing the results
         parameters = env.stack.pop()
         env.stack.pop()  # the children's outputs: the result files hold them
         record = env.map_run_record_pool_manager.get_all().pop()
@@ -716,10 +719,26 @@ def judge_and_report_distributed_maps() -> str | None:
         return _eval_execution
 
     worker_class = worker.DistributedItemProcessorWorker
-    if not patch(worker_class, "_eval_job", judging, wraps=True):
+    result_writer = "localstack.services.stepfunctions.asl.component.state.state_execution.state_map.result_writer"
+    if not patch_all(
+        Patch(worker_class, "_eval_job", judging, wraps=True),
+        Patch(worker_class, "_eval_input", keeping_the_child_input, wraps=True),
+        Patch(
+            result_writer_decl.ResultWriter,
+            "_eval_body",
+            _eval_body,
+            copies={f"{result_writer}.result_writer_decl:ResultWriter._eval_body": "bcde5765f0a578a3"},
+        ),
+        Patch(
+            resource_eval_s3.ResourceEvalS3,
+            "_handle_put_object",
+            _handle_put_object,
+            kind=staticmethod,
+            copies={
+                f"{result_writer}.resource_eval.resource_eval_s3:ResourceEvalS3._handle_put_object": "1e8a4a2f98f7e271"
+            },
+        ),
+        Patch(state_map.StateMap, "_eval_execution", reporting_failed_runs, wraps=True),
+    ):
         return None
-    patch(worker_class, "_eval_input", keeping_the_child_input, wraps=True)
-    patch(result_writer_decl.ResultWriter, "_eval_body", _eval_body)
-    patch(resource_eval_s3.ResourceEvalS3, "_handle_put_object", _handle_put_object, kind=staticmethod)
-    patch(state_map.StateMap, "_eval_execution", reporting_failed_runs, wraps=True)
     return "Distributed Map runs fail past their failure threshold and write their result files"

@@ -50,9 +50,6 @@ def build_provider() -> object:
 
     handlers = {f"moto_{op}": moto_handler(op) for op in load_service(SERVICE).operation_names}
     provider = type("MotoCognitoIdpProvider", (), {"service": SERVICE, **handlers})()
-    from localcloud.patches.cognito_idp import fix_moto
-
-    fix_moto()
     return provider
 
 
