@@ -167,7 +167,7 @@ class Patch:
                 raise Unexpected(
                     f"{target} copies {path}, whose source is not the one copied (sha256 {found}, not {expected})"
                 )
-            description += f", copies {path}"
+            description += ", a copy of it changed" if path == target else f", copies {path}"
         return owner, original, description
 
 
