@@ -5,7 +5,7 @@ Usage: python bench/cost.py [--uploads 10] [--configs one,default] [--prices ben
 
 Each image goes the way a user sends it: POST /upload, PUT to the presigned URL, the workflow, then one download
 (GET /download and a GET of the rendition). Counted, per image, over the run:
-- AWS requests by service and operation: the local cloud's request meter (localcloud/meter.py), which sees the
+- AWS requests by service and operation: the local cloud's request meter (localcloud/plugins/request_meter.py), which sees the
   functions' calls and LocalStack's own (Step Functions invoking Lambda, putting events, S3 notifying EventBridge).
   This script's own reads (waiting, histories, logs) carry a User-Agent the meter ignores. The reconciler's schedule
   is paused during the run: it is a fixed cost per month (reported apart), not a cost per image;
@@ -50,7 +50,7 @@ from localcloud.item_size import item_size  # noqa: E402  (DynamoDB's item size 
 
 ROOT = Path(__file__).resolve().parents[1]
 ENDPOINT = os.environ.get("AWS_ENDPOINT_URL", "http://localhost:4566")
-IGNORE = "localcloud-meter-ignore"  # localcloud/meter.py does not count requests with this in their User-Agent
+IGNORE = "localcloud-meter-ignore"  # localcloud/plugins/request_meter.py does not count requests with this in their User-Agent
 QUIET = Config(user_agent_extra=IGNORE)
 UNCOUNTED = {"User-Agent": f"python-requests {IGNORE}"}
 TERMINAL = {"PROCESSED", "REJECTED", "FAILED"}

@@ -89,7 +89,7 @@ def machine_cpu_s() -> float:
 
 
 def admission_stats() -> dict | None:
-    """The local cloud's Lambda admission queue counters (localcloud.admission), if it has one."""
+    """The local cloud's Lambda admission queue counters (localcloud.patches.lambda_), if it has one."""
     endpoint = os.environ.get("AWS_ENDPOINT_URL", "http://localhost:4566")
     resp = requests.get(f"{endpoint}/_localcloud/admission", timeout=5)
     return resp.json() if resp.ok else None

@@ -3,7 +3,7 @@ duration and cost per invocation at each memory size, with the CPU Lambda gives 
 measurements.
 
 Lambda gives a function CPU in proportion to its memory (1,769 MB = one vCPU). The local cloud emulates that when
-started with LOCALCLOUD_CPU_BY_MEMORY=1 (localcloud/sandbox.py CpuShare: a CFS quota of memory/1769 of a CPU on
+started with LOCALCLOUD_CPU_BY_MEMORY=1 (localcloud/plugins/lambda_executor/sandbox.py CpuShare: a CFS quota of memory/1769 of a CPU on
 each execution environment's runtime process; `make bench-memory` restarts it so). For each function of the
 workflow in turn (the others stay at the template's sizes), for each size: set its MemorySize, warm it with one
 image, then send N 12 MP JPEGs through the pipeline one at a time and read the function's REPORT lines (billed
@@ -29,7 +29,7 @@ from cost import ROOT, aws, deploy, functions_of, one_image, reconciler_rules, r
 from load import sample_jpeg  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "localcloud" / "src"))
-from localcloud.sandbox import MB_PER_VCPU, CpuShare  # noqa: E402
+from localcloud.plugins.lambda_executor.sandbox import MB_PER_VCPU, CpuShare  # noqa: E402
 
 FUNCTIONS = ("ValidateFunction", "ResizeFunction", "MarkProcessedFunction")
 

@@ -37,10 +37,10 @@ LANES=(
   "c:tests/integration/test_express.py tests/integration/test_renditions.py"
   "d:tests/integration/test_fault_timing.py tests/integration/test_surfaces.py tests/integration/test_build.py"
 )
-# Tests that need no local cloud (tests/unit: moto, the linters, mypy; ~90 s of one core) run beside the lanes at a
-# lower CPU priority (nice 19): they use the cores while the lanes wait (retry backoff, task timeouts, polling) and
-# give way when a lane needs them.
-BACKGROUND=(tests/unit)
+# Tests that need no local cloud (tests/unit: moto, the linters, mypy; ~90 s of one core; tests/localcloud/unit: the
+# local cloud's standard-library parts, ~2 s) run beside the lanes at a lower CPU priority (nice 19): they use the
+# cores while the lanes wait (retry backoff, task timeouts, polling) and give way when a lane needs them.
+BACKGROUND=(tests/unit tests/localcloud/unit)
 PYTEST=("$VENV_DIR/dev/bin/python" -m pytest -p no:cacheprovider --durations=12)
 started=$SECONDS
 ignore=()

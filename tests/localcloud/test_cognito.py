@@ -1,4 +1,4 @@
-"""Cognito user pools on the local cloud (localcloud/cognito.py, localcloud/cognito_resources.py): a stack deploys a
+"""Cognito user pools on the local cloud (localcloud/plugins/cognito_idp.py, localcloud/plugins/cognito_resources.py): a stack deploys a
 pool, an app client and a group; a user signs in with the same calls as on AWS and gets tokens that verify against
 the pool's JWKS, published over HTTP where AWS publishes it."""
 

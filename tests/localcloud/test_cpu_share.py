@@ -1,4 +1,4 @@
-"""Lambda's CPU share by MemorySize (localcloud/sandbox.py CpuShare, on with LOCALCLOUD_CPU_BY_MEMORY=1): a process in
+"""Lambda's CPU share by MemorySize (localcloud/plugins/lambda_executor/sandbox.py CpuShare, on with LOCALCLOUD_CPU_BY_MEMORY=1): a process in
 the share's cgroup gets at most ``memory / 1769 MB`` of a CPU, whatever it asks for. What `make bench-memory`
 measures durations with."""
 
@@ -10,8 +10,7 @@ import time
 import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "localcloud" / "src"))
-from localcloud.sandbox import CpuShare  # noqa: E402  (standard library only: no LocalStack needed)
+from localcloud.plugins.lambda_executor.sandbox import CpuShare  # standard library only: no LocalStack needed
 
 
 def cpu_seconds(pid: int) -> float:

@@ -1,5 +1,5 @@
 """A Distributed Map's Map Run fails past its failure threshold and its ResultWriter writes the children's results, as
-on AWS (localcloud/fidelity.py judge_and_report_distributed_maps): LocalStack tolerated every failed item and wrote a
+on AWS (localcloud/patches/stepfunctions.py judge_and_report_distributed_maps): LocalStack tolerated every failed item and wrote a
 manifest.json that named no result file. What the backfill counts on."""
 
 from __future__ import annotations

@@ -151,7 +151,7 @@ def test_a_read_never_sees_half_of_an_update(table):
 
 
 def test_an_update_expression_used_again_applies_its_own_names_and_values_each_time(table):
-    """The local cloud keeps each UpdateExpression's parsed tree (localcloud.speedups): the same text with other names and
+    """The local cloud keeps each UpdateExpression's parsed tree (localcloud.patches.dynamodb): the same text with other names and
     values must still write what each request says, and a malformed expression is refused every time, not once."""
     expression = "SET #a = :v, updatedAt = :t ADD attempts :one REMOVE #gone"
     for n, (attr, gone) in enumerate([("status", "x"), ("owner", "status"), ("status", "owner")]):
@@ -177,7 +177,7 @@ def test_an_update_expression_used_again_applies_its_own_names_and_values_each_t
 
 
 def test_a_condition_expression_used_again_is_evaluated_with_its_own_names_and_values(table):
-    """The local cloud parses each UpdateExpression once and lexes each ConditionExpression once (localcloud.speedups):
+    """The local cloud parses each UpdateExpression once and lexes each ConditionExpression once (localcloud.patches.dynamodb):
     the same condition text with other names and values must pass or fail as each request's own say, and a malformed
     condition is refused every time, as DynamoDB refuses it: a 400 ValidationException, not a retried 500."""
     condition = "#s = :from AND attribute_not_exists(#gone)"

@@ -128,7 +128,7 @@ def test_object_created_runs_the_state_machine_and_retries_the_custom_error(aws,
 
 def test_a_rule_on_status_change_events_gets_each_execution_start_and_end(aws, sfn_role):
     """The local cloud leaves out Step Functions' status-change events when no rule on the default bus could match
-    them (localcloud.speedups); a rule that matches them gets both, as on AWS."""
+    them (localcloud.patches.stepfunctions); a rule that matches them gets both, as on AWS."""
     sfn, events = aws("stepfunctions"), aws("events")
     suffix = uuid.uuid4().hex[:8]
     passing = {"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}}
@@ -162,7 +162,7 @@ def test_a_rule_on_status_change_events_gets_each_execution_start_and_end(aws, s
 
 
 def test_concurrent_executions_of_one_definition_count_their_own_retries(aws, make_function, sfn_role):
-    """Executions of one definition share its evaluation program (localcloud.speedups): each still counts its own
+    """Executions of one definition share its evaluation program (localcloud.patches.stepfunctions): each still counts its own
     attempts, so each of several executions started together retries exactly MaxAttempts times."""
     sfn = aws("stepfunctions")
     suffix = uuid.uuid4().hex[:8]
@@ -240,7 +240,7 @@ import threading
 from jsonpath_ng.exceptions import JsonPathParserError
 from jsonpath_ng.ext import parse
 from jsonpath_ng.ext.parser import ExtentedJsonPathParser
-from localcloud.speedups import ParsedOnce
+from localcloud.patches.stepfunctions import ParsedOnce
 made = []
 def counted():
     made.append(1)
@@ -286,7 +286,7 @@ import threading
 from localstack.aws.protocol.parser import create_parser
 from localstack.aws.spec import load_service
 from localstack.http import Request
-from localcloud.speedups import parsers_made_once
+from localcloud.patches.aws import parsers_made_once
 made = []
 def counted(service, protocol=None):
     made.append(service.service_name)

@@ -1,4 +1,4 @@
-"""The gateway's HTTP server (localcloud/server.py, or twisted with LOCALCLOUD_GATEWAY_SERVER=twisted): what clients
+"""The gateway's HTTP server (localcloud/plugins/gateway_server.py, or twisted with LOCALCLOUD_GATEWAY_SERVER=twisted): what clients
 rely on at the HTTP level, spoken over raw sockets so that nothing in between (urllib3, botocore) smooths it over.
 The same tests pass against twisted, LocalStack's own server."""
 

@@ -1,6 +1,6 @@
 """Lambda code and layers given as S3 objects (what CloudFormation and `sam package` give): stored as LocalStack stores
 them, with Lambda's hash, size and errors; the local cloud copies the object within S3 instead of uploading it again
-(localcloud/speedups.py, copy_lambda_code_within_s3)."""
+(localcloud/patches/lambda_.py, copy_lambda_code_within_s3)."""
 
 from __future__ import annotations
 

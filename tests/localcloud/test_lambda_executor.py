@@ -187,7 +187,7 @@ def test_environment_start_works_with_descriptors_above_1024():
     """Under a burst LocalStack holds >1024 descriptors; the executor must not use select() (FD_SETSIZE)."""
     code = """
 import os, sys
-from localcloud.executor import wait_readable
+from localcloud.plugins.lambda_executor.executor import wait_readable
 held = [os.dup(0) for _ in range(1100)]
 r, w = os.pipe()
 assert r > 1024, r
@@ -205,7 +205,7 @@ def test_an_invocations_output_is_in_its_logs_whatever_the_output_thread_is_doin
     waiting for the lock that the result's delivery held)."""
     code = """
 import os, threading, types
-from localcloud.sandbox import Sandbox
+from localcloud.plugins.lambda_executor.sandbox import Sandbox
 results_r, results_w = os.pipe()
 env = {"LOCALSTACK_RUNTIME_ID": "r", "LOCALSTACK_RUNTIME_ENDPOINT": "http://127.0.0.1:9"}
 sandbox = Sandbox({"result_fd": results_w, "memory_mb": 128, "timeout_s": 3}, env)
@@ -229,7 +229,7 @@ def test_step_functions_task_clients_send_one_connection_header_however_many_tas
     code = """
 import http.server, json, threading
 from localstack.aws.connect import connect_to
-from localcloud.speedups import FreshConnections
+from localcloud.patches.stepfunctions import FreshConnections
 seen = []
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
@@ -257,7 +257,7 @@ def test_step_functions_tasks_asking_at_once_share_one_session_and_one_client():
     (~50 ms, and a request parser LocalStack keeps for good). One is made; the others wait for it."""
     code = """
 import threading, time
-from localcloud.speedups import CachedAssumedRoles
+from localcloud.patches.stepfunctions import CachedAssumedRoles
 made = {"sessions": 0, "clients": 0}
 class Events:
     def register(self, *args, **kwargs): pass
@@ -293,7 +293,7 @@ def parent_command(pid: int) -> str:
 
 
 def test_runtimes_forked_from_one_server_each_see_only_their_own_function(aws, make_function, tmp_path):
-    """Runtimes come from a fork server that has imported boto3 and the rest once (localcloud.forkserver). Each must
+    """Runtimes come from a fork server that has imported boto3 and the rest once (localcloud.plugins.lambda_executor.forkserver). Each must
     still see exactly its own function's environment, folder and import path, and code it ships under the name of a
     module the server preloaded (here jmespath, which botocore imports) must be its own, as on Lambda, and variables
     read as a process starts must apply."""
@@ -330,7 +330,7 @@ def test_runtimes_forked_from_one_server_each_see_only_their_own_function(aws, m
 
 def test_a_runtimes_botocore_sessions_share_one_data_loader_per_data_path(aws, make_function, tmp_path):
     """The fork server reads botocore's data files once, into one loader per data path that every session of the
-    runtimes it forks uses (localcloud.forkserver.share_botocore_loaders); a function that sets AWS_DATA_PATH gets
+    runtimes it forks uses (localcloud.plugins.lambda_executor.forkserver.share_botocore_loaders); a function that sets AWS_DATA_PATH gets
     a loader that searches it."""
     lam = aws("lambda")
     plain = make_function("runtime_view")
@@ -346,7 +346,7 @@ def test_a_runtimes_botocore_sessions_share_one_data_loader_per_data_path(aws, m
 
 def test_a_layer_published_again_is_unzipped_once_and_outlives_its_versions(aws, make_function, tmp_path):
     """Layer versions of the same archive (every stack publishes the project's layer again) share one unzipped copy
-    (localcloud.executor.prepare_layer_code): each version's folder links to it, the functions of either version
+    (localcloud.plugins.lambda_executor.executor.prepare_layer_code): each version's folder links to it, the functions of either version
     import from it, and deleting one version leaves the copy to the other."""
     lam = aws("lambda")
     (tmp_path / "python").mkdir()
@@ -377,7 +377,7 @@ def test_a_layer_published_again_is_unzipped_once_and_outlives_its_versions(aws,
 
 
 def test_get_function_gives_a_code_url_that_downloads_the_functions_archive(aws, behaviours):
-    """GetFunction's Code.Location (signed by one kept client per endpoint: localcloud.speedups) is a presigned URL
+    """GetFunction's Code.Location (signed by one kept client per endpoint: localcloud.patches.lambda_) is a presigned URL
     of the function's own archive, each time it is asked for."""
     lam = aws("lambda")
     for _ in range(2):

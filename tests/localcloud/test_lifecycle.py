@@ -1,4 +1,5 @@
-"""Lifecycle of the local cloud: no Lambda process outlives LocalStack, whether stopped or killed."""
+"""Lifecycle of the local cloud: no Lambda process outlives LocalStack, whether stopped or killed; a start-up that
+lost a localcloud hook fails."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import signal
 import subprocess
 import time
+import urllib.request
 import uuid
 
 import boto3
@@ -100,3 +102,34 @@ def test_lambda_processes_exit_when_localstack_is_killed(second_cloud):
     os.kill(localstack, signal.SIGKILL)
 
     assert wait_gone(pids) == []
+
+
+def test_up_fails_naming_a_hook_that_did_not_install_unless_it_is_skipped(tmp_path):
+    """A hook whose target is missing (here made to look missing, as on another LocalStack version) leaves LocalStack
+    running without its fix: scripts/up.sh fails, names the hook and its error, and stops that local cloud. Named in
+    LOCALCLOUD_SKIP_HOOKS, the hook is left out on purpose and the local cloud starts without it."""
+    broken = {"LOCALCLOUD_BREAK_TARGET": "pause_disabled_schedules:enable_rule"}  # its second target of two
+    env = {**os.environ, "LOCALCLOUD_PORT": PORT, "LOCALCLOUD_STATE_DIR": str(tmp_path), **broken}
+    up, down = ["bash", str(ROOT / "scripts" / "up.sh")], ["bash", str(ROOT / "scripts" / "down.sh")]
+    try:
+        failed = subprocess.run(up, env=env, capture_output=True, text=True, timeout=120)
+
+        assert failed.returncode != 0, failed.stdout
+        assert (
+            "error: localcloud hook pause_disabled_schedules did not install: "
+            "localstack.services.events.provider:EventsProvider.enable_rule is not there"
+        ) in failed.stderr
+        assert "LOCALCLOUD_SKIP_HOOKS=pause_disabled_schedules" in failed.stderr
+        assert not (tmp_path / "localstack.pid").exists()  # stopped
+        log = (tmp_path / "localstack.log").read_text()
+        assert "localcloud: pausing of disabled schedules not installed (hook pause_disabled_schedules)" in log
+        assert "disabled scheduled rules stop running" not in log
+        assert "stack updates change EventBridge rules and their targets" in log  # the other hooks installed
+
+        skipping = {**env, "LOCALCLOUD_SKIP_HOOKS": "pause_disabled_schedules"}
+        subprocess.run(up, env=skipping, check=True, capture_output=True, text=True, timeout=120)
+        with urllib.request.urlopen(f"http://localhost:{PORT}/_localcloud/hooks", timeout=10) as resp:
+            report = json.load(resp)
+        assert report["failed"] == {} and report["hooks"]["pause_disabled_schedules"]["status"] == "skipped"
+    finally:
+        subprocess.run(down, env=env, check=True, capture_output=True)

@@ -1,5 +1,5 @@
 """CloudWatch Logs' DescribeLogGroups on the local cloud (answered without copying every stored event:
-localcloud/speedups.py): the same groups, filters, sizes and errors as LocalStack's own answer and AWS's."""
+localcloud/patches/logs.py): the same groups, filters, sizes and errors as LocalStack's own answer and AWS's."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The local cloud's request meter (localcloud/meter.py), which `make cost` counts with: every request by service and
+"""The local cloud's request meter (localcloud/plugins/request_meter.py), which `make cost` counts with: every request by service and
 operation, LocalStack's own internal ones too (Step Functions invoking Lambda), except the ones marked to ignore."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """A Standard workflow waits on an Express child with ``states:startExecution.sync:2`` (what the backfill of an
 Express pipeline does), as on AWS: LocalStack polled DescribeExecution, which refuses Express executions, and
-failed every such task after its child had run (localcloud/fidelity.py sync_on_express_children). A caller's
+failed every such task after its child had run (localcloud/patches/stepfunctions.py sync_on_express_children). A caller's
 DescribeExecution of an Express execution is still refused."""
 
 from __future__ import annotations

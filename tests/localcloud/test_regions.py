@@ -1,4 +1,4 @@
-"""Each service's valid regions, computed from one botocore session (localcloud/speedups.py,
+"""Each service's valid regions, computed from one botocore session (localcloud/patches/aws.py,
 valid_regions_from_one_session): the same regions as LocalStack's own function, and what S3 refuses with them."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ def test_one_session_gives_every_service_the_regions_localstacks_own_function_gi
     code = """
 import boto3
 from localstack.utils.aws import aws_stack
-from localcloud.speedups import regions_from_one_session
+from localcloud.patches.aws import regions_from_one_session
 made = []
 def session():
     made.append(1)

@@ -1,4 +1,4 @@
-"""Stack deploys the local cloud gets right (localcloud/fidelity.py): a bucket gets its lifecycle rules, on create and
+"""Stack deploys the local cloud gets right (localcloud/patches/s3.py, events.py): a bucket gets its lifecycle rules, on create and
 on update (LocalStack ignored them); an EventBridge rule whose target or pattern changes is updated in place, as on
 AWS (LocalStack's own provider leaves it pointing at the old target). That is what switching the pipeline's
 WorkflowType does: the state machine is replaced and its S3 rule must follow it."""

@@ -20,7 +20,7 @@ them all.) A thread that wakes once a
 second sees a new full collection in ``gc.get_stats()`` and does the freezing: no callback runs inside the collector
 (one in Python cost ~2% of an UpdateItem's samples, as the youngest generation is collected every 2,000 allocations).
 
-No LocalStack imports: unit-tested (tests/unit/test_gcpolicy.py); ``localcloud.speedups`` installs it.
+No LocalStack imports: unit-tested (tests/localcloud/unit/test_gcpolicy.py); ``localcloud.plugins.gc_policy`` installs it.
 """
 
 from __future__ import annotations

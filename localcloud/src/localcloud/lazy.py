@@ -2,7 +2,7 @@
 ``__path__`` is there), and its body runs on the first attribute it does not have (PEP 562 ``__getattr__``), once,
 on whichever thread asks first. What a hook uses for a package whose ``__init__`` is costly and mostly not needed.
 
-Standard library only, no LocalStack imports: the unit tests (tests/unit/test_lazy.py) run without LocalStack.
+Standard library only, no LocalStack imports: the unit tests (tests/localcloud/unit/test_lazy.py) run without LocalStack.
 """
 
 from __future__ import annotations

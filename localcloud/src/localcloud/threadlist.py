@@ -7,7 +7,7 @@ image processed (~200 MB after 10,000). At shutdown LocalStack stops, kills or s
 be: a plain ``threading.Thread`` can be none of these, and stopping a ``FuncThread`` that has ended and has no
 ``on_stop`` callback does nothing. ``ThreadList`` drops such threads once they have ended, and nothing else.
 
-No LocalStack imports: the unit tests (tests/unit/test_threadlist.py) run without LocalStack.
+No LocalStack imports: the unit tests (tests/localcloud/unit/test_threadlist.py) run without LocalStack.
 """
 
 from __future__ import annotations

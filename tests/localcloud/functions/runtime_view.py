@@ -15,7 +15,7 @@ def handler(event, context):
         "hash_randomization": sys.flags.hash_randomization,  # PYTHONHASHSEED applies only as the interpreter starts
         "frozen": gc.get_freeze_count(),  # objects the fork server froze after its imports (none in a new interpreter)
     }
-    if event.get("botocore"):  # the data loader of two new botocore sessions (localcloud.forkserver shares one)
+    if event.get("botocore"):  # the data loader of two new botocore sessions (the fork server shares one)
         import botocore.session
 
         first, second = (botocore.session.Session().get_component("data_loader") for _ in range(2))

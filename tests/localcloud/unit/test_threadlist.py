@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import sys
 import threading
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "localcloud" / "src"))
-from localcloud.threadlist import ThreadList  # noqa: E402
+from localcloud.threadlist import ThreadList
 
 
 class FuncThread(threading.Thread):  # stands for LocalStack's, whose stop() calls its on_stop callback

@@ -1,7 +1,7 @@
 """The sandbox of one Lambda execution environment: the runtime child process, its limits (timeout, MemorySize as
 an address-space limit), the invocation queue, and the results and logs it reports to LocalStack.
 
-Used by ``localcloud.init`` (the supervisor process); standard library only.
+Used by ``localcloud.plugins.lambda_executor.init`` (the supervisor process); standard library only.
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def _read(path: str) -> str:
 
 
 class ForkedChild:
-    """A runtime process forked by localcloud.forkserver, with the part of ``subprocess.Popen`` the sandbox uses (pid,
+    """A runtime process forked by the forkserver, with the part of ``subprocess.Popen`` the sandbox uses (pid,
     stdout, poll, wait, kill). It is the fork server's child, not ours: its exit status comes on the connection."""
 
     def __init__(self, server: str, argv: list[str], cwd: str, env: dict[str, str], as_limit: int) -> None:

@@ -12,10 +12,8 @@ import multiprocessing
 import sys
 import time
 import weakref
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "localcloud" / "src"))
-from localcloud.gcpolicy import GcPolicy  # noqa: E402
+from localcloud.gcpolicy import GcPolicy
 
 
 class Node:

@@ -1,5 +1,6 @@
-"""Entry points LocalStack discovers: the `process` Lambda executor, the `dynamodb:moto` and `cognito-idp:moto` providers
-and the `localcloud` gateway server."""
+"""Entry points LocalStack discovers (localcloud/pyproject.toml): the `process` Lambda executor, the `dynamodb:moto` and
+`cognito-idp:moto` providers and the `localcloud` gateway server. Each loads its module only when LocalStack selects
+it."""
 
 from localstack.runtime.server.core import RuntimeServer, RuntimeServerPlugin
 from localstack.services.lambda_.invocation.plugins import RuntimeExecutorPlugin
@@ -12,7 +13,7 @@ class ProcessRuntimeExecutorPlugin(RuntimeExecutorPlugin):
     name = "process"
 
     def load(self, *args, **kwargs):
-        from localcloud.executor import ProcessRuntimeExecutor
+        from localcloud.plugins.lambda_executor.executor import ProcessRuntimeExecutor
 
         return ProcessRuntimeExecutor
 
@@ -22,7 +23,7 @@ def dynamodb_moto():
     """DynamoDB served by LocalStack's bundled moto (selected by PROVIDER_OVERRIDE_DYNAMODB=moto)."""
     from localstack.services.moto import MotoFallbackDispatcher
 
-    from localcloud.dynamodb import MotoDynamoDBProvider
+    from localcloud.plugins.dynamodb import MotoDynamoDBProvider
 
     provider = MotoDynamoDBProvider()
     return Service.for_provider(provider, dispatch_table_factory=MotoFallbackDispatcher)
@@ -34,7 +35,7 @@ def cognito_idp_moto():
     open-source edition has no cognito-idp provider. Targets LocalStack 2026.3.0 / moto-ext 5.1.25."""
     from localstack.services.moto import MotoFallbackDispatcher
 
-    from localcloud.cognito import build_provider
+    from localcloud.plugins.cognito_idp import build_provider
 
     provider = build_provider()
     return Service.for_provider(provider, dispatch_table_factory=MotoFallbackDispatcher)
@@ -46,7 +47,7 @@ class ThreadedRuntimeServerPlugin(RuntimeServerPlugin):
     name = "localcloud"
 
     def load(self, *args, **kwargs) -> RuntimeServer:
-        from localcloud.server import ThreadedRuntimeServer
+        from localcloud.plugins.gateway_server import ThreadedRuntimeServer
 
         class Server(ThreadedRuntimeServer, RuntimeServer):
             pass

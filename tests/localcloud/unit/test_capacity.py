@@ -3,11 +3,7 @@ table's from the larger item image, and each global secondary index's from what 
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "localcloud" / "src"))
-from localcloud.capacity import write_units  # noqa: E402
+from localcloud.capacity import write_units
 
 KEYS = ["imageId"]
 IN_FLIGHT = {

@@ -9,7 +9,7 @@ import json
 import uuid
 from http.server import BaseHTTPRequestHandler
 
-from localcloud.sandbox import Invocation, Sandbox
+from localcloud.plugins.lambda_executor.sandbox import Invocation, Sandbox
 
 RUNTIME_PREFIX = "/2018-06-01/runtime"
 

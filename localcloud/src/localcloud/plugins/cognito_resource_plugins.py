@@ -1,4 +1,4 @@
-"""The CloudFormation resource types of localcloud.cognito_resources, as LocalStack registers its own (one plugin per
+"""The CloudFormation resource types of localcloud.plugins.cognito_resources, as LocalStack registers its own (one plugin per
 type, named by the type, loading its provider only when a stack uses it). Targets LocalStack 2026.3.0."""
 
 from localstack.services.cloudformation.resource_provider import (
@@ -8,13 +8,13 @@ from localstack.services.cloudformation.resource_provider import (
 
 
 class CognitoResourceProviderPlugin(CloudFormationResourceProviderPlugin):
-    provider: str  # the class in localcloud.cognito_resources
+    provider: str  # the class in localcloud.plugins.cognito_resources
 
     def __init__(self):
         self.factory: type[ResourceProvider] | None = None
 
     def load(self):
-        from localcloud import cognito_resources
+        from localcloud.plugins import cognito_resources
 
         self.factory = getattr(cognito_resources, self.provider)
 

@@ -13,7 +13,7 @@ services, e.g. S3's Object Created, free on AWS) and ``entries:custom`` (everyth
 
 ``by_resource`` splits each count by the bucket, table, function or state machine named in the request (as fault
 rules match them). Single-item DynamoDB writes (PutItem, UpdateItem, DeleteItem) also count the write capacity units
-they consumed, from their item before and after the write (localcloud.dynamodb, localcloud.capacity): in the table,
+they consumed, from their item before and after the write (localcloud.plugins.dynamodb, localcloud.capacity): in the table,
 ``write_units:<Op>`` (and ``sized:<Op>``, how many writes were sized), and in each global secondary index,
 ``index_write_units:<index name>``. A request whose User-Agent contains ``localcloud-meter-ignore`` is
 not counted (a benchmark's own polling). Requests answered with an error are counted too (AWS charges most of them).
@@ -30,9 +30,9 @@ from localstack.aws.api import RequestContext
 from localstack.aws.chain import HandlerChain
 from localstack.http import Request, Response, route
 
-from localcloud.dynamodb import CAPACITY_ATTRIBUTE
-from localcloud.faults import resource_of
 from localcloud.patching import hook
+from localcloud.plugins.dynamodb import CAPACITY_ATTRIBUTE
+from localcloud.plugins.fault_injection import resource_of
 
 LOG = logging.getLogger(__name__)
 

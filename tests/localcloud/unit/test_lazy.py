@@ -9,9 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "localcloud" / "src"))
-from localcloud.lazy import deferred_package, ran  # noqa: E402
+from localcloud.lazy import deferred_package, ran
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """One Lambda execution environment as local processes: what Lambda's init (RAPID) does in a sandbox.
 
-Started by ``localcloud.executor`` with the function's environment plus a private ``LOCALCLOUD_INIT``
+Started by ``localcloud.plugins.lambda_executor.executor`` with the function's environment plus a private ``LOCALCLOUD_INIT``
 JSON config. It serves, on one loopback port:
 
 - ``POST /invoke`` from LocalStack's executor endpoint (answered at once, result delivered by callback);
@@ -10,8 +10,8 @@ It reports readiness, results, errors and logs to LocalStack's executor endpoint
 (the child is killed and replaced) and MemorySize (an address-space limit on the child), and exits with
 its child when LocalStack goes away (EOF on the lifeline pipe) or on SIGTERM.
 Standard library only: it runs under LocalStack's interpreter, the child under the function's runtime.
-This module is the process (lifeline, signals, start-up); ``localcloud.sandbox`` is the child, its limits and
-results, ``localcloud.runtime_api`` the HTTP server.
+This module is the process (lifeline, signals, start-up); ``sandbox`` is the child, its limits and
+results, ``runtime_api`` the HTTP server.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ import signal
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from localcloud.runtime_api import make_handler
-from localcloud.sandbox import Sandbox
+from localcloud.plugins.lambda_executor.runtime_api import make_handler
+from localcloud.plugins.lambda_executor.sandbox import Sandbox
 
 
 def watch_lifeline(fd: int, sandbox: Sandbox) -> None:

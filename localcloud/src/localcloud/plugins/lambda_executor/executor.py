@@ -1,9 +1,9 @@
 """LocalStack Lambda runtime executor that runs execution environments as local processes (no Docker).
 
-Each execution environment is a ``localcloud.init`` supervisor process (Runtime API server, timeout and
-memory enforcement) that runs the handler with the official ``awslambdaric`` under the interpreter of the
-function's runtime, taken from ``$LOCALCLOUD_RUNTIMES_DIR/<runtime>/bin/python``; the runtime process is forked from a
-``localcloud.forkserver`` of that interpreter and layers (ForkServers) unless LOCALCLOUD_LAMBDA_FORK_SERVER=0.
+Each execution environment is an ``init`` supervisor process (Runtime API server, timeout and memory enforcement)
+that runs the handler with the official ``awslambdaric`` under the interpreter of the function's runtime, taken from
+``$LOCALCLOUD_RUNTIMES_DIR/<runtime>/bin/python``; the runtime process is forked from a ``forkserver`` of that
+interpreter and layers (ForkServers) unless LOCALCLOUD_LAMBDA_FORK_SERVER=0 (both modules of this package).
 
 Protocol with LocalStack's executor endpoint: invocations are POSTed to the supervisor (``/invoke``);
 start-up status (ready/error) comes back over HTTP to the endpoint's routes; each invocation's result
@@ -39,8 +39,8 @@ from localstack.services.lambda_.invocation.runtime_executor import LambdaRuntim
 from localstack.utils.archives import unzip
 from localstack.utils.files import chmod_r
 
-from localcloud.faults import crash_requested
-from localcloud.forkserver import startup_vars
+from localcloud.plugins.fault_injection import crash_requested
+from localcloud.plugins.lambda_executor.forkserver import startup_vars
 
 LOG = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ FORK_SERVER_START_S = 30
 
 
 class ForkServers:
-    """One localcloud.forkserver per (runtime interpreter, layer folders), started with the first execution environment
+    """One forkserver per (runtime interpreter, layer folders), started with the first execution environment
     that needs it; environments then fork their runtime from it instead of starting an interpreter that imports boto3
     and the rest again. The least recently used beyond FORK_SERVERS_KEPT is stopped (each deploy of a stack brings a new
     layer version). LOCALCLOUD_LAMBDA_FORK_SERVER=0 turns it off: every runtime is a new interpreter, as before."""
@@ -289,7 +289,7 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
             }
         )
         self.process = subprocess.Popen(
-            [sys.executable, "-I", "-m", "localcloud.init"],
+            [sys.executable, "-I", "-m", "localcloud.plugins.lambda_executor.init"],
             env=env,
             cwd=task_root,
             stdin=subprocess.DEVNULL,

@@ -1,5 +1,5 @@
 """CloudFormation resource providers for Cognito user pools, their app clients and groups, which LocalStack's
-open-source edition leaves out; they call the cognito-idp API that localcloud.cognito serves with moto.
+open-source edition leaves out; they call the cognito-idp API that localcloud.plugins.cognito_idp serves with moto.
 
 Targets LocalStack 2026.3.0 (its v2 CloudFormation engine: ``Ref`` is the physical id the engine reads from
 ``SCHEMA["primaryIdentifier"]``, except for ``AWS::Cognito::UserPoolClient``, whose id is its ClientId by a quirk of
