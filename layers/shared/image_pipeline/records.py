@@ -19,13 +19,19 @@ from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
 from image_pipeline.aws import is_conditional_check_failed, transient_errors
+from image_pipeline.contracts import (  # noqa: F401  (the statuses, which the other modules take from here too)
+    DELETED,
+    EXPIRED,
+    FAILED,
+    OUTCOMES,
+    PENDING,
+    PROCESSED,
+    PROCESSING,
+    REJECTED,
+    STATUSES,
+)
 from image_pipeline.errors import ImageNotOwnedError
 
-PENDING, PROCESSING, PROCESSED, REJECTED, FAILED = "PENDING", "PROCESSING", "PROCESSED", "REJECTED", "FAILED"
-EXPIRED = "EXPIRED"  # the upload URL expired unused (set by the reconciler)
-DELETED = "DELETED"  # a tombstone: DELETE /images/{id} removed the image; nothing may write it again
-TERMINAL = (PROCESSED, REJECTED, FAILED)
-STATUSES = (PENDING, PROCESSING, PROCESSED, REJECTED, FAILED, EXPIRED)  # what an image (not a tombstone) can be
 # Every image record carries GALLERY_KEY = GALLERY: the partition of the byUploadTime index (newest first: an admin's
 # GET /images?all=true, and the backfill). A tombstone does not, so deleted images leave the listing.
 GALLERY_KEY, GALLERY = "gallery", "images"
@@ -127,7 +133,7 @@ class ImageRepository:
             never_mine = ~Attr("executions").contains(execution_arn) & (
                 Attr("executionArn").not_exists() | Attr("executionArn").ne(execution_arn)
             )
-            allowed = allowed | (Attr("status").is_in(list(TERMINAL)) & never_mine)
+            allowed = allowed | (Attr("status").is_in(list(OUTCOMES)) & never_mine)
         try:
             with transient_errors():
                 record = self.table.update_item(
