@@ -10,7 +10,7 @@ of an image that is being or has been processed claims nothing and changes nothi
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -162,7 +162,7 @@ class ImageRepository:
         return Claim(False, current.get("status", "UNKNOWN"), current)
 
     def mark_processed(
-        self, image_id: str, execution_arn: str, stored: dict[str, Any], original: dict[str, Any] | None = None
+        self, image_id: str, execution_arn: str, stored: Mapping[str, Any], original: dict[str, Any] | None = None
     ) -> dict:
         """PROCESSING (owned) -> PROCESSED with ``stored``: the default rendition (``processed``), the responsive
         set (``renditions``), the ``placeholder`` and the ``renditionSet`` configuration they were made with; and
