@@ -56,7 +56,12 @@ fi
 # Developer tools: tests, sam, awslocal, linters.
 ensure_venv "$VENV_DIR/dev" "$ls_python" "$ROOT/requirements/dev.txt" -- -r "$ROOT/requirements/dev.txt"
 # imgpipe, the command line (this repository's package; its dependencies are pinned in requirements/dev.txt)
-[ -x "$VENV_DIR/dev/bin/imgpipe" ] || "$VENV_DIR/dev/bin/python" -m pip install -q --no-deps -e "$ROOT" 2>&1 | pip_quiet
+# (again when pyproject.toml changed: it says which files the package takes, the layer's contracts module among them)
+cli_stamp() { cat "$ROOT/pyproject.toml" <(echo "$ROOT") | sha256sum | cut -d' ' -f1; }
+if [ ! -x "$VENV_DIR/dev/bin/imgpipe" ] || [ "$(cat "$VENV_DIR/dev/.imgpipe-installed" 2>/dev/null)" != "$(cli_stamp)" ]; then
+  "$VENV_DIR/dev/bin/python" -m pip install -q --no-deps -e "$ROOT" 2>&1 | pip_quiet
+  cli_stamp > "$VENV_DIR/dev/.imgpipe-installed"
+fi
 
 # Policy scanner (its own environment: checkov pins much of what the dev tools use).
 ensure_venv "$VENV_DIR/scan" "$ls_python" "$ROOT/requirements/scan.txt" -- -r "$ROOT/requirements/scan.txt"

@@ -24,6 +24,7 @@ from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
 import requests  # type: ignore[import-untyped]  # no stubs in the dev environment
 import typer
 from botocore.exceptions import BotoCoreError, ClientError
+from image_pipeline import contracts
 from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
@@ -97,7 +98,7 @@ users = typer.Typer(
 app.add_typer(users, name="users")
 out = Console()
 err = Console(stderr=True)
-ACCEPTED = {"image/jpeg", "image/png", "image/webp", "image/gif", "image/heic", "image/heif", "image/avif"}
+ACCEPTED = set(contracts.UPLOAD_CONTENT_TYPES)
 for _ext, _type in ((".heic", "image/heic"), (".heif", "image/heif"), (".avif", "image/avif"), (".webp", "image/webp")):
     mimetypes.add_type(_type, _ext)
 STATUS_STYLE = {"PROCESSED": "green", "REJECTED": "red", "FAILED": "red", "EXPIRED": "red", "DELETED": "dim"}

@@ -17,9 +17,10 @@ import boto3
 import requests  # type: ignore[import-untyped]  # no stubs in the dev environment
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from image_pipeline import contracts
 
 LOCAL_ENDPOINT = "http://localhost:4566"
-TERMINAL = ("PROCESSED", "REJECTED", "FAILED", "EXPIRED")
+TERMINAL = contracts.TERMINAL
 RETRIED_STATUSES = (429, 500, 502, 503, 504)
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -18,7 +21,7 @@ repo = repository(settings)
 @logger.inject_lambda_context(clear_state=True)  # no image id left over from the previous invocation
 @tracer.capture_lambda_handler(capture_response=False)  # responses hold presigned URLs and keys
 @metrics.log_metrics
-def lambda_handler(event: dict, context: LambdaContext) -> dict:
+def lambda_handler(event: dict, context: LambdaContext) -> Mapping[str, Any]:
     # the full error (SDK and Step Functions text) goes to this log only; the image shows a public-safe one
     logger.warning("execution failed", extra={"error": event["state"].get("error")})
     try:

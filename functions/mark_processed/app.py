@@ -3,6 +3,9 @@ the image), then retire the renditions it no longer names (deleted after a grace
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -18,7 +21,7 @@ s3 = boto3.client("s3")
 @logger.inject_lambda_context(clear_state=True)  # no image id left over from the previous invocation
 @tracer.capture_lambda_handler(capture_response=False)  # responses hold presigned URLs and keys
 @metrics.log_metrics
-def lambda_handler(event: dict, context: LambdaContext) -> dict:
+def lambda_handler(event: dict, context: LambdaContext) -> Mapping[str, Any]:
     annotate_image(event["image"]["imageId"])
     result, retired = workflow.mark_processed(
         s3, repo, settings, event["image"], event["stored"], event["executionArn"]

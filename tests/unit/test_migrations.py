@@ -1,4 +1,4 @@
-"""scripts/migrations/: the upgrade to owners, against moto."""
+"""scripts/migrations/: the upgrades to owners and to the in-flight index, against moto."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from image_pipeline.auth import Caller
 from image_pipeline.records import ImageRepository
 
 from tests.unit.conftest import ROOT
+from tests.unit.test_records import in_flight
 
 
 def load(name: str):
@@ -49,3 +50,15 @@ def test_a_user_of_the_pool_is_named_by_the_sub_of_their_tokens(aws_env):
     created = idp.admin_create_user(UserPoolId=pool, Username="alice", MessageAction="SUPPRESS")["User"]
     sub = next(a["Value"] for a in created["Attributes"] if a["Name"] == "sub")
     assert load("assign_owner").owner_of_user(idp, pool, "alice") == sub
+
+
+def test_an_upgraded_stacks_in_flight_images_are_put_under_the_index_once(aws_env):
+    repo, mark_in_flight = ImageRepository(aws_env["table"]), load("mark_in_flight")
+
+    for image_id, status in (("old-p", "PENDING"), ("old-r", "PROCESSING"), ("old-d", "PROCESSED")):
+        repo.table.put_item(Item={"imageId": image_id, "status": status, "updatedAt": "2026-12-01T00:00:00.000Z"})
+    repo.create_pending("new-p", "uploads/new-p", None, None, "alice", 10)  # written by the new code: marked already
+
+    assert mark_in_flight.mark(repo.table) == 2
+    assert in_flight(repo, "PENDING") == ["new-p", "old-p"] and in_flight(repo, "PROCESSING") == ["old-r"]
+    assert mark_in_flight.mark(repo.table) == 0  # again: nothing left

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 from image_pipeline.api import to_api
 from image_pipeline.auth import Caller
@@ -173,19 +170,6 @@ def test_only_images_in_flight_are_in_the_in_flight_index(repo):
     assert "inFlight" not in done and repo.get("f-expired")["status"] == "EXPIRED"
     repo.claim("f-done", "uploads/f-done", "e", ARN_B, reprocess=True)  # in flight again while reprocessed
     assert in_flight(repo, "PROCESSING") == ["f-busy", "f-done"]
-
-
-def test_an_upgraded_stacks_in_flight_images_are_put_under_the_index_once(repo):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-    import mark_in_flight
-
-    for image_id, status in (("old-p", "PENDING"), ("old-r", "PROCESSING"), ("old-d", "PROCESSED")):
-        repo.table.put_item(Item={"imageId": image_id, "status": status, "updatedAt": "2026-12-01T00:00:00.000Z"})
-    repo.create_pending("new-p", "uploads/new-p", None, None, "alice", 10)  # written by the new code: marked already
-
-    assert mark_in_flight.mark(repo.table) == 2
-    assert in_flight(repo, "PENDING") == ["new-p", "old-p"] and in_flight(repo, "PROCESSING") == ["old-r"]
-    assert mark_in_flight.mark(repo.table) == 0  # again: nothing left
 
 
 def test_a_failed_reprocess_keeps_the_image_processed_on_what_it_served(repo):

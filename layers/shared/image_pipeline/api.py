@@ -33,16 +33,8 @@ from image_pipeline.records import (
     ImageRepository,
 )
 
-ACCEPTED_CONTENT_TYPES = (
-    "image/jpeg",
-    "image/png",
-    "image/webp",
-    "image/gif",
-    "image/heic",
-    "image/heif",
-    "image/avif",
-)
-HEIC_CONTENT_TYPES = ("image/heic", "image/heif")
+ACCEPTED_CONTENT_TYPES = contracts.UPLOAD_CONTENT_TYPES
+HEIC_CONTENT_TYPES = contracts.HEIC_CONTENT_TYPES
 
 
 @dataclass(frozen=True)
@@ -424,7 +416,7 @@ def _execution_name(arn: str | None) -> str | None:
     return trace.execution_name(arn) if arn else None
 
 
-RENDITION_FIELDS = ("size", "width", "height", "format", "bytes")  # what GET /images shows of each (not its key)
+RENDITION_FIELDS = contracts.RENDITION_FIELDS  # what GET /images shows of each (not its key)
 
 
 def _plain(value: Any) -> Any:

@@ -32,7 +32,7 @@ import functools
 import io
 import logging
 import struct
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -40,7 +40,7 @@ from typing import Any
 import thumbhash  # (thumbhash-rs: bindings of the reference ThumbHash encoder)
 from PIL import Image, ImageChops, ImageCms, ImageFile, ImageOps
 
-from image_pipeline import contracts
+from image_pipeline import containers, contracts
 from image_pipeline.errors import HeaderIncompleteError, InvalidImageError
 
 LOG = logging.getLogger(__name__)  # a decoder's own words go to the function's log, never to the image's record
@@ -62,24 +62,15 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False  # truncated data is an error, never gre
 BACKEND = "auto"  # the default of render(backend=None)
 VIPS_MODES = ("RGB", "RGBA", "L", "LA")
 
-JPEG, PNG, WEBP, GIF, HEIF, AVIF = "JPEG", "PNG", "WEBP", "GIF", "HEIF", "AVIF"
+JPEG, PNG, WEBP, GIF = "JPEG", "PNG", "WEBP", "GIF"
+HEIF, AVIF = containers.HEIF, containers.AVIF  # the container formats
 ALL_FORMATS = frozenset((JPEG, PNG, WEBP, GIF, HEIF, AVIF))
-CONTENT_TYPES = {
-    JPEG: "image/jpeg",
-    PNG: "image/png",
-    WEBP: "image/webp",
-    GIF: "image/gif",
-    HEIF: "image/heic",
-    AVIF: "image/avif",
-}
+CONTENT_TYPES = contracts.FORMAT_CONTENT_TYPES
 EXTENSIONS = {fmt: contracts.RENDITION_EXTENSIONS[fmt.lower()] for fmt in (JPEG, PNG, WEBP, AVIF)}
 # The rendition's format family; HEIF and AVIF become PNG instead when the image has alpha (see _output_format).
 OUTPUT_FORMAT = {JPEG: JPEG, PNG: PNG, WEBP: WEBP, GIF: PNG, HEIF: JPEG, AVIF: JPEG}
 HEADER_BYTES = 256 * 1024  # the first read: the whole header of almost every file; probe says when it needs more
 SNIFF_BYTES = 64  # enough for an ISO-BMFF ftyp box with its compatible brands
-# ISO-BMFF brands (ftyp): AVIF images/sequences; HEVC-coded HEIF (Apple, Samsung, cameras); generic HEIF
-_AVIF_BRANDS = {b"avif", b"avis"}
-_HEIC_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1", b"mif2"}
 _SRGB = ImageCms.createProfile("sRGB")
 
 
@@ -131,29 +122,12 @@ def sniff(head: bytes, formats: frozenset[str] = ALL_FORMATS) -> str:
     elif len(head) >= 12 and head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         fmt = WEBP
     elif len(head) >= 12 and head[4:8] == b"ftyp":
-        fmt = _bmff_format(head)
+        fmt = containers.bmff_format(head)
     if fmt is None:
         raise InvalidImageError("UNSUPPORTED_FORMAT", "not a JPEG, PNG, WebP, GIF, HEIC/HEIF or AVIF image")
     if fmt not in formats:
         raise InvalidImageError("UNSUPPORTED_FORMAT", f"{fmt} input is turned off on this deployment")
     return fmt
-
-
-def _brands(head: bytes) -> set[bytes]:
-    """The major and compatible brands of the ISO-BMFF ftyp box at the start of ``head``."""
-    size = struct.unpack_from(">I", head)[0]
-    end = min(len(head), max(size, 16))
-    return {head[8:12]} | {head[i : i + 4] for i in range(16, end - 3, 4)}
-
-
-def _bmff_format(head: bytes) -> str | None:
-    """AVIF or HEIF from the ftyp brands (an MP4 video is neither)."""
-    brands = _brands(head)
-    if brands & _AVIF_BRANDS:
-        return AVIF
-    if brands & _HEIC_BRANDS:
-        return HEIF
-    return None
 
 
 def probe(data: bytes, max_pixels: int, complete: bool = True, formats: frozenset[str] = ALL_FORMATS) -> Probe:
@@ -166,12 +140,12 @@ def probe(data: bytes, max_pixels: int, complete: bool = True, formats: frozense
     fmt = sniff(data[:SNIFF_BYTES], formats)
     ispe = None
     if fmt in (HEIF, AVIF):  # the container says the primary image's size (ispe) before any codec is involved
-        ispe = _heif_primary_size(data)
+        ispe = containers.heif_primary_size(data)
         if ispe is None and not complete:
             raise HeaderIncompleteError(f"the {fmt} meta box goes on past the first {len(data)} bytes")
         if ispe is not None:
             _check_pixels(*ispe, 1, max_pixels)
-        if complete and _bmff_end(data) > len(data):
+        if complete and containers.bmff_end(data) > len(data):
             # libheif fills the tiles it cannot read (it decodes non-strictly): a cut-off file must not get that far
             raise InvalidImageError("CORRUPT_IMAGE", f"the {fmt} file is truncated")
     Image.MAX_IMAGE_PIXELS = None  # reading a header allocates no pixels: our limit below is the mechanism
@@ -179,7 +153,7 @@ def probe(data: bytes, max_pixels: int, complete: bool = True, formats: frozense
         with Image.open(io.BytesIO(data), formats=[_pillow_format(fmt)]) as im:
             width, height = im.size
             if fmt == GIF:
-                frames, whole = _count_gif_frames(data)
+                frames, whole = containers.count_gif_frames(data)
                 if not whole and not complete:  # every frame counts: read on to the trailer
                     raise HeaderIncompleteError(f"GIF frames go on past the first {len(data)} bytes")
             elif fmt in (WEBP, AVIF):
@@ -194,7 +168,7 @@ def probe(data: bytes, max_pixels: int, complete: bool = True, formats: frozense
         if complete:
             LOG.info("the %s header was refused: %s", fmt, _short(e))  # the decoder's words: for the log only
             raise InvalidImageError("CORRUPT_IMAGE", f"the {fmt} header cannot be read") from e
-        if ispe is None or (fmt == AVIF and _is_sequence(data)):
+        if ispe is None or (fmt == AVIF and containers.is_sequence(data)):
             raise HeaderIncompleteError(f"the {fmt} header does not fit in the first {len(data)} bytes") from e
         # libheif/libavif check item extents against the file's length: a prefix is enough for the meta box
         (width, height), frames, mode, icc, transparency = ispe, 1, "RGB", False, False
@@ -211,102 +185,6 @@ def _check_pixels(width: int, height: int, frames: int, max_pixels: int) -> None
         raise InvalidImageError(
             "TOO_MANY_PIXELS", f"{frames} frames of {width}x{height} are over the limit of {max_pixels} pixels"
         )
-
-
-def _box_header(data: bytes, pos: int, end: int) -> tuple[bytes, int, int] | None:
-    """(type, header length, box size) of the ISO-BMFF box at ``pos`` (size 0 runs to ``end``; size 1 is 64-bit),
-    or None when ``end`` cuts the header itself off."""
-    if pos + 8 > end:
-        return None
-    size, kind = struct.unpack_from(">I4s", data, pos)
-    if size == 1:
-        if pos + 16 > end:
-            return None
-        return kind, 16, struct.unpack_from(">Q", data, pos + 8)[0]
-    return kind, 8, end - pos if size == 0 else size
-
-
-def _bmff_boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
-    """(type, payload start, payload end) of each ISO-BMFF box in data[start:end]; stops at one cut off by ``end``."""
-    pos = start
-    while (box := _box_header(data, pos, end)) is not None:
-        kind, header, size = box
-        if size < header or pos + size > end:
-            return
-        yield kind, pos + header, pos + size
-        pos += size
-
-
-def _bmff_end(data: bytes) -> int:
-    """Where the file's last top-level box says it ends (past len(data) when the file was cut off)."""
-    pos = 0
-    while pos + 8 <= len(data):
-        box = _box_header(data, pos, len(data))
-        if box is None:  # a 64-bit size cut off
-            return len(data) + 1
-        _, header, size = box
-        if size < header:
-            raise InvalidImageError("CORRUPT_IMAGE", "a box of the file has an impossible size")
-        pos += size
-    return pos
-
-
-def _heif_primary_size(data: bytes) -> tuple[int, int] | None:
-    """Upright (width, height) of a HEIF/AVIF file's primary item: its ispe property, turned by irot.
-    None while the meta box is not complete in ``data``."""
-    meta = next(((a, b) for kind, a, b in _bmff_boxes(data, 0, len(data)) if kind == b"meta"), None)
-    if meta is None:
-        return None
-    primary, properties, associations = None, [], {}
-    try:
-        for kind, a, b in _bmff_boxes(data, meta[0] + 4, meta[1]):  # meta is a full box
-            if kind == b"pitm":
-                primary = struct.unpack_from(">H" if data[a] == 0 else ">I", data, a + 4)[0]
-            elif kind == b"iprp":
-                for inner, c, d in _bmff_boxes(data, a, b):
-                    if inner == b"ipco":
-                        properties = list(_bmff_boxes(data, c, d))
-                    elif inner == b"ipma":
-                        associations.update(_ipma(data, c, d))
-    except (struct.error, IndexError) as e:
-        raise InvalidImageError("CORRUPT_IMAGE", "the HEIF meta box is malformed") from e
-    size, turns = None, 0
-    for index in associations.get(primary, []) if primary is not None else []:
-        if not 0 < index <= len(properties):
-            continue
-        kind, a, b = properties[index - 1]
-        if kind == b"ispe" and b - a >= 12:
-            size = struct.unpack_from(">II", data, a + 4)
-        elif kind == b"irot" and b - a >= 1:
-            turns = data[a] & 3
-    if size is None:
-        raise InvalidImageError("CORRUPT_IMAGE", "the HEIF file names no primary image with a size (pitm, ispe)")
-    return (size[1], size[0]) if turns % 2 else (size[0], size[1])
-
-
-def _ipma(data: bytes, start: int, end: int) -> dict[int, list[int]]:
-    """Item id -> 1-based property indices, from an ipma box."""
-    version, flags = data[start], int.from_bytes(data[start + 1 : start + 4], "big")
-    count, pos = struct.unpack_from(">I", data, start + 4)[0], start + 8
-    found: dict[int, list[int]] = {}
-    for _ in range(count):
-        item, pos = struct.unpack_from(">H" if version < 1 else ">I", data, pos)[0], pos + (2 if version < 1 else 4)
-        n, pos = data[pos], pos + 1
-        for _ in range(n):
-            if flags & 1:
-                found.setdefault(item, []).append(struct.unpack_from(">H", data, pos)[0] & 0x7FFF)
-                pos += 2
-            else:
-                found.setdefault(item, []).append(data[pos] & 0x7F)
-                pos += 1
-        if pos > end:
-            raise InvalidImageError("CORRUPT_IMAGE", "the HEIF ipma box is cut short")
-    return found
-
-
-def _is_sequence(data: bytes) -> bool:
-    """An AVIF image sequence (brand avis): its frames are counted from the whole file."""
-    return b"avis" in _brands(data)
 
 
 def _pillow_format(fmt: str) -> str:
@@ -665,39 +543,3 @@ def _encode(im: Image.Image, fmt: str, options: dict[str, Any] | None = None) ->
     else:
         im.save(buf, "WEBP", **(options or WEBP_OPTIONS))
     return buf.getvalue()
-
-
-def _count_gif_frames(data: bytes) -> tuple[int, bool]:
-    """Count GIF image descriptors by walking the block structure (no LZW decoding); and whether the walk
-    reached the trailer (else the data ended first, or the stream is broken)."""
-    if len(data) < 13:
-        raise InvalidImageError("CORRUPT_IMAGE", "GIF header is truncated")
-    pos = 13
-    if data[10] & 0x80:
-        pos += 3 * (2 ** ((data[10] & 0x07) + 1))
-    frames = 0
-    while pos < len(data):
-        block = data[pos]
-        if block == 0x3B:  # trailer
-            return max(frames, 1), True
-        if block == 0x21:  # extension: label, then sub-blocks
-            pos = _skip_sub_blocks(data, pos + 2)
-        elif block == 0x2C:  # image descriptor
-            frames += 1
-            flags = data[pos + 9] if pos + 9 < len(data) else 0
-            pos += 10
-            if flags & 0x80:
-                pos += 3 * (2 ** ((flags & 0x07) + 1))
-            pos = _skip_sub_blocks(data, pos + 1)  # LZW minimum code size, then data sub-blocks
-        else:
-            break
-    return max(frames, 1), False  # a truncated stream: what was seen (decoding will reject it)
-
-
-def _skip_sub_blocks(data: bytes, pos: int) -> int:
-    while pos < len(data):
-        size = data[pos]
-        pos += 1 + size
-        if size == 0:
-            break
-    return pos

@@ -10,7 +10,7 @@ of an image that is being or has been processed claims nothing and changes nothi
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,13 +19,19 @@ from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
 from image_pipeline.aws import is_conditional_check_failed, transient_errors
+from image_pipeline.contracts import (  # noqa: F401  (the statuses, which the other modules take from here too)
+    DELETED,
+    EXPIRED,
+    FAILED,
+    OUTCOMES,
+    PENDING,
+    PROCESSED,
+    PROCESSING,
+    REJECTED,
+    STATUSES,
+)
 from image_pipeline.errors import ImageNotOwnedError
 
-PENDING, PROCESSING, PROCESSED, REJECTED, FAILED = "PENDING", "PROCESSING", "PROCESSED", "REJECTED", "FAILED"
-EXPIRED = "EXPIRED"  # the upload URL expired unused (set by the reconciler)
-DELETED = "DELETED"  # a tombstone: DELETE /images/{id} removed the image; nothing may write it again
-TERMINAL = (PROCESSED, REJECTED, FAILED)
-STATUSES = (PENDING, PROCESSING, PROCESSED, REJECTED, FAILED, EXPIRED)  # what an image (not a tombstone) can be
 # Every image record carries GALLERY_KEY = GALLERY: the partition of the byUploadTime index (newest first: an admin's
 # GET /images?all=true, and the backfill). A tombstone does not, so deleted images leave the listing.
 GALLERY_KEY, GALLERY = "gallery", "images"
@@ -127,7 +133,7 @@ class ImageRepository:
             never_mine = ~Attr("executions").contains(execution_arn) & (
                 Attr("executionArn").not_exists() | Attr("executionArn").ne(execution_arn)
             )
-            allowed = allowed | (Attr("status").is_in(list(TERMINAL)) & never_mine)
+            allowed = allowed | (Attr("status").is_in(list(OUTCOMES)) & never_mine)
         try:
             with transient_errors():
                 record = self.table.update_item(
@@ -156,7 +162,7 @@ class ImageRepository:
         return Claim(False, current.get("status", "UNKNOWN"), current)
 
     def mark_processed(
-        self, image_id: str, execution_arn: str, stored: dict[str, Any], original: dict[str, Any] | None = None
+        self, image_id: str, execution_arn: str, stored: Mapping[str, Any], original: dict[str, Any] | None = None
     ) -> dict:
         """PROCESSING (owned) -> PROCESSED with ``stored``: the default rendition (``processed``), the responsive
         set (``renditions``), the ``placeholder`` and the ``renditionSet`` configuration they were made with; and

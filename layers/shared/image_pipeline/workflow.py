@@ -15,7 +15,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -31,6 +31,18 @@ from image_pipeline.errors import (
     OriginalReplacedError,
     RenditionIntegrityError,
     TransientAWSError,
+)
+from image_pipeline.payloads import (
+    Duplicate,
+    Marked,
+    Processed,
+    Recorded,
+    Rendition,
+    Resized,
+    StagedObject,
+    StagedPart,
+    Stored,
+    Validated,
 )
 from image_pipeline.records import DELETED, FAILED, OWNER, REJECTED, ImageRepository
 
@@ -62,7 +74,7 @@ def object_from_event(event: dict[str, Any]) -> tuple[str, str, str]:
     return bucket, obj["key"], str(obj.get("etag", ""))
 
 
-def validate(s3, repo: ImageRepository, settings: Settings, event: dict, execution_arn: str) -> dict[str, Any]:
+def validate(s3, repo: ImageRepository, settings: Settings, event: dict, execution_arn: str) -> Validated | Duplicate:
     bucket, key, etag = object_from_event(event)
     image_id = keys.image_id_for(bucket, key, etag)
     claim = repo.claim(image_id, key, etag, execution_arn, reprocess=bool(event.get("reprocess")))
@@ -91,7 +103,7 @@ def validate(s3, repo: ImageRepository, settings: Settings, event: dict, executi
 ORIGINAL_FIELDS = ("key", "bytes", "format", "width", "height")
 
 
-def original_of(image: dict[str, Any]) -> dict[str, Any] | None:
+def original_of(image: Mapping[str, Any]) -> dict[str, Any] | None:
     """The record's ``original`` from Validate's result (None if the state holds no validated image)."""
     if not all(field in image for field in ORIGINAL_FIELDS):
         return None
@@ -133,7 +145,7 @@ def probe_object(s3, bucket: str, key: str, settings: Settings) -> tuple[engine.
             window *= 4
 
 
-def resize(s3, settings: Settings, image: dict[str, Any]) -> dict[str, Any]:
+def resize(s3, settings: Settings, image: Validated) -> Resized:
     """Render the whole set from one decode (engine.render_set) and stage it for Store: every rendition, one after
     another, in one private object of the work bucket (``keys.staging_key``: one PUT whatever the set's size), which
     S3 stores only if its SHA-256 is the one sent. Returns what Store needs: where each rendition lies in it and its
@@ -172,7 +184,7 @@ def resize(s3, settings: Settings, image: dict[str, Any]) -> dict[str, Any]:
         offset += len(r.data)
     key, digest = keys.staging_key(image["imageId"], image["version"]), _sha256(bundle)
     _put_checked(s3, settings.work_bucket, key, bytes(bundle), digest, ContentType=STAGED_TYPE)
-    staged = {"key": key, "bytes": len(bundle), "sha256": digest}
+    staged = StagedObject(key=key, bytes=len(bundle), sha256=digest)
     return {
         "staged": staged,
         "parts": described,
@@ -191,7 +203,7 @@ def _sha256(data: bytes | bytearray | memoryview) -> str:
     return base64.b64encode(hashlib.sha256(data).digest()).decode()
 
 
-def _describe(r: engine.Rendition, offset: int) -> dict[str, Any]:
+def _describe(r: engine.Rendition, offset: int) -> StagedPart:
     """A staged rendition: what it is, where it lies in the staged object and its checksum."""
     return {
         "size": r.box,  # None: the default rendition, outside the set
@@ -218,7 +230,7 @@ CACHE_CONTROL = "public, max-age=31536000, immutable"
 S3_THREADS = 8  # requests of one step in flight at once (each rendition's put)
 
 
-def store(s3, settings: Settings, image: dict[str, Any], resized: dict[str, Any]) -> dict[str, Any]:
+def store(s3, settings: Settings, image: Validated, resized: Resized) -> Stored:
     """Publish the staged renditions under this execution's immutable keys (``keys.rendition_key``): read the
     staged object, check each rendition against the SHA-256 Resize computed, put each with its headers and that
     checksum (S3 verifies it), then delete the staged object. Store cannot read originals. Returns what Mark
@@ -260,21 +272,34 @@ def store(s3, settings: Settings, image: dict[str, Any], resized: dict[str, Any]
         with transient_errors():
             s3.delete_object(Bucket=settings.work_bucket, Key=staged_key)
     described = [
-        {k: part[k] for k in ("size", "width", "height", "format", "bytes")} | {"key": key}
+        Rendition(
+            size=part["size"],
+            width=part["width"],
+            height=part["height"],
+            format=part["format"],
+            bytes=part["bytes"],
+            key=key,
+        )
         for key, part in zip(object_keys, parts, strict=True)
     ]
     default = described[resized["default"]]
+    processed = Processed(
+        key=default["key"],
+        bytes=default["bytes"],
+        width=default["width"],
+        height=default["height"],
+        format=default["format"].upper(),
+    )
     return {
         "version": version,
-        "processed": {k: default[k] for k in ("key", "bytes", "width", "height")}
-        | {"format": default["format"].upper()},
+        "processed": processed,
         "renditions": described[: resized["inSet"]],
         "placeholder": resized["placeholder"],
         "renditionSet": resized["renditionSet"],
     }
 
 
-def _checked_parts(settings: Settings, resized: dict[str, Any]) -> list[dict[str, Any]]:
+def _checked_parts(settings: Settings, resized: Resized) -> list[StagedPart]:
     """Resize's description of the staged set, refused (RenditionIntegrityError) unless every rendition has a
     known format, a size of the configuration (or none: the default), whole-number dimensions, and the parts lie
     end to end from the first byte to the last."""
@@ -285,7 +310,7 @@ def _checked_parts(settings: Settings, resized: dict[str, Any]) -> list[dict[str
         if (
             p.get("format") not in contracts.RENDITION_FORMATS
             or not (p.get("size") is None or p.get("size") in sizes)
-            or not all(isinstance(p.get(k), int) and p[k] > 0 for k in ("width", "height", "bytes"))
+            or not all(isinstance(v, int) and v > 0 for v in (p.get("width"), p.get("height"), p.get("bytes")))
             or p.get("offset") != offset
         ):
             raise RenditionIntegrityError(f"Resize described a rendition Store does not publish: {p!r:.200}")
@@ -304,7 +329,7 @@ def _gone(e: ClientError) -> bool:
     return is_not_found(e) or error_code(e) in ("AccessDenied", "403")
 
 
-def _publish(s3, settings: Settings, image_id: str, key: str, part: dict[str, Any], data: memoryview) -> None:
+def _publish(s3, settings: Settings, image_id: str, key: str, part: StagedPart, data: memoryview) -> None:
     if _sha256(data) != part["sha256"]:
         raise RenditionIntegrityError(f"the staged bytes of {key} are not the ones Resize encoded")
     _put_checked(
@@ -319,7 +344,7 @@ def _publish(s3, settings: Settings, image_id: str, key: str, part: dict[str, An
     )
 
 
-def _check_stored(s3, settings: Settings, parts: list[dict[str, Any]], object_keys: list[str]) -> None:
+def _check_stored(s3, settings: Settings, parts: list[StagedPart], object_keys: list[str]) -> None:
     """The staged object is gone: a run of this step landed (it deletes it last). Every key must hold its part."""
     for key, part in zip(object_keys, parts, strict=True):
         try:
@@ -334,8 +359,8 @@ def _check_stored(s3, settings: Settings, parts: list[dict[str, Any]], object_ke
 
 
 def mark_processed(
-    s3, repo: ImageRepository, settings: Settings, image: dict[str, Any], stored: dict[str, Any], execution_arn: str
-) -> tuple[dict[str, Any], list[str]]:
+    s3, repo: ImageRepository, settings: Settings, image: Validated, stored: Stored, execution_arn: str
+) -> tuple[Marked, list[str]]:
     """Switch the record to this execution's version (PROCESSED with the default rendition, the set and the
     placeholder) with a write conditional on the execution owning the image; then retire the renditions it no
     longer names (retire_renditions). Returns what the completion event says and the retired keys."""
@@ -343,12 +368,12 @@ def mark_processed(
     owners = record.get("executions")  # every execution that ever owned the image (a set; absent on old records)
     first = not image.get("reprocess") and owners is not None and len(owners) <= 1
     retired = [] if first else retire_renditions(s3, settings, image["imageId"], stored, time.time())
-    detail = {
-        "imageId": record["imageId"],
-        "owner": record.get(OWNER),  # a consumer routes the event by it (None: an image made before owners)
-        "status": record["status"],
-        "renditions": [{k: r[k] for k in ("size", "width", "height", "format", "bytes")} for r in stored["renditions"]],
-    }
+    detail = Marked(
+        imageId=record["imageId"],
+        owner=record.get(OWNER),  # a consumer routes the event by it (None: an image made before owners)
+        status=record["status"],
+        renditions=[{k: r[k] for k in contracts.RENDITION_FIELDS} for r in stored["renditions"]],  # type: ignore[literal-required]
+    )
     return detail, retired
 
 
@@ -358,7 +383,7 @@ def retirement_grace(settings: Settings) -> int:
     return settings.url_expiry_seconds + 60
 
 
-def retire_renditions(s3, settings: Settings, image_id: str, stored: dict[str, Any], now: float) -> list[str]:
+def retire_renditions(s3, settings: Settings, image_id: str, stored: Stored, now: float) -> list[str]:
     """Name the image's renditions that its record no longer names (an earlier version, of this configuration or
     another; keys of the layout before versions) in a marker of the work bucket, due after the grace period;
     the reconciler deletes them then (delete_retired). Returns the retired keys.
@@ -467,7 +492,7 @@ REJECTED_TAG = {"Key": "image-pipeline-status", "Value": "rejected"}  # the orig
 
 def record_failure(
     s3, repo: ImageRepository, settings: Settings, state: dict[str, Any], execution_arn: str
-) -> dict[str, Any]:
+) -> Recorded:
     """Record REJECTED (bad input) or FAILED (after retries) for the image this execution was processing; or, for a
     reprocess of an image that has renditions, keep it PROCESSED on them with the error as ``reprocessError`` (an
     image stays downloadable when a re-render fails, as it is while one runs).

@@ -1,7 +1,7 @@
 """Once, when upgrading a stack deployed before the inFlight index (2026-12-03): put the images that were in flight
 (PENDING, PROCESSING) under that index, so the reconciler sees them too.
 
-    python scripts/mark_in_flight.py --table image-metadata [--region eu-west-1]
+    python scripts/migrations/mark_in_flight.py --table image-metadata [--region eu-west-1]
 
 Run it after the first deploy of the upgrade (KeepStatusIndex=true, which adds the index). Records written by the
 new code carry ``inFlight`` already; this sets it on the older ones whose status is still what was read (a
