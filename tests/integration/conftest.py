@@ -19,6 +19,16 @@ from tests.conftest import ENDPOINT, STATE_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
 TERMINAL = ("PROCESSED", "REJECTED", "FAILED")
+# the states an upload's execution passes on success, in order: the design's four steps, the duplicate check and the
+# completion event (test_surfaces.py and test_express.py read them from either history)
+SUCCESS_STATES = [
+    "Validate image",
+    "Is it a duplicate?",
+    "Resize image",
+    "Store renditions",
+    "Mark processed",
+    "Publish processed",
+]
 
 
 @dataclass
