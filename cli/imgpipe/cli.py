@@ -101,7 +101,13 @@ err = Console(stderr=True)
 ACCEPTED = set(contracts.UPLOAD_CONTENT_TYPES)
 for _ext, _type in ((".heic", "image/heic"), (".heif", "image/heif"), (".avif", "image/avif"), (".webp", "image/webp")):
     mimetypes.add_type(_type, _ext)
-STATUS_STYLE = {"PROCESSED": "green", "REJECTED": "red", "FAILED": "red", "EXPIRED": "red", "DELETED": "dim"}
+STATUS_STYLE = {
+    contracts.PROCESSED: "green",
+    contracts.REJECTED: "red",
+    contracts.FAILED: "red",
+    contracts.EXPIRED: "red",
+    contracts.DELETED: "dim",
+}
 
 
 class State:
@@ -317,7 +323,7 @@ def watch_all(items: list[dict[str, Any]], api: Api, timeout: float) -> None:
 
 
 def summarize(results: list[dict[str, Any]], waited: bool) -> None:
-    good = ("PROCESSED",) if waited else ("UPLOADED", "PROCESSED")
+    good = (contracts.PROCESSED,) if waited else ("UPLOADED", contracts.PROCESSED)
     failed = [r for r in results if r["status"] not in good]
     if state.json:
         emit({"images": results, "ok": not failed})
@@ -378,7 +384,7 @@ def wait_command(
         image_id, timeout, None if state.json else lambda r: err.print(plain(image_id), status_text(r["status"]))
     )
     emit(record) if state.json else show_image(record)
-    if record["status"] != "PROCESSED":
+    if record["status"] != contracts.PROCESSED:
         raise typer.Exit(1)
 
 
@@ -523,7 +529,7 @@ def reprocess(
         say(f"started {arn}")
         if record:
             out.print(plain(image_id), status_text(record["status"]))
-    if record and record["status"] != "PROCESSED":
+    if record and record["status"] != contracts.PROCESSED:
         raise typer.Exit(1)
 
 
