@@ -198,3 +198,13 @@ def test_a_failed_reprocess_of_an_image_that_never_had_renditions_is_a_failure(r
     assert repo.mark_reprocess_failed("id-n", ARN_B, "X", "y", "s") is None  # then mark_failed
     with pytest.raises(ImageNotOwnedError):
         repo.mark_reprocess_failed("id-n", "arn:other", "X", "y", "s")
+
+
+def test_a_reprocess_that_failed_after_its_switch_is_not_recorded_as_failed(repo):
+    repo.claim("id-s", "k", "e", ARN_A)
+    repo.mark_processed("id-s", ARN_A, {"processed": {"key": "v1"}, "version": "v1"})
+    repo.claim("id-s", "k", "e", ARN_B, reprocess=True)
+    repo.mark_processed("id-s", ARN_B, {"processed": {"key": "v2"}, "version": "v2"})  # switched, then failed
+    with pytest.raises(ImageNotOwnedError):
+        repo.mark_reprocess_failed("id-s", ARN_B, "SERVICE_UNAVAILABLE", "retiring failed", "s")
+    assert "reprocessError" not in repo.get("id-s") and repo.get("id-s")["version"] == "v2"

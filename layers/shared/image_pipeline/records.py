@@ -218,9 +218,11 @@ class ImageRepository:
         backfill does not list the image again for that one); again for the same execution. None when the record
         names no renditions (mark_failed then); ImageNotOwnedError when another execution owns it."""
         mine = Attr("executionArn").eq(execution_arn)
-        owned = ((Attr("status").eq(PROCESSING) & mine) | (Attr("status").eq(PROCESSED) & mine)) & Attr(
-            "processed"
-        ).exists()
+        # PROCESSED only as this step's own retry: an execution that switched the record to its version and then
+        # failed (retiring the previous one) leaves it PROCESSED on that version, and owns it no more
+        owned = (Attr("status").eq(PROCESSING) & mine & Attr("processed").exists()) | (
+            Attr("status").eq(PROCESSED) & mine & Attr("reprocessError").exists()
+        )
         expression = "SET #s = :to, reprocessError = :err, updatedAt = :now"
         error = {"code": code, "message": message[:1000], "renditionSet": rendition_set}
         values: dict[str, Any] = {":to": PROCESSED, ":err": error}
