@@ -142,10 +142,30 @@ def _vips_encode_all(at, boxes, sample) -> dict[str, int]:
     return sizes
 
 
-def render(data: bytes, formats, workers: int) -> engine.RenditionSet:
+def render(data: bytes, formats, workers: int, profiles=()) -> engine.RenditionSet:
     return engine.render_set(
-        data, DEFAULT_RENDITION_SIZES, formats, DEFAULT_MAX_DIMENSION, 200_000_000, workers=workers
+        data, DEFAULT_RENDITION_SIZES, formats, DEFAULT_MAX_DIMENSION, 200_000_000, workers=workers, profiles=profiles
     )
+
+
+# issue 35's target: two fixed-shape profiles add at most 20% to the default set's CPU (a 12 MP JPEG)
+TWO_PROFILES = (engine.Profile("square", 400, 400, "attention"), engine.Profile("card", 1200, 630, "attention"))
+
+
+def profiles_overhead(data: bytes, rounds: int) -> dict:
+    """The default set's CPU without and with TWO_PROFILES, side by side: the two alternate in every round (after a
+    warm-up of each), medians."""
+    without = lambda: render(data, DEFAULT_RENDITION_FORMATS, 1)  # noqa: E731
+    with_two = lambda: render(data, DEFAULT_RENDITION_FORMATS, 1, TWO_PROFILES)  # noqa: E731
+    without(), with_two()
+    cpus: dict[str, list[float]] = {"without": [], "with": []}
+    for _ in range(rounds):
+        for name, call in (("without", without), ("with", with_two)):
+            c = time.process_time()
+            call()
+            cpus[name].append((time.process_time() - c) * 1000)
+    a, b = statistics.median(cpus["without"]), statistics.median(cpus["with"])
+    return {"cpu_ms_without": round(a), "cpu_ms_with_two_profiles": round(b), "added": round(b / a - 1, 3)}
 
 
 def sets(inputs: dict[str, bytes], rounds: int) -> list[dict]:
@@ -200,6 +220,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "out" / "renditions.json")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-sweep", action="store_true", help="skip the encoder sweep")
+    parser.add_argument("--profiles-only", action="store_true", help="only the two profiles' added CPU (12 MP JPEG)")
     args = parser.parse_args()
     folder = args.images or ROOT / "bench" / "out" / "images"
     if args.images is None:
@@ -210,10 +231,18 @@ def main() -> int:
         inputs.update(real)
     print(f"encoder sweep at 800 px on {', '.join(real) or 'the inputs'} (mean of the medians of {args.rounds} runs)")
     encoders = [] if args.no_sweep else sweep(real or dict(list(inputs.items())[:3]), args.rounds)
+    twelve = inputs.get("jpeg_12mp_baseline.jpg")
+    overhead = profiles_overhead(twelve, args.rounds) if twelve else None
+    if overhead:
+        print(f"two profiles on the 12 MP JPEG's default set: {overhead}", flush=True)
+    if args.profiles_only:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"profiles": overhead}, indent=2))
+        return 0
     print(f"the default set per input ({args.rounds} runs, medians)")
     per_input = sets(inputs, args.rounds)
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"encoders": encoders, "sets": per_input}, indent=2))
+    args.json.write_text(json.dumps({"encoders": encoders, "sets": per_input, "profiles": overhead}, indent=2))
     print(f"wrote {args.json}")
     return 0
 

@@ -207,3 +207,18 @@ def heic(width: int = 1200, height: int = 800, **kwargs) -> bytes:
 
     pillow_heif.register_heif_opener()
     return encode(kwargs.pop("image", None) or photo(width, height), "HEIF", quality=80, **kwargs)
+
+
+def wide_scene_with_subject(width: int = 1800, height: int = 600) -> tuple[Image.Image, tuple[int, int]]:
+    """A 3:1 photo-like scene (soft, low-saturation gradients with a little noise) and a small, saturated,
+    high-contrast subject near its right edge; returns the image and the subject's centre."""
+    sky = Image.linear_gradient("L").resize((width, height)).point(lambda v: 90 + v // 3)
+    noise = Image.effect_noise((width, height), 12).point(lambda v: v // 8)
+    grey = Image.blend(sky, Image.merge("L", (noise,)), 0.1)
+    im = Image.merge("RGB", (grey, grey.point(lambda v: v + 8), grey.point(lambda v: v + 16)))
+    cx, cy = width * 11 // 12, height // 2
+    draw = ImageDraw.Draw(im)
+    draw.ellipse((cx - 46, cy - 46, cx + 46, cy + 46), fill=(10, 10, 10))
+    draw.ellipse((cx - 40, cy - 40, cx + 40, cy + 40), fill=(235, 40, 30))
+    draw.ellipse((cx - 14, cy - 14, cx + 14, cy + 14), fill=(250, 220, 30))
+    return im, (cx, cy)

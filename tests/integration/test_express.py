@@ -20,13 +20,13 @@ from PIL import Image
 from tests import images
 
 from .conftest import (
+    SUCCESS_STATES,
     Client,
     deploy,
     ended_trace,
     expected_renditions,
     object_created_event,
     reprocess_all,
-    SUCCESS_STATES,
     stored_renditions,
     token_of_new_user,
 )

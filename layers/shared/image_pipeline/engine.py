@@ -97,6 +97,7 @@ class Rendition:
     height: int
     backend: str = "pillow"
     box: int | None = None  # the responsive size (fits within box x box) it was made for; None: the default rendition
+    profile: str | None = None  # the fixed-shape profile it was cropped for (then box is None)
 
     @property
     def content_type(self) -> str:
@@ -240,6 +241,62 @@ class RenditionSet:
     default: Rendition  # max_dimension in the input's family: may be one of ``renditions``
     placeholder: Placeholder | None  # None: not asked for (render)
     backend: str
+    cropped: tuple[Rendition, ...] = ()  # per profile (in the order given), one per format
+
+
+CROP_STRATEGIES = ("attention", "entropy", "centre", "focal")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A named fixed-shape rendition: ``width`` x ``height``, cropped by ``strategy`` (CROP_STRATEGIES)."""
+
+    name: str
+    width: int
+    height: int
+    strategy: str = "attention"
+
+
+def crop_size(width: int, height: int, box_width: int, box_height: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(the size to scale an upright width x height image to, the crop's size) for a box: the image scaled to cover
+    the box, then cropped to it; never upscaled: a source smaller than the box gives the largest crop of the box's
+    aspect ratio."""
+    scale = max(box_width / width, box_height / height)
+    if scale >= 1:
+        if width * box_height > height * box_width:  # wider than the box
+            return (width, height), (max(1, round(height * box_width / box_height)), height)
+        return (width, height), (width, max(1, round(width * box_height / box_width)))
+    covered = (max(box_width, round(width * scale)), max(box_height, round(height * scale)))
+    return covered, (box_width, box_height)
+
+
+def crop(
+    im: Image.Image,
+    box_width: int,
+    box_height: int,
+    strategy: str = "attention",
+    focal: tuple[float, float] | None = None,
+    use_vips: bool = True,
+) -> Image.Image:
+    """``im`` (upright, 8-bit) scaled to cover the box and cropped to it (crop_size). ``attention``: libvips'
+    saliency (edges, skin tones, saturation); ``entropy``: the most detailed part; ``centre``; ``focal``: centred on
+    ``focal`` ((x, y), 0-1 of the upright image) as far as the box allows (the centre without one). Without libvips,
+    attention and entropy fall back to the centre."""
+    if strategy not in CROP_STRATEGIES:
+        raise ValueError(f"unknown crop strategy {strategy!r}; known: {', '.join(CROP_STRATEGIES)}")
+    covered_size, (cw, ch) = crop_size(im.width, im.height, box_width, box_height)
+    covered = im if covered_size == im.size else _resize(im, covered_size, use_vips)[0]
+    if covered.size == (cw, ch):
+        return covered
+    if strategy in ("attention", "entropy") and pyvips is not None and covered.mode in VIPS_BANDS:
+        bands = VIPS_BANDS[covered.mode]
+        image = pyvips.Image.new_from_memory(covered.tobytes(), covered.width, covered.height, bands, "uchar")
+        image = image.copy(interpretation="srgb" if bands >= 3 else "b-w")
+        return Image.frombytes(covered.mode, (cw, ch), image.smartcrop(cw, ch, interesting=strategy).write_to_memory())
+    fx, fy = focal if strategy == "focal" and focal is not None else (0.5, 0.5)
+    left = min(max(round(fx * covered.width - cw / 2), 0), covered.width - cw)
+    top = min(max(round(fy * covered.height - ch / 2), 0), covered.height - ch)
+    return covered.crop((left, top, left + cw, top + ch))
 
 
 def boxes_for(width: int, height: int, sizes: Iterable[int]) -> list[int]:
@@ -263,6 +320,8 @@ def render_set(
     workers: int = 1,
     with_placeholder: bool = True,
     deliver: Callable[[Rendition], None] | None = None,
+    profiles: Iterable[Profile] = (),
+    focal: tuple[float, float] | None = None,
 ) -> RenditionSet:
     """Every rendition of one image from one decode: ``formats`` (SET_FORMATS' names) at each of ``boxes_for``
     sizes, the default rendition (``max_dimension`` in the input's family, as ``render`` makes it) and a placeholder.
@@ -274,7 +333,10 @@ def render_set(
 
     ``deliver``, when given, is called in this thread with each distinct rendition as soon as it is encoded, so that
     the caller can store it while the rest encode: every rendition once, the default too when it is one of the set.
-    Bad input is refused (probe, decode) before anything is delivered."""
+    Bad input is refused (probe, decode) before anything is delivered.
+
+    ``profiles`` are cropped (``crop``, ``focal`` for the focal strategy) from the same decode and encoded in each
+    of ``formats``: RenditionSet.cropped."""
     sizes, names = sorted(set(sizes)), list(dict.fromkeys(formats))
     unknown = [n for n in names if n not in SET_FORMATS]
     if unknown:
@@ -282,7 +344,9 @@ def render_set(
     info = probe(data, max_pixels, formats=input_formats)
     backend = backend or BACKEND
     boxes = boxes_for(info.width, info.height, sizes)  # the longest side: the same whichever way up
-    largest = max([*boxes, max_dimension])
+    profiles = list(profiles)
+    covers = [max(crop_size(info.width, info.height, p.width, p.height)[0]) for p in profiles]  # either way up
+    largest = max([*boxes, max_dimension, *covers])
     base, used = _decode_base(data, info, largest, backend, max_pixels)
     if base.mode == "RGBA" and base.getchannel("A").getextrema()[0] == 255:
         base = base.convert("RGB")  # an alpha channel that is opaque everywhere: drop it (smaller, and JPEG)
@@ -309,10 +373,10 @@ def render_set(
         (None, default_format),  # not one of the set: encoded on its own
     )
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        images: dict[tuple[int | None, str], Image.Image] = {}
-        encoding: dict[tuple[int | None, str], Future[bytes]] = {}
+        images: dict[tuple[int | str | None, str], Image.Image] = {}
+        encoding: dict[tuple[int | str | None, str], Future[bytes]] = {}
 
-        def queue(key: tuple[int | None, str], im: Image.Image) -> None:
+        def queue(key: tuple[int | str | None, str], im: Image.Image) -> None:
             images[key] = im
             # each encode gets its own copy: Image.save keeps its options on the image object (not thread-safe)
             encoding[key] = pool.submit(_encode, im.copy() if workers > 1 else im, key[1])
@@ -323,15 +387,28 @@ def render_set(
                 queue((box, fmt), im)
         if default[0] is None:
             queue(default, at(max_dimension))
+        cropped_keys: list[tuple[str, str]] = []
+        for profile in profiles:
+            im = crop(base, profile.width, profile.height, profile.strategy, focal, use_vips=backend != "pillow")
+            for fmt in set_formats:
+                queue((profile.name, fmt), im)
+                cropped_keys.append((profile.name, fmt))
         smallest = scaled[min(scaled, key=lambda s: s[0] * s[1])]
         hashed = placeholder(smallest) if with_placeholder else None
-        done: dict[tuple[int | None, str], Rendition] = {}
+        done: dict[tuple[int | str | None, str], Rendition] = {}
         for key, future in encoding.items():  # in the order queued, the order one worker finishes them in
             im = images[key]
-            done[key] = Rendition(future.result(), key[1], im.width, im.height, used, key[0])
+            made_for, name = (None, key[0]) if isinstance(key[0], str) else (key[0], None)
+            done[key] = Rendition(future.result(), key[1], im.width, im.height, used, made_for, name)
             if deliver is not None:
                 deliver(done[key])
-    return RenditionSet(tuple(done[key] for key in in_set), done[default], hashed, used)
+    return RenditionSet(
+        tuple(done[key] for key in in_set),
+        done[default],
+        hashed,
+        used,
+        tuple(done[key] for key in cropped_keys),
+    )
 
 
 def placeholder(im: Image.Image) -> Placeholder:
