@@ -432,12 +432,15 @@ def get(
     output: Annotated[Path, typer.Option("-o", "--output", help="file to write")],
     size: Annotated[int | None, typer.Option(help="a box of the rendition set, e.g. 400")] = None,
     format: Annotated[str | None, typer.Option(help="avif, webp, jpeg, png or auto")] = None,
+    profile: Annotated[str | None, typer.Option(help="a fixed-shape profile (RenditionProfiles), e.g. square")] = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Download a rendition (the default one without --size/--format)."""
+    """Download a rendition (the default one without --size/--format/--profile)."""
     params = {"imageId": image_id}
     if size is not None:
         params["size"] = str(size)
+    if profile is not None:
+        params["profile"] = profile
     if format is not None:
         params["format"] = format
     answer = state.api.call("GET", "download", params=params, headers={"Accept": "image/avif,image/webp,*/*"}) or {}

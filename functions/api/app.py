@@ -191,6 +191,7 @@ def download() -> Response:
         format=event.get_query_string_value("format"),
         accept=(event.headers or {}).get("Accept"),  # case-insensitive in Powertools v3
         cdn=cdn_url,
+        profile=event.get_query_string_value("profile"),
     )
     headers = {"Vary": "Accept"}  # format=auto answers by the Accept header: caches must key on it
     return Response(status_code=200, content_type="application/json", body=json.dumps(result), headers=headers)

@@ -262,6 +262,11 @@ def expected_renditions(record: dict) -> set[str]:
     image_id = record["imageId"]
     version = record["processed"]["key"].split("/")[2]  # renditions/{id}/{version}/{size}.{ext}
     keys = {f"renditions/{image_id}/{version}/{r['size']}.{EXTENSIONS[r['format']]}" for r in record["renditions"]}
+    keys |= {
+        f"renditions/{image_id}/{version}/{name}.{EXTENSIONS[r['format']]}"
+        for name, renditions in (record.get("profiles") or {}).items()
+        for r in renditions
+    }
     return keys | {record["processed"]["key"]}
 
 

@@ -51,7 +51,12 @@ from .test_pipeline import (  # noqa: F401
 # Every setting the last test changes is named (a deploy keeps a parameter's previous value when it is not given, as
 # sam deploy does).
 SETTINGS = ["WorkflowType=EXPRESS", "ImageTableName=image-pipeline-express"]
-DEFAULT_SET = ["RenditionSizes=200,400,800,1600", "RenditionFormats=avif,webp,jpeg"]
+# the default set, and on this stack two fixed-shape profiles (the default stack has none)
+DEFAULT_SET = [
+    "RenditionSizes=200,400,800,1600",
+    "RenditionFormats=avif,webp,jpeg",
+    "RenditionProfiles=square:400x400:attention,card:1200x630:centre",
+]
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +111,30 @@ def test_an_upload_is_processed_announced_and_traced_from_the_log(client, stack,
     assert execution["name"] == record["execution"] and execution["status"] == "SUCCEEDED"
     assert [s["name"] for s in execution["states"]] == SUCCESS_STATES
     assert all(s["durationMs"] is not None for s in execution["states"])
+
+
+def test_profiles_are_rendered_and_downloaded_and_the_attention_square_keeps_the_subject(client, stack):
+    scene, _ = images.wide_scene_with_subject()
+    image_id = client.upload(images.encode(scene, "JPEG", quality=92), "image/jpeg")
+    record = client.wait(image_id)
+    assert record["status"] == "PROCESSED", record
+    assert {name: [(r["format"], r["width"], r["height"]) for r in rs] for name, rs in record["profiles"].items()} == {
+        "card": [("avif", 1143, 600), ("webp", 1143, 600), ("jpeg", 1143, 600)],  # 1800x600: no upscaling
+        "square": [("avif", 400, 400), ("webp", 400, 400), ("jpeg", 400, 400)],
+    }
+    asked = client.http.get(
+        f"{stack.api}/download", params={"imageId": image_id, "profile": "square", "format": "jpeg"}
+    )
+    assert asked.status_code == 200, asked.text
+    got = requests.get(asked.json()["downloadUrl"])
+    square = Image.open(io.BytesIO(got.content))
+    assert got.headers["Content-Type"] == "image/jpeg" and square.size == (400, 400)
+    raw = square.convert("RGB").tobytes()
+    red = sum(1 for i in range(0, len(raw), 3) if raw[i] > 180 and raw[i + 1] < 90 and raw[i + 2] < 90)
+    assert red > 1000  # the subject near the right edge, not the centre
+    missing = client.http.get(f"{stack.api}/download", params={"imageId": image_id, "profile": "banner"})
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "NO_SUCH_PROFILE"
+    assert missing.json()["profiles"] == ["card", "square"]
 
 
 def test_bad_input_ends_rejected_with_its_code(client, aws, stack):

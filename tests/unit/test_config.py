@@ -58,3 +58,34 @@ def test_nothing_but_config_reads_the_environment():
         if re.search(r"os\.environ|os\.getenv", path.read_text())
     ]
     assert readers == ["layers/shared/image_pipeline/config.py"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "square",
+        "square:400",
+        "Square:400x400",
+        "square:400x400:smart",
+        "square:8x8",
+        "a:400x400,a:200x200",
+        "default:400x400",
+    ],
+)
+def test_a_profile_that_is_not_name_size_strategy_is_refused(monkeypatch, text):
+    from image_pipeline.config import parse_profiles
+    from image_pipeline.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        parse_profiles(text)
+
+
+def test_profiles_parse_with_attention_by_default():
+    from image_pipeline.config import parse_profiles
+    from image_pipeline.contracts import Profile
+
+    assert parse_profiles("square:400x400, card:1200x630:focal") == (
+        Profile("square", 400, 400, "attention"),
+        Profile("card", 1200, 630, "focal"),
+    )
+    assert parse_profiles("") == ()

@@ -93,6 +93,7 @@ def test_to_api_shape(repo):
         "original",
         "processed",
         "renditions",
+        "profiles",
         "placeholder",
         "error",
         "reprocessError",

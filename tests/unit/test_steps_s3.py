@@ -389,3 +389,27 @@ def test_a_bad_marker_is_dropped_and_never_stops_the_others(aws_env):
     assert workflow.delete_retired(s3, settings, now=10) == [f"renditions/{mine}/v/1.jpg"]
     assert keys_in(s3, settings.processed_bucket) == [f"renditions/{other}/v/1.jpg"]  # never another image's
     assert keys_in(s3, settings.work_bucket) == []
+
+
+def test_profiles_are_staged_checked_and_published_under_their_names(aws_env, monkeypatch):
+    monkeypatch.setenv("RENDITION_PROFILES", "square:400x400:attention,card:1200x630:centre")
+    monkeypatch.setenv("RENDITION_FORMATS", "webp,jpeg")
+    s3, settings = aws_env["s3"], Settings.from_env()
+    image = original(s3, settings)
+    resized = workflow.resize(s3, settings, image)
+    stored = workflow.store(s3, settings, image, resized)
+    prefix = f"renditions/{IMAGE['imageId']}/{IMAGE['version']}/"
+    assert {
+        name: [(r["format"], r["width"], r["height"], r["key"]) for r in rs] for name, rs in stored["profiles"].items()
+    } == {
+        "square": [("webp", 400, 400, f"{prefix}square.webp"), ("jpeg", 400, 400, f"{prefix}square.jpg")],
+        "card": [("webp", 1200, 630, f"{prefix}card.webp"), ("jpeg", 1200, 630, f"{prefix}card.jpg")],
+    }
+    assert all(r["size"] for r in stored["renditions"])  # the set is the set: no crop in it
+    assert settings.rendition_set.endswith("/square:400x400:attention,card:1200x630:centre")
+    head = s3.head_object(Bucket=settings.processed_bucket, Key=f"{prefix}card.webp")
+    assert head["ContentType"] == "image/webp" and head["CacheControl"].endswith("immutable")
+    # a profile the configuration does not have is never published
+    other = {**resized, "parts": [{**p, "profile": "banner"} if p["profile"] else p for p in resized["parts"]]}
+    with pytest.raises(RenditionIntegrityError):
+        workflow.store(s3, settings, {**image, "version": "0000000000000001"}, other)

@@ -294,13 +294,19 @@ def download(
     format: str | None = None,
     accept: str | None = None,
     cdn: CdnUrl | None = None,
+    profile: str | None = None,
 ) -> dict[str, Any]:
     """A presigned URL of one rendition: without ``size`` and ``format`` the default one (MaxDimension, the
     input's family); else the set's rendition of that box (``size``; default: the box of MaxDimension) in
-    ``format`` (default ``auto``: AVIF if ``accept`` allows it, else WebP, else JPEG/PNG)."""
+    ``format`` (default ``auto``: AVIF if ``accept`` allows it, else WebP, else JPEG/PNG); with ``profile``, that
+    fixed-shape profile's rendition in ``format`` (404 NO_SUCH_PROFILE names the image's profiles)."""
     fmt = (format or "").lower() or None
     if fmt is not None and fmt not in DOWNLOAD_FORMATS:
         raise ApiError(400, "INVALID_FORMAT", f"format must be one of {', '.join(DOWNLOAD_FORMATS)}")
+    if profile is not None:
+        if size is not None:
+            raise ApiError(400, "INVALID_REQUEST", "size and profile are exclusive: a profile has its own shape")
+        return _download_profile(s3, repo, settings, caller, image_id, profile, fmt, accept, cdn)
     box = None
     if size is not None:
         if not _is_number(size) or not 0 < int(size) <= 100_000:
@@ -325,6 +331,44 @@ def download(
         "downloadUrl": _presign(s3, settings, rendition["key"], cdn),
         **result,
         **{k: rendition[k] for k in ("size", "format", "width", "height", "bytes")},
+        "contentType": CONTENT_TYPES[rendition["format"]],
+    }
+
+
+def _download_profile(
+    s3,
+    repo: ImageRepository,
+    settings: Settings,
+    caller: Caller,
+    image_id: str | None,
+    profile: str,
+    fmt: str | None,
+    accept: str | None,
+    cdn: CdnUrl | None,
+) -> dict[str, Any]:
+    record = _servable(repo, caller, image_id)
+    profiles = _plain(record.get("profiles") or {})
+    if profile not in profiles:
+        there = sorted(profiles)
+        raise ApiError(
+            404,
+            "NO_SUCH_PROFILE",
+            f"no profile {profile[:40]!r}; this image has: {', '.join(there) or 'none'}",
+            profiles=there,
+        )
+    of_format = {r["format"]: r for r in profiles[profile]}
+    chosen = pick_format(of_format, fmt or "auto", accept)
+    if chosen is None:
+        raise ApiError(
+            404, "NO_SUCH_RENDITION", f"no {fmt} rendition of profile {profile}; there are: {', '.join(of_format)}"
+        )
+    rendition = of_format[chosen]
+    return {
+        "downloadUrl": _presign(s3, settings, rendition["key"], cdn),
+        "imageId": record["imageId"],
+        "expiresIn": settings.url_expiry_seconds,
+        "profile": profile,
+        **{k: rendition[k] for k in ("format", "width", "height", "bytes")},
         "contentType": CONTENT_TYPES[rendition["format"]],
     }
 
@@ -398,6 +442,11 @@ def to_api(record: dict[str, Any], caller: Caller) -> dict[str, Any]:
         "original": _plain(record.get("original")),
         "processed": _plain(record.get("processed")),
         "renditions": [{k: r[k] for k in RENDITION_FIELDS} for r in _plain(record.get("renditions") or [])],
+        # each fixed-shape profile's renditions (RenditionProfiles), one per format
+        "profiles": {
+            name: [{k: r[k] for k in RENDITION_FIELDS if k != "size"} for r in renditions]
+            for name, renditions in sorted(_plain(record.get("profiles") or {}).items())
+        },
         "placeholder": _plain(record.get("placeholder")),
         "error": _plain(record.get("error")),
         # the last reprocess's error, when it failed: the image is still PROCESSED on its earlier renditions

@@ -7,6 +7,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from image_pipeline.contracts import CROP_STRATEGIES, PROFILE_NAME, Profile
 from image_pipeline.errors import ConfigError
 
 # The defaults, once: template.yaml's parameter defaults are checked against these (tests/unit/test_template.py)
@@ -39,6 +40,7 @@ class Settings:
     event_bus_name: str | None = None  # the completion events' bus: the reconciler publishes on it
     rendition_sizes: tuple[int, ...] = DEFAULT_RENDITION_SIZES  # boxes of the responsive set (RenditionSizes)
     rendition_formats: tuple[str, ...] = DEFAULT_RENDITION_FORMATS  # its formats (RenditionFormats)
+    rendition_profiles: tuple[Profile, ...] = ()  # named fixed-shape crops, in every format (RenditionProfiles)
     web_bucket: str | None = None  # the web page's static files (the API serves them: GET /web/{file})
     cdn_domain: str | None = None  # EnableCdn: download URLs name the CloudFront distribution, signed
     cdn_key_pair_id: str | None = None  # the CloudFront public key whose private key signs them
@@ -64,9 +66,10 @@ class Settings:
     def rendition_set(self) -> str:
         """What the configured set is, e.g. "200,400,800,1600/avif,webp,jpeg/800": recorded with each image so a
         backfill can tell the images rendered with another configuration."""
-        return "/".join(
-            (",".join(map(str, self.rendition_sizes)), ",".join(self.rendition_formats), str(self.max_dimension))
-        )
+        parts = [",".join(map(str, self.rendition_sizes)), ",".join(self.rendition_formats), str(self.max_dimension)]
+        if self.rendition_profiles:  # without profiles the string is what it always was: no image looks stale
+            parts.append(",".join(map(str, self.rendition_profiles)))
+        return "/".join(parts)
 
     @property
     def input_formats(self) -> frozenset[str]:
@@ -122,6 +125,7 @@ class Settings:
             event_bus_name=env.get("EVENT_BUS_NAME") or None,
             rendition_sizes=parse_sizes(env.get("RENDITION_SIZES", "")) or DEFAULT_RENDITION_SIZES,
             rendition_formats=parse_formats(env.get("RENDITION_FORMATS", "")) or DEFAULT_RENDITION_FORMATS,
+            rendition_profiles=parse_profiles(env.get("RENDITION_PROFILES", "")),
             encode_threads=int(env.get("ENCODE_THREADS", 1)),
             web_bucket=env.get("WEB_BUCKET") or None,
             workflow_log_group=env.get("WORKFLOW_LOG_GROUP") or None,
@@ -162,3 +166,28 @@ def parse_formats(text: str) -> tuple[str, ...]:
             f"RENDITION_FORMATS has unknown formats {unknown}; known: {', '.join(RENDITION_FORMAT_NAMES)}"
         )
     return formats
+
+
+def parse_profiles(text: str) -> tuple[Profile, ...]:
+    """RENDITION_PROFILES: "name:WIDTHxHEIGHT[:strategy],..." (strategy attention by default); empty: none."""
+    profiles: list[Profile] = []
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        name, _, rest = item.partition(":")
+        shape, _, strategy = rest.partition(":")
+        width, _, height = shape.partition("x")
+        strategy = strategy or "attention"
+        if (
+            not PROFILE_NAME.fullmatch(name)
+            or name == "default"  # the default rendition's key
+            or not (width.isdigit() and height.isdigit())
+            or not (16 <= int(width) <= 4096 and 16 <= int(height) <= 4096)
+            or strategy not in CROP_STRATEGIES
+        ):
+            raise ConfigError(
+                f"RENDITION_PROFILES: {item!r} is not name:WIDTHxHEIGHT[:strategy] (a lower-case name, 16-4096 px,"
+                f" a strategy of {', '.join(CROP_STRATEGIES)})"
+            )
+        if any(p.name == name for p in profiles):
+            raise ConfigError(f"RENDITION_PROFILES names {name!r} twice")
+        profiles.append(Profile(name, int(width), int(height), strategy))
+    return tuple(profiles)

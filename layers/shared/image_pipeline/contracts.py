@@ -7,6 +7,9 @@ layer it takes (its package ships this file alone: pyproject.toml).
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+
 # ---- an image's status (GET /images/{id} "status")
 PENDING = "PENDING"  # an upload URL was handed out
 PROCESSING = "PROCESSING"  # one execution owns it
@@ -52,6 +55,24 @@ RENDITION_EXTENSIONS = {name: extension for name, (extension, _) in RENDITION_FO
 RENDITION_CONTENT_TYPES = {name: content_type for name, (_, content_type) in RENDITION_FORMATS.items()}
 RENDITION_FIELDS = ("size", "width", "height", "format", "bytes")  # what the API shows of each rendition
 
+# ---- named fixed-shape renditions (RenditionProfiles: "square:400x400:attention,card:1200x630:attention")
+CROP_STRATEGIES = ("attention", "entropy", "centre", "focal")
+PROFILE_NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A named fixed-shape rendition: ``width`` x ``height``, cropped by ``strategy`` (CROP_STRATEGIES)."""
+
+    name: str
+    width: int
+    height: int
+    strategy: str = "attention"
+
+    def __str__(self) -> str:
+        return f"{self.name}:{self.width}x{self.height}:{self.strategy}"
+
+
 # ---- the API's error codes ({"error": {"code", "message"}}) and the HTTP status each comes with
 ERROR_CODES = {
     "INVALID_JSON": 400,
@@ -72,6 +93,7 @@ ERROR_CODES = {
     "ADMIN_ONLY": 403,
     "NOT_FOUND": 404,
     "NO_SUCH_RENDITION": 404,
+    "NO_SUCH_PROFILE": 404,
     "WEB_NOT_FOUND": 404,
     "NOT_READY": 409,
     "QUOTA_EXCEEDED": 429,

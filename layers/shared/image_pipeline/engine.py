@@ -244,17 +244,8 @@ class RenditionSet:
     cropped: tuple[Rendition, ...] = ()  # per profile (in the order given), one per format
 
 
-CROP_STRATEGIES = ("attention", "entropy", "centre", "focal")
-
-
-@dataclass(frozen=True)
-class Profile:
-    """A named fixed-shape rendition: ``width`` x ``height``, cropped by ``strategy`` (CROP_STRATEGIES)."""
-
-    name: str
-    width: int
-    height: int
-    strategy: str = "attention"
+CROP_STRATEGIES = contracts.CROP_STRATEGIES
+Profile = contracts.Profile
 
 
 def crop_size(width: int, height: int, box_width: int, box_height: int) -> tuple[tuple[int, int], tuple[int, int]]:

@@ -54,6 +54,12 @@ def rendition_key(image_id: str, version: str, box: int | None, extension: str) 
     return f"{RENDITION_PREFIX}{image_id}/{version}/{'default' if box is None else box}.{extension}"
 
 
+def profile_key(image_id: str, version: str, profile: str, extension: str) -> str:
+    """A fixed-shape profile's rendition: ``renditions/{id}/{version}/{profile}.{ext}`` (profile names start with a
+    letter; the set's keys with a digit, the default's with "default")."""
+    return f"{RENDITION_PREFIX}{image_id}/{version}/{profile}.{extension}"
+
+
 def version_prefix(image_id: str, version: str) -> str:
     return f"{RENDITION_PREFIX}{image_id}/{version}/"
 

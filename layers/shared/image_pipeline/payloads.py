@@ -39,7 +39,8 @@ class StagedObject(TypedDict):
 class StagedPart(TypedDict):
     """One rendition in the staged object."""
 
-    size: int | None  # its box; None: the default rendition, outside the set
+    size: int | None  # its box; None: the default rendition, outside the set, or a profile's
+    profile: str | None  # the fixed-shape profile it was cropped for (RenditionProfiles)
     format: str  # contracts.RENDITION_FORMATS
     width: int
     height: int
@@ -83,6 +84,7 @@ class Stored(TypedDict):
     version: str
     processed: Processed
     renditions: list[Rendition]
+    profiles: dict[str, list[Rendition]]  # each fixed-shape profile's renditions, one per format
     placeholder: dict[str, Any] | None
     renditionSet: str
 

@@ -170,10 +170,12 @@ class ImageRepository:
         same execution (a retried step whose first run landed)."""
         owned = Attr("status").is_in([PROCESSING, PROCESSED]) & Attr("executionArn").eq(execution_arn)
         expression = (
-            "SET #s = :to, #p = :p, renditions = :r, placeholder = :ph, renditionSet = :set, #v = :v, updatedAt = :now"
+            "SET #s = :to, #p = :p, renditions = :r, profiles = :pf, placeholder = :ph, renditionSet = :set, #v = :v,"
+            " updatedAt = :now"
         )
         values = {
             ":to": PROCESSED,
+            ":pf": stored.get("profiles", {}),
             ":v": stored.get("version", ""),
             ":p": stored["processed"],
             ":r": stored.get("renditions", []),

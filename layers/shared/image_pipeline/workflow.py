@@ -173,8 +173,9 @@ def resize(s3, settings: Settings, image: Validated) -> Resized:
         backend=settings.engine_backend,
         input_formats=settings.input_formats,
         workers=settings.encode_threads,
+        profiles=settings.rendition_profiles,
     )
-    parts = list(rendered.renditions)
+    parts = [*rendered.renditions, *rendered.cropped]  # the set, then each profile's crops
     if not any(r is rendered.default for r in parts):  # the default outside the set: staged after it
         parts.append(rendered.default)
     bundle, described, offset = bytearray(), [], 0
@@ -206,7 +207,8 @@ def _sha256(data: bytes | bytearray | memoryview) -> str:
 def _describe(r: engine.Rendition, offset: int) -> StagedPart:
     """A staged rendition: what it is, where it lies in the staged object and its checksum."""
     return {
-        "size": r.box,  # None: the default rendition, outside the set
+        "size": r.box,  # None: the default rendition, outside the set, or a profile's
+        "profile": r.profile,
         "format": r.format.lower(),  # avif | webp | jpeg | png, as the API names them (contracts)
         "width": r.width,
         "height": r.height,
@@ -246,9 +248,7 @@ def store(s3, settings: Settings, image: Validated, resized: Resized) -> Stored:
     image_id, version = image["imageId"], image["version"]
     staged_key = keys.staging_key(image_id, version)
     parts = _checked_parts(settings, resized)
-    object_keys = [
-        keys.rendition_key(image_id, version, p["size"], contracts.RENDITION_EXTENSIONS[p["format"]]) for p in parts
-    ]
+    object_keys = [_part_key(image_id, version, p) for p in parts]
     try:
         with transient_errors():
             body = s3.get_object(Bucket=settings.work_bucket, Key=staged_key)["Body"].read()
@@ -282,6 +282,10 @@ def store(s3, settings: Settings, image: Validated, resized: Resized) -> Stored:
         )
         for key, part in zip(object_keys, parts, strict=True)
     ]
+    profiles: dict[str, list[Rendition]] = {}
+    for part, rendition in zip(parts, described, strict=True):
+        if part.get("profile"):
+            profiles.setdefault(part["profile"], []).append(rendition)  # type: ignore[arg-type]
     default = described[resized["default"]]
     processed = Processed(
         key=default["key"],
@@ -294,9 +298,18 @@ def store(s3, settings: Settings, image: Validated, resized: Resized) -> Stored:
         "version": version,
         "processed": processed,
         "renditions": described[: resized["inSet"]],
+        "profiles": profiles,
         "placeholder": resized["placeholder"],
         "renditionSet": resized["renditionSet"],
     }
+
+
+def _part_key(image_id: str, version: str, part: StagedPart) -> str:
+    extension = contracts.RENDITION_EXTENSIONS[part["format"]]
+    profile = part.get("profile")  # absent in what Resize answered before profiles
+    if profile is not None:
+        return keys.profile_key(image_id, version, profile, extension)
+    return keys.rendition_key(image_id, version, part["size"], extension)
 
 
 def _checked_parts(settings: Settings, resized: Resized) -> list[StagedPart]:
@@ -305,17 +318,19 @@ def _checked_parts(settings: Settings, resized: Resized) -> list[StagedPart]:
     end to end from the first byte to the last."""
     parts = resized["parts"]
     sizes = set(settings.rendition_sizes)
+    names = {p.name for p in settings.rendition_profiles}
     offset = 0
     for p in parts:
         if (
             p.get("format") not in contracts.RENDITION_FORMATS
             or not (p.get("size") is None or p.get("size") in sizes)
+            or not (p.get("profile") is None or (p.get("profile") in names and p.get("size") is None))
             or not all(isinstance(v, int) and v > 0 for v in (p.get("width"), p.get("height"), p.get("bytes")))
             or p.get("offset") != offset
         ):
             raise RenditionIntegrityError(f"Resize described a rendition Store does not publish: {p!r:.200}")
         offset += p["bytes"]
-    bounded = len(parts) <= len(sizes) * len(contracts.RENDITION_FORMATS) + 1
+    bounded = len(parts) <= (len(sizes) + len(names)) * len(contracts.RENDITION_FORMATS) + 1
     if not bounded or offset != resized["staged"]["bytes"] or not 0 <= resized["default"] < len(parts):
         raise RenditionIntegrityError("Resize's description does not cover the staged renditions")
     if not 0 <= resized["inSet"] <= len(parts):

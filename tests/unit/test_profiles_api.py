@@ -1,0 +1,75 @@
+"""Fixed-shape profiles through the API: GET /images/{id} lists each profile's renditions, /download?profile= hands
+out one (by format or the Accept header), and an unknown profile is 404 NO_SUCH_PROFILE naming the image's."""
+
+from __future__ import annotations
+
+import pytest
+from image_pipeline import api, keys
+from image_pipeline.auth import Caller
+from image_pipeline.config import Settings
+from image_pipeline.errors import ApiError
+from image_pipeline.records import ImageRepository
+
+ALICE = Caller("alice")
+IMAGE_ID = "5b1c7f5e-3b8e-4c3e-9a51-6d0d2b8f4a10"
+
+
+@pytest.fixture
+def with_profiles(aws_env):
+    repo = ImageRepository(aws_env["table"])
+    repo.create_pending(IMAGE_ID, keys.upload_key(IMAGE_ID), None, None, "alice", 10)
+    repo.claim(IMAGE_ID, keys.upload_key(IMAGE_ID), "e", "arn:run")
+    square = [
+        {
+            "size": None,
+            "format": fmt,
+            "width": 400,
+            "height": 400,
+            "bytes": 9,
+            "key": keys.profile_key(IMAGE_ID, "v", "square", ext),
+        }
+        for fmt, ext in (("avif", "avif"), ("jpeg", "jpg"))
+    ]
+    default = {
+        "key": keys.rendition_key(IMAGE_ID, "v", None, "jpg"),
+        "bytes": 9,
+        "width": 800,
+        "height": 600,
+        "format": "JPEG",
+    }
+    repo.mark_processed(
+        IMAGE_ID, "arn:run", {"processed": default, "renditions": [], "profiles": {"square": square}, "version": "v"}
+    )
+    return aws_env["s3"], repo
+
+
+def test_a_profile_is_listed_and_downloaded_by_format_or_accept(with_profiles):
+    s3, repo = with_profiles
+    settings = Settings.from_env()
+    shown = api.to_api(repo.get(IMAGE_ID), ALICE)
+    assert shown["profiles"] == {
+        "square": [
+            {"format": "avif", "width": 400, "height": 400, "bytes": 9},
+            {"format": "jpeg", "width": 400, "height": 400, "bytes": 9},
+        ]
+    }
+    jpeg = api.download(s3, repo, settings, ALICE, IMAGE_ID, format="jpeg", profile="square")
+    assert f"/{IMAGE_ID}/v/square.jpg?" in jpeg["downloadUrl"] and jpeg["profile"] == "square"
+    assert (jpeg["width"], jpeg["height"], jpeg["contentType"]) == (400, 400, "image/jpeg")
+    auto = api.download(s3, repo, settings, ALICE, IMAGE_ID, accept="image/avif,*/*", profile="square")
+    assert auto["format"] == "avif"
+
+
+def test_an_unknown_profile_is_404_naming_the_images_profiles(with_profiles):
+    s3, repo = with_profiles
+    with pytest.raises(ApiError) as refused:
+        api.download(s3, repo, Settings.from_env(), ALICE, IMAGE_ID, profile="banner")
+    assert (refused.value.http_status, refused.value.code) == (404, "NO_SUCH_PROFILE")
+    assert refused.value.extra == {"profiles": ["square"]}
+    with pytest.raises(ApiError) as both:
+        api.download(s3, repo, Settings.from_env(), ALICE, IMAGE_ID, size="400", profile="square")
+    assert both.value.code == "INVALID_REQUEST"
+    # another owner gets the same 404 as for an unknown image, not the profile list
+    with pytest.raises(ApiError) as stranger:
+        api.download(s3, repo, Settings.from_env(), Caller("bob"), IMAGE_ID, profile="banner")
+    assert stranger.value.code == "NOT_FOUND"
