@@ -111,6 +111,17 @@ def aws_env(monkeypatch, issuer):
         yield {"table": ddb.Table(ENV["TABLE_NAME"]), "usage": ddb.Table(ENV["USAGE_TABLE"]), "s3": s3}
 
 
+def claimed(aws_env, image_id: str, owner: str = "alice", execution_arn: str = "arn:run"):
+    """An image of ``owner``'s, claimed by ``execution_arn`` (PROCESSING): its repository."""
+    from image_pipeline import keys
+    from image_pipeline.records import ImageRepository
+
+    repo = ImageRepository(aws_env["table"])
+    repo.create_pending(image_id, keys.upload_key(image_id), None, None, owner, 10)
+    repo.claim(image_id, keys.upload_key(image_id), "e", execution_arn)
+    return repo
+
+
 def signed_in(event: dict, token: str | None) -> dict:
     """``event`` (an API Gateway event) with ``Authorization: Bearer token`` (none if ``token`` is None)."""
     headers = {k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "authorization"}

@@ -19,7 +19,8 @@ from image_pipeline import api, cdn, keys
 from image_pipeline.auth import Caller
 from image_pipeline.config import Settings
 from image_pipeline.errors import ConfigError
-from image_pipeline.records import ImageRepository
+
+from .conftest import claimed
 
 ALICE = Caller("alice")
 
@@ -28,9 +29,7 @@ IMAGE_ID = "0a4fe3a1-ce40-4537-abc8-14417c4c92ac"
 
 @pytest.fixture
 def processed(aws_env):
-    repo = ImageRepository(aws_env["table"])
-    repo.create_pending(IMAGE_ID, keys.upload_key(IMAGE_ID), None, None, "alice", 10)
-    repo.claim(IMAGE_ID, keys.upload_key(IMAGE_ID), "e", "arn:run")
+    repo = claimed(aws_env, IMAGE_ID)
     renditions = [
         {
             "size": 400,

@@ -8,7 +8,8 @@ from image_pipeline import api, keys
 from image_pipeline.auth import Caller
 from image_pipeline.config import Settings
 from image_pipeline.errors import ApiError
-from image_pipeline.records import ImageRepository
+
+from .conftest import claimed
 
 ALICE = Caller("alice")
 IMAGE_ID = "5b1c7f5e-3b8e-4c3e-9a51-6d0d2b8f4a10"
@@ -16,9 +17,7 @@ IMAGE_ID = "5b1c7f5e-3b8e-4c3e-9a51-6d0d2b8f4a10"
 
 @pytest.fixture
 def with_profiles(aws_env):
-    repo = ImageRepository(aws_env["table"])
-    repo.create_pending(IMAGE_ID, keys.upload_key(IMAGE_ID), None, None, "alice", 10)
-    repo.claim(IMAGE_ID, keys.upload_key(IMAGE_ID), "e", "arn:run")
+    repo = claimed(aws_env, IMAGE_ID)
     square = [
         {
             "size": None,
