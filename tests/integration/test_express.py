@@ -132,6 +132,9 @@ def test_profiles_are_rendered_and_downloaded_and_the_attention_square_keeps_the
     raw = square.convert("RGB").tobytes()
     red = sum(1 for i in range(0, len(raw), 3) if raw[i] > 180 and raw[i + 1] < 90 and raw[i + 2] < 90)
     assert red > 1000  # the subject near the right edge, not the centre
+    picture = client.http.get(f"{stack.api}/images/{image_id}/srcset").json()
+    assert set(picture["profiles"]) == {"card", "square"}
+    assert requests.get(picture["profiles"]["square"]["fallback"]["src"]).headers["Content-Type"] == "image/jpeg"
     missing = client.http.get(f"{stack.api}/download", params={"imageId": image_id, "profile": "banner"})
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "NO_SUCH_PROFILE"
     assert missing.json()["profiles"] == ["card", "square"]

@@ -72,3 +72,15 @@ def test_an_unknown_profile_is_404_naming_the_images_profiles(with_profiles):
     with pytest.raises(ApiError) as stranger:
         api.download(s3, repo, Settings.from_env(), Caller("bob"), IMAGE_ID, profile="banner")
     assert stranger.value.code == "NOT_FOUND"
+
+
+def test_the_srcset_gives_each_profile_its_own_sources_and_fallback(with_profiles):
+    s3, repo = with_profiles
+    picture = api.srcset(s3, repo, Settings.from_env(), ALICE, IMAGE_ID)
+    square = picture["profiles"]["square"]
+    assert [(s["format"], s["type"]) for s in square["sources"]] == [("avif", "image/avif"), ("jpeg", "image/jpeg")]
+    assert square["sources"][0]["srcset"].endswith(" 400w") and "/v/square.avif?" in square["sources"][0]["srcset"]
+    assert "/v/square.jpg?" in square["fallback"]["src"] and (
+        square["fallback"]["width"],
+        square["fallback"]["height"],
+    ) == (400, 400)

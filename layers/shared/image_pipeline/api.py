@@ -403,20 +403,37 @@ def srcset(
     s3, repo: ImageRepository, settings: Settings, caller: Caller, image_id: str | None, cdn: CdnUrl | None = None
 ) -> dict[str, Any]:
     """Per format (the configured preference order), a srcset of presigned URLs ready for <picture><source>, the
-    default rendition as the <img> fallback, and the placeholder."""
+    default rendition as the <img> fallback, and the placeholder; and the same for each fixed-shape profile."""
     record = _servable(repo, caller, image_id)
-    renditions = _plain(record.get("renditions") or [])
     order = [f for f in settings.rendition_formats if f != "jpeg"] + ["jpeg", "png"]
-    sources = []
-    for fmt in sorted({r["format"] for r in renditions}, key=lambda f: order.index(f) if f in order else len(order)):
-        of_format = sorted((r for r in renditions if r["format"] == fmt), key=lambda r: r["width"])
-        sources.append(
-            {
-                "format": fmt,
-                "type": CONTENT_TYPES[fmt],
-                "srcset": ", ".join(f"{_presign(s3, settings, r['key'], cdn)} {r['width']}w" for r in of_format),
-            }
-        )
+
+    def sources_of(renditions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        sources = []
+        for fmt in sorted(
+            {r["format"] for r in renditions}, key=lambda f: order.index(f) if f in order else len(order)
+        ):
+            of_format = sorted((r for r in renditions if r["format"] == fmt), key=lambda r: r["width"])
+            sources.append(
+                {
+                    "format": fmt,
+                    "type": CONTENT_TYPES[fmt],
+                    "srcset": ", ".join(f"{_presign(s3, settings, r['key'], cdn)} {r['width']}w" for r in of_format),
+                }
+            )
+        return sources
+
+    sources = sources_of(_plain(record.get("renditions") or []))
+    profiles = {}
+    for name, renditions in sorted(_plain(record.get("profiles") or {}).items()):
+        plain = next((r for r in renditions if r["format"] in ("jpeg", "png")), renditions[-1])
+        profiles[name] = {
+            "sources": sources_of(renditions),
+            "fallback": {
+                "src": _presign(s3, settings, plain["key"], cdn),
+                "width": plain["width"],
+                "height": plain["height"],
+            },
+        }
     processed = _plain(record["processed"])
     return {
         "imageId": record["imageId"],
@@ -427,6 +444,7 @@ def srcset(
             "height": processed.get("height"),
         },
         "placeholder": _plain(record.get("placeholder")),
+        "profiles": profiles,
         "expiresIn": settings.url_expiry_seconds,
     }
 
