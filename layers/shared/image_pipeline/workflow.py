@@ -284,8 +284,8 @@ def store(s3, settings: Settings, image: Validated, resized: Resized) -> Stored:
     ]
     profiles: dict[str, list[Rendition]] = {}
     for part, rendition in zip(parts, described, strict=True):
-        if part.get("profile"):
-            profiles.setdefault(part["profile"], []).append(rendition)  # type: ignore[arg-type]
+        if (profile := part.get("profile")) is not None:
+            profiles.setdefault(profile, []).append(rendition)
     default = described[resized["default"]]
     processed = Processed(
         key=default["key"],
@@ -314,8 +314,8 @@ def _part_key(image_id: str, version: str, part: StagedPart) -> str:
 
 def _checked_parts(settings: Settings, resized: Resized) -> list[StagedPart]:
     """Resize's description of the staged set, refused (RenditionIntegrityError) unless every rendition has a
-    known format, a size of the configuration (or none: the default), whole-number dimensions, and the parts lie
-    end to end from the first byte to the last."""
+    known format, a size of the configuration (or none: the default, or a profile of the configuration),
+    whole-number dimensions, and the parts lie end to end from the first byte to the last."""
     parts = resized["parts"]
     sizes = set(settings.rendition_sizes)
     names = {p.name for p in settings.rendition_profiles}
