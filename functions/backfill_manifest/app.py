@@ -11,7 +11,6 @@ from image_pipeline.config import Settings
 from image_pipeline.observability import logger, metrics, repository, tracer
 
 settings = Settings.from_env()
-WORK_BUCKET = settings.require_work_bucket()
 s3 = boto3.client("s3")
 repo = repository(settings)
 
@@ -24,7 +23,7 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
     listed = backfill.write_manifest(
         repo,
         s3,
-        WORK_BUCKET,
+        settings.work_bucket,
         event["run"],
         event["before"],
         settings.rendition_set,

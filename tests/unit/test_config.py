@@ -12,7 +12,7 @@ from image_pipeline.config import Settings
 from image_pipeline.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
-REQUIRED = {"TABLE_NAME": "t", "ORIGINAL_BUCKET": "o", "PROCESSED_BUCKET": "p"}
+REQUIRED = {"TABLE_NAME": "t", "ORIGINAL_BUCKET": "o", "PROCESSED_BUCKET": "p", "WORK_BUCKET": "w"}
 
 
 @pytest.mark.parametrize("missing", sorted(REQUIRED))

@@ -28,7 +28,7 @@ class Settings:
     table_name: str
     original_bucket: str
     processed_bucket: str
-    work_bucket: str = ""  # private working storage: staged renditions, backfill manifests (WORK_BUCKET)
+    work_bucket: str  # private working storage: staged renditions, retirements, backfill manifests (WORK_BUCKET)
     max_dimension: int = DEFAULT_MAX_DIMENSION
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     max_pixels: int = DEFAULT_MAX_PIXELS
@@ -83,11 +83,6 @@ class Settings:
             raise ConfigError("STATE_MACHINE_ARN is not set in this function's environment")
         return self.state_machine_arn
 
-    def require_work_bucket(self) -> str:
-        if not self.work_bucket:
-            raise ConfigError("WORK_BUCKET is not set in this function's environment")
-        return self.work_bucket
-
     def require_auth(self) -> tuple[str, str]:
         """The issuer and audience: the API refuses to start without them (it never serves anyone unverified)."""
         if not self.auth_issuer or not self.auth_audience:
@@ -113,7 +108,7 @@ class Settings:
             table_name=required("TABLE_NAME"),
             original_bucket=required("ORIGINAL_BUCKET"),
             processed_bucket=required("PROCESSED_BUCKET"),
-            work_bucket=env.get("WORK_BUCKET", ""),
+            work_bucket=required("WORK_BUCKET"),
             max_dimension=int(env.get("MAX_DIMENSION", DEFAULT_MAX_DIMENSION)),
             max_upload_bytes=int(env.get("MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES)),
             max_pixels=int(env.get("MAX_PIXELS", DEFAULT_MAX_PIXELS)),
