@@ -1,10 +1,11 @@
-"""HTTP API: POST /upload, GET /images, GET|DELETE /images/{imageId}, GET /images/{imageId}/srcset,
+"""HTTP API: POST /upload, GET /images, GET|PATCH|DELETE /images/{imageId}, GET /images/{imageId}/srcset,
 GET /download?imageId=[&size=&format=], and the web page (GET /web/{file}, from the web bucket). Every route but the
 web page's files needs a bearer token of the configured issuer (image_pipeline.auth)."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import boto3
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
@@ -14,6 +15,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 from image_pipeline import api, auth, cdn, events, web
+from image_pipeline.aws import transient_errors
 from image_pipeline.config import Settings
 from image_pipeline.errors import ApiError, TransientAWSError
 from image_pipeline.observability import annotate_image, logger, metrics, quota_counters, repository, tracer
@@ -106,11 +108,11 @@ def handle_not_found(e: Exception) -> Response:
     return error_response(404, "ROUTE_NOT_FOUND", "no such route")
 
 
-@app.post("/upload")
-def upload() -> Response:
+def json_body() -> Any:
+    """The request's JSON body (None when empty); 400 INVALID_JSON when it is not JSON."""
     raw = app.current_event.decoded_body
     try:
-        body = json.loads(raw) if raw and raw.strip() else None
+        return json.loads(raw) if raw and raw.strip() else None
     except (ValueError, RecursionError):  # RecursionError: a deeply nested body
         logger.info(
             "body is not JSON", extra={"body_start": (raw or "")[:80], "base64": app.current_event.is_base64_encoded}
@@ -118,6 +120,11 @@ def upload() -> Response:
         raise ApiError(
             400, "INVALID_JSON", "the body is not valid JSON (send Content-Type: application/json)"
         ) from None
+
+
+@app.post("/upload")
+def upload() -> Response:
+    body = json_body()
     result = api.create_upload(s3, repo, quotas, settings, caller(), api.UploadRequest.parse(body, settings))
     annotate_image(result["imageId"])
     metrics.add_metric(name="UploadUrlsIssued", unit=MetricUnit.Count, value=1)
@@ -160,6 +167,22 @@ def delete_image(image_id: str) -> Response:
     api.delete_image(s3, repo, quotas, settings, caller(), image_id, publish)
     metrics.add_metric(name="ImagesDeleted", unit=MetricUnit.Count, value=1)
     return Response(status_code=204, body="")
+
+
+@app.patch("/images/<image_id>")
+def patch_image(image_id: str) -> Response:
+    image_id = (app.current_event.path_parameters or {}).get("imageId", image_id)
+    annotate_image(image_id)
+    status, result = api.set_focal_point(repo, settings, caller(), image_id, json_body(), start_crops)
+    return Response(status_code=status, content_type="application/json", body=json.dumps(result))
+
+
+def start_crops(execution_input: dict) -> str:
+    """Start the image pipeline on ``execution_input`` (a crops-only run); its execution's ARN."""
+    with transient_errors():
+        return sfn.start_execution(
+            stateMachineArn=settings.require_state_machine_arn(), input=json.dumps(execution_input)
+        )["executionArn"]
 
 
 @app.get("/web/<name>")

@@ -26,7 +26,7 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
         settings.work_bucket,
         event["run"],
         event["before"],
-        settings.rendition_set,
+        settings,
         event.get("manifest"),
         time_left=lambda: context.get_remaining_time_in_millis() / 1000,
     )

@@ -6,13 +6,22 @@ import json
 
 import pytest
 from image_pipeline import backfill
+from image_pipeline.config import Settings, parse_profiles
 from image_pipeline.errors import ManifestTooLargeError
 from image_pipeline.records import ImageRepository
 
 from .conftest import load_event, load_handler
 
 WORK = "work-test"
-CURRENT = "200,400/webp,jpeg/800"
+SETTINGS = Settings(
+    table_name="images",
+    original_bucket="o",
+    processed_bucket="p",
+    work_bucket=WORK,
+    rendition_sizes=(200, 400),
+    rendition_formats=("webp", "jpeg"),
+)
+CURRENT = SETTINGS.rendition_set  # "200,400/webp,jpeg/800"
 BEFORE = "2026-12-07T12:00:00.000Z"
 
 
@@ -72,7 +81,7 @@ def test_the_manifest_lists_only_processed_images_of_another_set_uploaded_before
     )
 
     # WHEN the manifest is written in one call
-    listed = backfill.write_manifest(repo, aws_env["s3"], WORK, "run-1", BEFORE, CURRENT)
+    listed = backfill.write_manifest(repo, aws_env["s3"], WORK, "run-1", BEFORE, SETTINGS)
 
     # THEN it names the three stale images, oldest first, with what the pipeline's reprocess event needs
     assert listed == {
@@ -84,12 +93,18 @@ def test_the_manifest_lists_only_processed_images_of_another_set_uploaded_before
         "next": None,
     }
     assert read_manifest(aws_env["s3"], listed) == [
-        {"imageId": "other-set", "key": "uploads/other-set", "etag": "etag-other-set"},
-        {"imageId": "no-set-recorded", "key": "uploads/no-set-recorded", "etag": "etag-no-set-recorded"},
+        {"imageId": "other-set", "key": "uploads/other-set", "etag": "etag-other-set", "scope": "all"},
+        {
+            "imageId": "no-set-recorded",
+            "key": "uploads/no-set-recorded",
+            "etag": "etag-no-set-recorded",
+            "scope": "all",
+        },
         {
             "imageId": "failed-to-another-set",
             "key": "uploads/failed-to-another-set",
             "etag": "etag-failed-to-another-set",
+            "scope": "all",
         },
     ]
     head = aws_env["s3"].head_object(Bucket=WORK, Key=listed["key"])
@@ -98,7 +113,7 @@ def test_the_manifest_lists_only_processed_images_of_another_set_uploaded_before
 
 def test_nothing_to_re_render_is_an_empty_array(repo, aws_env):
     put(repo, "current-set", "2026-12-07T10:02:00.000Z", rendition_set=CURRENT)
-    listed = backfill.write_manifest(repo, aws_env["s3"], WORK, "run-2", BEFORE, CURRENT)
+    listed = backfill.write_manifest(repo, aws_env["s3"], WORK, "run-2", BEFORE, SETTINGS)
     assert listed["done"] and listed["count"] == 0 and read_manifest(aws_env["s3"], listed) == []
 
 
@@ -110,7 +125,7 @@ def test_a_library_larger_than_a_call_is_listed_across_calls_into_one_manifest(r
     calls, state = [], None
     while not (state or {}).get("done"):
         state = backfill.write_manifest(
-            repo, aws_env["s3"], WORK, "run-3", BEFORE, CURRENT, state, time_left=lambda: 0, page_size=2
+            repo, aws_env["s3"], WORK, "run-3", BEFORE, SETTINGS, state, time_left=lambda: 0, page_size=2
         )
         calls.append(state)
 
@@ -130,15 +145,15 @@ def test_a_retried_call_lists_no_image_twice(repo, aws_env):
     # GIVEN a first call cut short after one page
     ids = stale_library(repo, 5)
     first = backfill.write_manifest(
-        repo, aws_env["s3"], WORK, "run-4", BEFORE, CURRENT, time_left=lambda: 0, page_size=2
+        repo, aws_env["s3"], WORK, "run-4", BEFORE, SETTINGS, time_left=lambda: 0, page_size=2
     )
     # WHEN the second call runs twice from the same state (its first attempt's result was lost: the task is retried)
     backfill.write_manifest(
-        repo, aws_env["s3"], WORK, "run-4", BEFORE, CURRENT, first, time_left=lambda: 0, page_size=2
+        repo, aws_env["s3"], WORK, "run-4", BEFORE, SETTINGS, first, time_left=lambda: 0, page_size=2
     )
     state = first
     while not state["done"]:
-        state = backfill.write_manifest(repo, aws_env["s3"], WORK, "run-4", BEFORE, CURRENT, state, page_size=2)
+        state = backfill.write_manifest(repo, aws_env["s3"], WORK, "run-4", BEFORE, SETTINGS, state, page_size=2)
     # THEN the manifest holds each image once: the retry uploaded the same part numbers again
     assert [item["imageId"] for item in read_manifest(aws_env["s3"], state)] == ids
     assert state["count"] == 5
@@ -148,10 +163,10 @@ def test_a_manifest_past_its_part_bound_fails_loudly(repo, aws_env, monkeypatch)
     stale_library(repo, 3)
     monkeypatch.setattr(backfill, "MAX_PARTS", 1)
     first = backfill.write_manifest(
-        repo, aws_env["s3"], WORK, "run-5", BEFORE, CURRENT, time_left=lambda: 0, page_size=1
+        repo, aws_env["s3"], WORK, "run-5", BEFORE, SETTINGS, time_left=lambda: 0, page_size=1
     )
     with pytest.raises(ManifestTooLargeError):
-        backfill.write_manifest(repo, aws_env["s3"], WORK, "run-5", BEFORE, CURRENT, first, page_size=1)
+        backfill.write_manifest(repo, aws_env["s3"], WORK, "run-5", BEFORE, SETTINGS, first, page_size=1)
 
 
 def test_the_handler_lists_with_the_functions_rendition_set(repo, aws_env, lambda_context, monkeypatch):
@@ -170,3 +185,39 @@ def test_the_handler_lists_with_the_functions_rendition_set(repo, aws_env, lambd
     assert listed["done"] and listed["count"] == 1
     assert listed["key"] == f"backfill/{load_event('backfill_manifest')['run']}/manifest.json"
     assert [item["imageId"] for item in read_manifest(aws_env["s3"], listed)] == ["other-set"]
+
+
+def test_changed_crops_list_the_images_for_their_crops_only(repo, aws_env):
+    # GIVEN RenditionProfiles now square and card, and images of the current set whose crops are of another time
+    profiles = parse_profiles("square:400x400:attention,card:1200x630:centre")
+    settings = Settings(**{**SETTINGS.__dict__, "rendition_profiles": profiles})
+    put(repo, "no-crops-yet", "2026-12-07T10:00:00.000Z", rendition_set=CURRENT)
+    put(repo, "square-only", "2026-12-07T10:01:00.000Z", rendition_set=CURRENT)
+    put(repo, "current-crops", "2026-12-07T10:02:00.000Z", rendition_set=CURRENT)
+    put(repo, "old-set", "2026-12-07T10:03:00.000Z")  # the set changed too: rendered whole
+    for image_id, profile_set in (
+        ("square-only", "square:400x400:attention/webp,jpeg"),
+        ("current-crops", settings.profile_set),
+    ):
+        repo.table.update_item(
+            Key={"imageId": image_id},
+            UpdateExpression="SET profileSet = :p",
+            ExpressionAttributeValues={":p": profile_set},
+        )
+
+    # WHEN the manifest is written; and again once the profiles are removed from the configuration
+    listed = read_manifest(aws_env["s3"], backfill.write_manifest(repo, aws_env["s3"], WORK, "run-6", BEFORE, settings))
+    pruned = read_manifest(aws_env["s3"], backfill.write_manifest(repo, aws_env["s3"], WORK, "run-7", BEFORE, SETTINGS))
+
+    # THEN the images of the current set are listed for their crops only; the one with current crops is not listed
+    assert [(i["imageId"], i["scope"]) for i in listed] == [
+        ("no-crops-yet", "crops"),
+        ("square-only", "crops"),
+        ("old-set", "all"),
+    ]
+    # and without profiles, the images that have crops are listed to prune them
+    assert [(i["imageId"], i["scope"]) for i in pruned] == [
+        ("square-only", "crops"),
+        ("current-crops", "crops"),
+        ("old-set", "all"),
+    ]

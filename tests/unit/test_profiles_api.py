@@ -84,3 +84,74 @@ def test_the_srcset_gives_each_profile_its_own_sources_and_fallback(with_profile
         square["fallback"]["width"],
         square["fallback"]["height"],
     ) == (400, 400)
+
+
+class Starts:
+    """What PATCH starts: each execution input it was given; answers an execution ARN."""
+
+    def __init__(self) -> None:
+        self.inputs: list[dict] = []
+
+    def __call__(self, execution_input: dict) -> str:
+        self.inputs.append(execution_input)
+        return f"arn:aws:states:us-east-1:000000000000:execution:pipeline:run-{len(self.inputs)}"
+
+
+def test_a_focal_point_starts_a_crops_only_run_of_the_original(with_profiles, monkeypatch):
+    monkeypatch.setenv("RENDITION_PROFILES", "square:400x400:attention")
+    s3, repo = with_profiles
+    settings, start = Settings.from_env(), Starts()
+    status, shown = api.set_focal_point(repo, settings, ALICE, IMAGE_ID, {"focalPoint": {"x": 0.42, "y": 1}}, start)
+    assert (status, shown["focalPoint"], shown["rendering"]) == (202, {"x": 0.42, "y": 1}, "run-1")
+    (given,) = start.inputs
+    record = repo.get(IMAGE_ID)
+    assert given["reprocess"] is True and given["scope"] == "crops"
+    assert given["detail"]["object"]["key"] == record["originalKey"]
+    assert given["detail"]["bucket"]["name"] == settings.original_bucket
+    # once that run rendered the crops there, clearing the point sends them back to their strategies: a re-render too
+    repo.table.update_item(Key={"imageId": IMAGE_ID}, UpdateExpression="SET focalRendered = focalPoint")
+    status, shown = api.set_focal_point(repo, settings, ALICE, IMAGE_ID, {"focalPoint": None}, start)
+    assert (status, shown["focalPoint"]) == (202, None) and "focalPoint" not in repo.get(IMAGE_ID)
+    # without profiles configured the point is kept for later, and nothing runs
+    monkeypatch.setenv("RENDITION_PROFILES", "")
+    status, shown = api.set_focal_point(
+        repo, Settings.from_env(), ALICE, IMAGE_ID, {"focalPoint": {"x": 0, "y": 0}}, start
+    )
+    assert (status, shown["rendering"], len(start.inputs)) == (200, None, 2)
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (None, "INVALID_REQUEST"),
+        ([], "INVALID_REQUEST"),
+        ({"focalPoint": {"x": 0.5, "y": 0.5}, "owner": "bob"}, "INVALID_REQUEST"),  # nothing else is settable
+        ({"focalPoint": {"x": 1.5, "y": 0.5}}, "INVALID_FOCAL_POINT"),
+        ({"focalPoint": {"x": -0.1, "y": 0.5}}, "INVALID_FOCAL_POINT"),
+        ({"focalPoint": {"x": "0.5", "y": 0.5}}, "INVALID_FOCAL_POINT"),
+        ({"focalPoint": {"x": True, "y": 0.5}}, "INVALID_FOCAL_POINT"),
+        ({"focalPoint": {"x": float("nan"), "y": 0.5}}, "INVALID_FOCAL_POINT"),
+        ({"focalPoint": {"x": 0.5}}, "INVALID_FOCAL_POINT"),
+        ({"focalPoint": [0.5, 0.5]}, "INVALID_FOCAL_POINT"),
+    ],
+)
+def test_a_bad_focal_point_is_400_and_changes_nothing(with_profiles, body, code):
+    s3, repo = with_profiles
+    start = Starts()
+    with pytest.raises(ApiError) as refused:
+        api.set_focal_point(repo, Settings.from_env(), ALICE, IMAGE_ID, body, start)
+    assert (refused.value.http_status, refused.value.code) == (400, code)
+    assert "focalPoint" not in repo.get(IMAGE_ID) and start.inputs == []
+
+
+def test_another_owners_image_is_404_and_an_image_in_flight_409(with_profiles):
+    s3, repo = with_profiles
+    start, body = Starts(), {"focalPoint": {"x": 0.5, "y": 0.5}}
+    with pytest.raises(ApiError) as stranger:
+        api.set_focal_point(repo, Settings.from_env(), Caller("bob"), IMAGE_ID, body, start)
+    assert stranger.value.code == "NOT_FOUND" and "focalPoint" not in repo.get(IMAGE_ID)
+    repo.claim(IMAGE_ID, f"uploads/{IMAGE_ID}", "e", "arn:reprocess", reprocess=True)  # a run owns it now
+    with pytest.raises(ApiError) as busy:
+        api.set_focal_point(repo, Settings.from_env(), ALICE, IMAGE_ID, body, start)
+    assert (busy.value.http_status, busy.value.code, busy.value.extra) == (409, "NOT_READY", {"status": "PROCESSING"})
+    assert "focalPoint" not in repo.get(IMAGE_ID) and start.inputs == []

@@ -95,6 +95,7 @@ def test_to_api_shape(repo):
         "renditions",
         "profiles",
         "placeholder",
+        "focalPoint",
         "error",
         "reprocessError",
         "execution",

@@ -258,6 +258,7 @@ LEAST_PRIVILEGE = {
         ("events:PutEvents", "CompletionEventBus"),
         ("states:DescribeExecution", "execution:${ImagePipelineStateMachine.Name}:*"),
         ("states:GetExecutionHistory", "execution:${ImagePipelineStateMachine.Name}:*"),
+        ("states:StartExecution", "ImagePipelineStateMachine"),  # PATCH /images/{id}: a crops-only run
         ("logs:FilterLogEvents", "ImagePipelineStateMachineLogGroup"),  # an Express execution's history
         (  # EnableCdn: the key that signs the renditions' CloudFront URLs
             "secretsmanager:GetSecretValue",
@@ -555,7 +556,9 @@ def test_the_backfill_lists_its_images_in_a_manifest_then_re_renders_them_in_a_d
         "imageId.$": "$$.Map.Item.Value.imageId",
         "key.$": "$$.Map.Item.Value.key",
         "etag.$": "$$.Map.Item.Value.etag",
+        "scope.$": "$$.Map.Item.Value.scope",  # the whole set, or its crops only (backfill.write_manifest)
     }
+    assert given["scope.$"] == "$.scope"
     # a failed image fails its child execution: it counts against the threshold and shows in the results
     assert "Catch" not in task
     assert task["TimeoutSeconds"] > 3600  # the pipeline's own tasks end within the hour

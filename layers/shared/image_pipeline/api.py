@@ -31,6 +31,7 @@ from image_pipeline.records import (
     REJECTED,
     STATUSES,
     ImageRepository,
+    focal_point,
 )
 
 ACCEPTED_CONTENT_TYPES = contracts.UPLOAD_CONTENT_TYPES
@@ -251,6 +252,64 @@ def delete_image(
         repo.mark_announced(old["imageId"])
 
 
+def set_focal_point(
+    repo: ImageRepository,
+    settings: Settings,
+    caller: Caller,
+    image_id: str | None,
+    body: Any,
+    start: Callable[[dict[str, Any]], str],
+) -> tuple[int, dict[str, Any]]:
+    """PATCH /images/{id} ``{"focalPoint": {"x", "y"}}`` (0-1 of the upright image; null clears it): the owner's
+    (or an admin's) focal point of a PROCESSED image, on which its crops then centre. When RenditionProfiles has
+    crops and they were made with another focal point, ``start(execution input)`` starts a crops-only run (its
+    execution's name is ``rendering``; the image is PROCESSING until it ends, its renditions served meanwhile):
+    202. Else nothing is rendered: 200. Not PROCESSED (in flight, failed): 409 NOT_READY."""
+    record = _record(repo, caller, image_id)
+    focal = _focal_of(body)
+    updated = None
+    if record["status"] == PROCESSED:
+        updated = repo.set_focal_point(record["imageId"], None if caller.admin else caller.sub, focal)
+    if updated is None:  # not PROCESSED, or it moved on since it was read (a run claimed it)
+        current = repo.get(record["imageId"]) or record
+        raise ApiError(
+            409,
+            "NOT_READY",
+            "a focal point is set on a PROCESSED image: wait until it is no longer in flight",
+            status=current["status"],
+        )
+    rendering = None
+    if settings.rendition_profiles and focal_point(updated.get("focalRendered")) != focal_point(
+        updated.get("focalPoint")
+    ):
+        event = contracts.reprocess_event(
+            settings.original_bucket, updated["originalKey"], str(updated.get("etag") or ""), contracts.SCOPE_CROPS
+        )
+        rendering = trace.execution_name(start(event))
+    return (202 if rendering else 200), {**to_api(updated, caller), "rendering": rendering}
+
+
+def _focal_of(body: Any) -> tuple[float, float] | None:
+    """The focal point of a PATCH body: {"focalPoint": {"x": 0-1, "y": 0-1}} or {"focalPoint": null}."""
+    if not isinstance(body, dict) or set(body) != {"focalPoint"}:
+        raise ApiError(400, "INVALID_REQUEST", 'send {"focalPoint": {"x": 0-1, "y": 0-1}}, or {"focalPoint": null}')
+    point = body["focalPoint"]
+    if point is None:
+        return None
+    if (
+        not isinstance(point, dict)
+        or set(point) != {"x", "y"}
+        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in point.values())
+        or not all(0 <= v <= 1 for v in point.values())  # NaN fails this too
+    ):
+        raise ApiError(
+            400,
+            "INVALID_FOCAL_POINT",
+            "focalPoint must be {x, y}, each a number from 0 to 1 (a fraction of the upright image's width, height)",
+        )
+    return float(point["x"]), float(point["y"])
+
+
 DOWNLOAD_FORMATS = ("avif", "webp", "jpeg", "png", "auto")
 CONTENT_TYPES = contracts.RENDITION_CONTENT_TYPES
 AUTO_PREFERENCE = ("avif", "webp")  # then the JPEG/PNG of the size, which every browser shows
@@ -466,6 +525,8 @@ def to_api(record: dict[str, Any], caller: Caller) -> dict[str, Any]:
             for name, renditions in sorted(_plain(record.get("profiles") or {}).items())
         },
         "placeholder": _plain(record.get("placeholder")),
+        # the owner's focal point ({x, y}, 0-1 of the upright image), on which the crops centre; null: none set
+        "focalPoint": _plain(record.get("focalPoint")),
         "error": _plain(record.get("error")),
         # the last reprocess's error, when it failed: the image is still PROCESSED on its earlier renditions
         "reprocessError": _plain(record.get("reprocessError")),

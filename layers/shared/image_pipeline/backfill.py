@@ -1,10 +1,13 @@
-"""The backfill's manifest: the images to re-render after RenditionSizes, RenditionFormats or MaxDimension changed.
+"""The backfill's manifest: the images to re-render after RenditionSizes, RenditionFormats, MaxDimension or
+RenditionProfiles changed.
 
 The first step of the backfill state machine. It walks the byUploadTime index from the oldest image uploaded before
 the run started (images uploaded later are rendered with the configuration already) and keeps the PROCESSED ones whose
-recorded ``renditionSet`` is not the configured one (records.ImageRepository.to_re_render). It writes them as one
-JSON array of ``{imageId, key, etag}`` to the work bucket at ``backfill/{run}/manifest.json``, which the state
-machine's Distributed Map reads (ItemReader) and runs through the image pipeline, one child execution per image.
+recorded ``renditionSet`` or ``profileSet`` is not the configured one (records.ImageRepository.to_re_render). It
+writes them as one JSON array of ``{imageId, key, etag, scope}`` to the work bucket at
+``backfill/{run}/manifest.json``, which the state machine's Distributed Map reads (ItemReader) and runs through the
+image pipeline, one child execution per image: the whole set (``scope`` "all") when the set changed, else only the
+crops ("crops": the missing ones rendered, the removed ones pruned, the rest kept).
 
 One call reads pages until its time is nearly spent (``MARGIN_SECONDS`` left) and returns where it stopped (``next``);
 the state machine calls again with what it returned (the ``state`` argument) until the index is read to its end. The array is one S3
@@ -26,6 +29,8 @@ from collections.abc import Callable
 from typing import Any
 
 from image_pipeline.aws import transient_errors
+from image_pipeline.config import Settings
+from image_pipeline.contracts import SCOPE_ALL, SCOPE_CROPS
 from image_pipeline.errors import ManifestTooLargeError
 from image_pipeline.records import ImageRepository
 
@@ -93,7 +98,7 @@ def write_manifest(
     bucket: str,
     run: str,
     before: str,
-    rendition_set: str,
+    settings: Settings,
     state: dict[str, Any] | None = None,
     time_left: Callable[[], float] = lambda: float("inf"),
     page_size: int | None = None,
@@ -116,9 +121,18 @@ def write_manifest(
     if not upload.parts:
         upload.add("[")
     while True:
-        items, cursor = repo.to_re_render(before, rendition_set, cursor, page_size)
+        items, cursor = repo.to_re_render(
+            before, settings.rendition_set, cursor, page_size, settings.profile_set, settings.configuration
+        )
         for item in items:
-            entry = {"imageId": item["imageId"], "key": item["originalKey"], "etag": item.get("etag", "")}
+            # the whole set when it changed; else only the crops (missing ones rendered, removed ones pruned)
+            scope = SCOPE_CROPS if item.get("renditionSet") == settings.rendition_set else SCOPE_ALL
+            entry = {
+                "imageId": item["imageId"],
+                "key": item["originalKey"],
+                "etag": item.get("etag", ""),
+                "scope": scope,
+            }
             upload.add(("," if count else "") + json.dumps(entry, separators=(",", ":")))
             count += 1
         listed = {"bucket": bucket, "key": key, "resultsPrefix": results_prefix(run), "count": count}

@@ -65,11 +65,23 @@ class Settings:
     @property
     def rendition_set(self) -> str:
         """What the configured set is, e.g. "200,400,800,1600/avif,webp,jpeg/800": recorded with each image so a
-        backfill can tell the images rendered with another configuration."""
+        backfill can tell the images rendered with another configuration (and re-render them whole)."""
         parts = [",".join(map(str, self.rendition_sizes)), ",".join(self.rendition_formats), str(self.max_dimension)]
-        if self.rendition_profiles:  # without profiles the string is what it always was: no image looks stale
-            parts.append(",".join(map(str, self.rendition_profiles)))
         return "/".join(parts)
+
+    @property
+    def profile_set(self) -> str:
+        """What the configured crops are, e.g. "square:400x400:attention/avif,webp,jpeg" ("" without profiles):
+        recorded with each image so a backfill can tell the images whose crops are missing or pruned (and render
+        only those crops)."""
+        if not self.rendition_profiles:
+            return ""
+        return ",".join(map(str, self.rendition_profiles)) + "/" + ",".join(self.rendition_formats)
+
+    @property
+    def configuration(self) -> str:
+        """The whole configuration (the set and the crops): what a failed reprocess records it tried."""
+        return self.rendition_set + (f"/{self.profile_set}" if self.profile_set else "")
 
     @property
     def input_formats(self) -> frozenset[str]:

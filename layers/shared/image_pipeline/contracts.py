@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 # ---- an image's status (GET /images/{id} "status")
 PENDING = "PENDING"  # an upload URL was handed out
@@ -73,10 +74,31 @@ class Profile:
         return f"{self.name}:{self.width}x{self.height}:{self.strategy}"
 
 
+# ---- what an execution renders: the whole set (an upload, a reprocess, a backfill of a changed set) or only the
+# crops (a focal point set with PATCH /images/{id}, a backfill of changed RenditionProfiles). The execution input's
+# "scope"; Validate renders the whole set when the image has none to keep.
+SCOPE_ALL, SCOPE_CROPS = "all", "crops"
+SCOPES = (SCOPE_ALL, SCOPE_CROPS)
+
+
+def reprocess_event(bucket: str, key: str, etag: str, scope: str = SCOPE_ALL) -> dict[str, Any]:
+    """The image pipeline's input that runs an image's original through it again: an S3 "Object Created" event of
+    the original with ``"reprocess": true`` (imgpipe reprocess, PATCH /images/{id}; the backfill's state machine
+    writes the same in its ASL)."""
+    return {
+        "source": "image-pipeline.reprocess",
+        "detail-type": "Object Created",
+        "detail": {"version": "0", "bucket": {"name": bucket}, "object": {"key": key, "etag": etag}},
+        "reprocess": True,
+        "scope": scope,
+    }
+
+
 # ---- the API's error codes ({"error": {"code", "message"}}) and the HTTP status each comes with
 ERROR_CODES = {
     "INVALID_JSON": 400,
     "INVALID_REQUEST": 400,
+    "INVALID_FOCAL_POINT": 400,
     "MISSING_SIZE": 400,
     "TOO_LARGE": 400,
     "UNSUPPORTED_CONTENT_TYPE": 400,

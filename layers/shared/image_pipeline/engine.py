@@ -217,6 +217,7 @@ def render(
     rendered = render_set(
         data, (), (), max_dimension, max_pixels, backend=backend, input_formats=formats, with_placeholder=False
     )
+    assert rendered.default is not None  # a ladder was asked for
     return rendered.default
 
 
@@ -238,7 +239,7 @@ class Placeholder:
 @dataclass(frozen=True)
 class RenditionSet:
     renditions: tuple[Rendition, ...]  # per box (smallest first), one per format
-    default: Rendition  # max_dimension in the input's family: may be one of ``renditions``
+    default: Rendition | None  # max_dimension in the input's family: may be one of ``renditions`` (None: crops only)
     placeholder: Placeholder | None  # None: not asked for (render)
     backend: str
     cropped: tuple[Rendition, ...] = ()  # per profile (in the order given), one per format
@@ -270,21 +271,22 @@ def crop(
     use_vips: bool = True,
 ) -> Image.Image:
     """``im`` (upright, 8-bit) scaled to cover the box and cropped to it (crop_size). ``attention``: libvips'
-    saliency (edges, skin tones, saturation); ``entropy``: the most detailed part; ``centre``; ``focal``: centred on
-    ``focal`` ((x, y), 0-1 of the upright image) as far as the box allows (the centre without one). Without libvips,
-    attention and entropy fall back to the centre."""
+    saliency (edges, skin tones, saturation); ``entropy``: the most detailed part; ``centre``; ``focal``: the centre
+    until an owner sets a focal point. A ``focal`` point ((x, y), 0-1 of the upright image) overrides every strategy:
+    the crop centres on it as far as the box allows. Without libvips, attention and entropy fall back to the
+    centre."""
     if strategy not in CROP_STRATEGIES:
         raise ValueError(f"unknown crop strategy {strategy!r}; known: {', '.join(CROP_STRATEGIES)}")
     covered_size, (cw, ch) = crop_size(im.width, im.height, box_width, box_height)
     covered = im if covered_size == im.size else _resize(im, covered_size, use_vips)[0]
     if covered.size == (cw, ch):
         return covered
-    if strategy in ("attention", "entropy") and pyvips is not None and covered.mode in VIPS_BANDS:
+    if focal is None and strategy in ("attention", "entropy") and pyvips is not None and covered.mode in VIPS_BANDS:
         bands = VIPS_BANDS[covered.mode]
         image = pyvips.Image.new_from_memory(covered.tobytes(), covered.width, covered.height, bands, "uchar")
         image = image.copy(interpretation="srgb" if bands >= 3 else "b-w")
         return Image.frombytes(covered.mode, (cw, ch), image.smartcrop(cw, ch, interesting=strategy).write_to_memory())
-    fx, fy = focal if strategy == "focal" and focal is not None else (0.5, 0.5)
+    fx, fy = focal if focal is not None else (0.5, 0.5)
     left = min(max(round(fx * covered.width - cw / 2), 0), covered.width - cw)
     top = min(max(round(fy * covered.height - ch / 2), 0), covered.height - ch)
     return covered.crop((left, top, left + cw, top + ch))
@@ -313,6 +315,7 @@ def render_set(
     deliver: Callable[[Rendition], None] | None = None,
     profiles: Iterable[Profile] = (),
     focal: tuple[float, float] | None = None,
+    ladder: bool = True,
 ) -> RenditionSet:
     """Every rendition of one image from one decode: ``formats`` (SET_FORMATS' names) at each of ``boxes_for``
     sizes, the default rendition (``max_dimension`` in the input's family, as ``render`` makes it) and a placeholder.
@@ -327,17 +330,18 @@ def render_set(
     Bad input is refused (probe, decode) before anything is delivered.
 
     ``profiles`` are cropped (``crop``, ``focal`` for the focal strategy) from the same decode and encoded in each
-    of ``formats``: RenditionSet.cropped."""
+    of ``formats``: RenditionSet.cropped. ``ladder`` False renders the crops only (a focal point was set, a profile
+    was added): no size, no default rendition, no placeholder, and the decode is only as large as the crops need."""
     sizes, names = sorted(set(sizes)), list(dict.fromkeys(formats))
     unknown = [n for n in names if n not in SET_FORMATS]
     if unknown:
         raise ValueError(f"unknown rendition formats {unknown}; known: {sorted(SET_FORMATS)}")
     info = probe(data, max_pixels, formats=input_formats)
     backend = backend or BACKEND
-    boxes = boxes_for(info.width, info.height, sizes)  # the longest side: the same whichever way up
+    boxes = boxes_for(info.width, info.height, sizes) if ladder else []  # the longest side: either way up
     profiles = list(profiles)
     covers = [max(crop_size(info.width, info.height, p.width, p.height)[0]) for p in profiles]  # either way up
-    largest = max([*boxes, max_dimension, *covers])
+    largest = max([*boxes, *([max_dimension] if ladder else []), *covers])
     base, used = _decode_base(data, info, largest, backend, max_pixels)
     if base.mode == "RGBA" and base.getchannel("A").getextrema()[0] == 255:
         base = base.convert("RGB")  # an alpha channel that is opaque everywhere: drop it (smaller, and JPEG)
@@ -376,7 +380,7 @@ def render_set(
             im = at(box)
             for fmt in set_formats:
                 queue((box, fmt), im)
-        if default[0] is None:
+        if default[0] is None and ladder:
             queue(default, at(max_dimension))
         cropped_keys: list[tuple[str, str]] = []
         for profile in profiles:
@@ -384,8 +388,8 @@ def render_set(
             for fmt in set_formats:
                 queue((profile.name, fmt), im)
                 cropped_keys.append((profile.name, fmt))
-        smallest = scaled[min(scaled, key=lambda s: s[0] * s[1])]
-        hashed = placeholder(smallest) if with_placeholder else None
+        smallest = min(scaled.values(), key=lambda im: im.width * im.height, default=None)
+        hashed = placeholder(smallest) if with_placeholder and smallest is not None else None
         done: dict[tuple[int | str | None, str], Rendition] = {}
         for key, future in encoding.items():  # in the order queued, the order one worker finishes them in
             im = images[key]
@@ -395,7 +399,7 @@ def render_set(
                 deliver(done[key])
     return RenditionSet(
         tuple(done[key] for key in in_set),
-        done[default],
+        done[default] if ladder else None,
         hashed,
         used,
         tuple(done[key] for key in cropped_keys),

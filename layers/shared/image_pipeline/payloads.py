@@ -6,6 +6,16 @@ from __future__ import annotations
 from typing import Any, NotRequired, TypedDict
 
 
+class CropPlan(TypedDict):
+    """Which fixed-shape crops an execution renders, decided by Validate from the record and the configuration."""
+
+    render: list[str]  # the profiles to render now, in the configuration's order
+    keep: list[str]  # the profiles whose recorded renditions stay (a crops-only run: their spec and focus are current)
+    prune: list[str]  # the profiles the record names that the configuration no longer has
+    profileSet: str  # the configured crops (Settings.profile_set), recorded when the run ends
+    focal: list[float] | None  # the owner's focal point [x, y], 0-1 of the upright image; None: each strategy's own
+
+
 class Validated(TypedDict):
     """Validate's answer for an image it claimed: the original as it read it, and the version this execution makes."""
 
@@ -20,6 +30,8 @@ class Validated(TypedDict):
     format: str  # the engine's name: JPEG, PNG, WEBP, GIF, HEIF, AVIF
     width: int
     height: int
+    scope: NotRequired[str]  # contracts.SCOPE_ALL (absent: the same) or contracts.SCOPE_CROPS: the crops only
+    crops: NotRequired[CropPlan]
 
 
 class Duplicate(TypedDict):
@@ -54,7 +66,7 @@ class Resized(TypedDict):
 
     staged: StagedObject
     parts: list[StagedPart]
-    default: int  # the index of the default rendition in parts
+    default: int | None  # the index of the default rendition in parts (None: a crops-only run)
     inSet: int  # parts[:inSet] are the responsive set, in its order
     placeholder: dict[str, Any] | None
     renditionSet: str
@@ -79,11 +91,11 @@ class Processed(TypedDict):
 
 
 class Stored(TypedDict):
-    """Store's answer, which Mark processed records."""
+    """Store's answer, which Mark processed records (a crops-only run's: the version and the profiles)."""
 
     version: str
-    processed: Processed
-    renditions: list[Rendition]
+    processed: NotRequired[Processed]
+    renditions: NotRequired[list[Rendition]]
     profiles: dict[str, list[Rendition]]  # each fixed-shape profile's renditions, one per format
     placeholder: dict[str, Any] | None
     renditionSet: str

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.conditions import Attr, Key
@@ -60,6 +61,13 @@ def _ending_flight(
         values = {**values, ":o": original}
         names["#o"] = "original"
     return expression + " REMOVE #f", values, names
+
+
+def focal_point(value: Any) -> list[float] | None:
+    """A recorded focal point ({"x", "y"}, DynamoDB numbers) as [x, y] floats; None when there is none."""
+    if not isinstance(value, Mapping) or "x" not in value or "y" not in value:
+        return None
+    return [float(value["x"]), float(value["y"])]
 
 
 def now() -> str:
@@ -162,29 +170,90 @@ class ImageRepository:
         return Claim(False, current.get("status", "UNKNOWN"), current)
 
     def mark_processed(
-        self, image_id: str, execution_arn: str, stored: Mapping[str, Any], original: dict[str, Any] | None = None
+        self,
+        image_id: str,
+        execution_arn: str,
+        stored: Mapping[str, Any],
+        original: dict[str, Any] | None = None,
+        crops: Mapping[str, Any] | None = None,
+        crops_only: bool = False,
     ) -> dict:
         """PROCESSING (owned) -> PROCESSED with ``stored``: the default rendition (``processed``), the responsive
-        set (``renditions``), the ``placeholder`` and the ``renditionSet`` configuration they were made with; and
-        what Validate found of the ``original`` (in the same write: one write per step, not two); again for the
-        same execution (a retried step whose first run landed)."""
+        set (``renditions``), the crops (``profiles``), the ``placeholder`` and the ``renditionSet`` configuration
+        they were made with; and what Validate found of the ``original`` (in the same write: one write per step, not
+        two); again for the same execution (a retried step whose first run landed).
+
+        ``crops`` (payloads.CropPlan) records the crops' configuration (``profileSet``) and the focal point they were
+        made with (``focalRendered``). A ``crops_only`` run leaves the set, the default and the placeholder as they
+        are: it writes the profiles it rendered, removes those the plan prunes, and keeps the rest."""
         owned = Attr("status").is_in([PROCESSING, PROCESSED]) & Attr("executionArn").eq(execution_arn)
-        expression = (
-            "SET #s = :to, #p = :p, renditions = :r, profiles = :pf, placeholder = :ph, renditionSet = :set, #v = :v,"
-            " updatedAt = :now"
+        values: dict[str, Any] = {":to": PROCESSED, ":v": stored.get("version", "")}
+        names = {"#s": "status", "#v": "version"}
+        sets = ["#s = :to", "#v = :v", "updatedAt = :now"]
+        removals = ["reprocessError"]
+        profiles = dict(stored.get("profiles", {}))
+        if crops_only and crops is not None and crops.get("keep"):  # the kept profiles stay: each one written apart
+            names["#pf"] = "profiles"
+            for i, name in enumerate(profiles):
+                sets.append(f"#pf.#p{i} = :p{i}")
+                names[f"#p{i}"], values[f":p{i}"] = name, profiles[name]
+            for i, name in enumerate(crops.get("prune", [])):
+                removals.append(f"#pf.#x{i}")
+                names[f"#x{i}"] = name
+        else:
+            sets.append("profiles = :pf")
+            values[":pf"] = profiles
+        if not crops_only:
+            sets += ["#p = :p", "renditions = :r", "placeholder = :ph", "renditionSet = :set"]
+            names["#p"] = "processed"
+            values.update(
+                {
+                    ":p": stored["processed"],
+                    ":r": stored.get("renditions", []),
+                    ":ph": stored.get("placeholder"),
+                    ":set": stored.get("renditionSet", ""),
+                }
+            )
+        if crops is not None:
+            sets.append("profileSet = :ps")
+            values[":ps"] = crops.get("profileSet", "")
+            focal = crops.get("focal")
+            if focal is not None:
+                sets.append("focalRendered = :fr")
+                values[":fr"] = {"x": Decimal(str(focal[0])), "y": Decimal(str(focal[1]))}
+            else:
+                removals.append("focalRendered")
+        expression, values, names = _ending_flight("SET " + ", ".join(sets), values, names, original)
+        return self._owned_update(
+            image_id, execution_arn, expression + ", " + ", ".join(removals), values, names, owned
         )
-        values = {
-            ":to": PROCESSED,
-            ":pf": stored.get("profiles", {}),
-            ":v": stored.get("version", ""),
-            ":p": stored["processed"],
-            ":r": stored.get("renditions", []),
-            ":ph": stored.get("placeholder"),
-            ":set": stored.get("renditionSet", ""),
-        }
-        names = {"#s": "status", "#p": "processed", "#v": "version"}
-        expression, values, names = _ending_flight(expression, values, names, original)
-        return self._owned_update(image_id, execution_arn, expression + ", reprocessError", values, names, owned)
+
+    def set_focal_point(self, image_id: str, owner: str | None, focal: tuple[float, float] | None) -> dict | None:
+        """Record the owner's focal point of a PROCESSED image (None: clear it), conditional on the image being
+        PROCESSED and ``owner``'s (None: an admin, any owner's). Returns the record as written, or None when the
+        image is not PROCESSED (or not the owner's) at the time of the write."""
+        condition: Any = Attr("status").eq(PROCESSED)
+        if owner is not None:
+            condition = condition & Attr(OWNER).eq(owner)
+        values: dict[str, Any]
+        if focal is None:
+            expression, values = "SET updatedAt = :now REMOVE focalPoint", {":now": now()}
+        else:
+            point = {"x": Decimal(str(focal[0])), "y": Decimal(str(focal[1]))}
+            expression, values = "SET focalPoint = :f, updatedAt = :now", {":f": point, ":now": now()}
+        try:
+            with transient_errors():
+                return self.table.update_item(
+                    Key={"imageId": image_id},
+                    UpdateExpression=expression,
+                    ConditionExpression=condition,
+                    ExpressionAttributeValues=values,
+                    ReturnValues="ALL_NEW",
+                )["Attributes"]
+        except ClientError as e:
+            if is_conditional_check_failed(e):
+                return None
+            raise
 
     def mark_failed(
         self,
@@ -332,7 +401,7 @@ class ImageRepository:
                     Key={"imageId": image_id},
                     UpdateExpression="SET #s = :deleted, updatedAt = :now, deletedAt = if_not_exists(deletedAt, :now)"
                     " REMOVE #g, #o, #p, renditions, placeholder, renditionSet, #e, expiresAt, executionArn, etag,"
-                    " filename, declaredContentType, #f, #l",
+                    " filename, declaredContentType, #f, #l, profiles, profileSet, focalPoint, focalRendered",
                     ConditionExpression=exists if owner is None else exists & Attr(OWNER).eq(owner),
                     ExpressionAttributeNames={
                         "#s": "status",
@@ -365,21 +434,36 @@ class ImageRepository:
     # ---- what the backfill needs: the images made with another rendition configuration
 
     def to_re_render(
-        self, before: str, rendition_set: str, start_key: dict[str, Any] | None = None, limit: int | None = None
+        self,
+        before: str,
+        rendition_set: str,
+        start_key: dict[str, Any] | None = None,
+        limit: int | None = None,
+        profile_set: str = "",
+        configuration: str | None = None,
     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         """One page of the byUploadTime index, oldest first: the PROCESSED images uploaded before ``before`` (ISO time)
-        whose renditions were made with another configuration than ``rendition_set`` (or before sets were recorded),
-        their ``imageId``, ``originalKey`` and ``etag``; and the index key to go on from (None after the last page).
-        A re-render does not change an image's upload time, so a walk from the oldest meets each image once. A page
+        whose renditions were made with another set than ``rendition_set`` (or before sets were recorded), or whose
+        crops were made with another ``profile_set`` (crops missing, or to prune); their ``imageId``,
+        ``originalKey``, ``etag`` and ``renditionSet``; and the index key to go on from (None after the last page).
+        An image whose last reprocess failed for this ``configuration`` (the set and the crops) is left out. A
+        re-render does not change an image's upload time, so a walk from the oldest meets each image once. A page
         reads up to 1 MB of the index (DynamoDB's page; ``limit`` entries if given) whatever the filter keeps."""
+        configuration = rendition_set if configuration is None else configuration
+        other_set = Attr("renditionSet").not_exists() | Attr("renditionSet").ne(rendition_set)
+        other_crops: Any
+        if profile_set:
+            other_crops = Attr("profileSet").not_exists() | Attr("profileSet").ne(profile_set)
+        else:  # no crops configured: the images that still have some
+            other_crops = Attr("profileSet").exists() & Attr("profileSet").ne("")
         kwargs: dict[str, Any] = {
             "IndexName": BY_UPLOAD_TIME_INDEX,
             "KeyConditionExpression": Key(GALLERY_KEY).eq(GALLERY) & Key("uploadTimestamp").lt(before),
             "FilterExpression": Attr("status").eq(PROCESSED)
-            & (Attr("renditionSet").not_exists() | Attr("renditionSet").ne(rendition_set))
+            & (other_set | other_crops)
             # a reprocess to this configuration failed (it keeps its renditions): imgpipe reprocess, not every run
-            & (Attr("reprocessError").not_exists() | Attr("reprocessError.renditionSet").ne(rendition_set)),
-            "ProjectionExpression": "imageId, originalKey, etag",
+            & (Attr("reprocessError").not_exists() | Attr("reprocessError.renditionSet").ne(configuration)),
+            "ProjectionExpression": "imageId, originalKey, etag, renditionSet",
         }
         if start_key:
             kwargs["ExclusiveStartKey"] = start_key

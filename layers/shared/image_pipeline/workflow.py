@@ -17,14 +17,16 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from image_pipeline import contracts, engine, events, keys, purge
 from image_pipeline.aws import PRECONDITION_FAILED_CODES, error_code, is_not_found, transient_errors
-from image_pipeline.config import Settings
+from image_pipeline.config import Settings, parse_profiles
 from image_pipeline.errors import (
+    ConfigError,
     HeaderIncompleteError,
     ImageNotOwnedError,
     InvalidImageError,
@@ -33,6 +35,7 @@ from image_pipeline.errors import (
     TransientAWSError,
 )
 from image_pipeline.payloads import (
+    CropPlan,
     Duplicate,
     Marked,
     Processed,
@@ -44,7 +47,7 @@ from image_pipeline.payloads import (
     Stored,
     Validated,
 )
-from image_pipeline.records import DELETED, FAILED, OWNER, REJECTED, ImageRepository
+from image_pipeline.records import DELETED, FAILED, OWNER, REJECTED, ImageRepository, focal_point
 
 # What a FAILED image shows (GET /images, /download): a fixed code and message per cause. The SDK's and Step
 # Functions' own text (bucket names, ARNs, AccessDenied messages, state input) goes to the function's log only.
@@ -77,12 +80,14 @@ def object_from_event(event: dict[str, Any]) -> tuple[str, str, str]:
 def validate(s3, repo: ImageRepository, settings: Settings, event: dict, execution_arn: str) -> Validated | Duplicate:
     bucket, key, etag = object_from_event(event)
     image_id = keys.image_id_for(bucket, key, etag)
-    claim = repo.claim(image_id, key, etag, execution_arn, reprocess=bool(event.get("reprocess")))
+    reprocess = bool(event.get("reprocess"))
+    claim = repo.claim(image_id, key, etag, execution_arn, reprocess=reprocess)
     if not claim.claimed:
         if claim.status == DELETED:  # uploaded (or re-sent) after DELETE /images/{id}: the bytes must not stay
             purge.delete_original(s3, bucket, key)
         return {"imageId": image_id, "duplicate": True, "status": claim.status}
     info, size, etag = probe_object(s3, bucket, key, settings)
+    scope, crops = crop_plan(settings, claim.record, reprocess and event.get("scope") == contracts.SCOPE_CROPS)
     # What the original is goes into the record with the image's outcome (Mark processed, or Record failure), not
     # in a write of its own: the steps pass it on.
     return {
@@ -97,6 +102,38 @@ def validate(s3, repo: ImageRepository, settings: Settings, event: dict, executi
         "format": info.format,
         "width": info.width,
         "height": info.height,
+        "scope": scope,
+        "crops": crops,
+    }
+
+
+def crop_plan(settings: Settings, record: Mapping[str, Any], crops_only: bool) -> tuple[str, CropPlan]:
+    """(scope, the crops to render) for an image as its ``record`` stands when claimed.
+
+    The whole set renders every configured profile. A crops-only run (``crops_only``: a focal point was set, or the
+    backfill found crops missing) renders the profiles whose renditions are not current: each one the record lacks
+    or recorded with another shape or strategy, and all of them when the focal point moved since they were made. It
+    keeps the others and prunes the profiles the configuration dropped. A record with no current set to keep (not
+    processed, or made with another RenditionSizes, RenditionFormats or MaxDimension) gets the whole set instead."""
+    names = [p.name for p in settings.rendition_profiles]
+    focal = focal_point(record.get("focalPoint"))
+    whole: CropPlan = {"render": names, "keep": [], "prune": [], "profileSet": settings.profile_set, "focal": focal}
+    if not crops_only or "processed" not in record or record.get("renditionSet") != settings.rendition_set:
+        return contracts.SCOPE_ALL, whole
+    had = dict(record.get("profiles") or {})
+    try:
+        recorded = {p.name: p for p in parse_profiles(str(record.get("profileSet") or "").split("/", 1)[0])}
+    except ConfigError:  # not a set this code recorded: nothing of it is current
+        recorded = {}
+    focus_current = focal_point(record.get("focalRendered")) == focal
+    current = [
+        p.name for p in settings.rendition_profiles if focus_current and p.name in had and recorded.get(p.name) == p
+    ]
+    return contracts.SCOPE_CROPS, {
+        **whole,
+        "render": [n for n in names if n not in current],
+        "keep": current,
+        "prune": sorted(set(had) - set(names)),
     }
 
 
@@ -151,7 +188,27 @@ def resize(s3, settings: Settings, image: Validated) -> Resized:
     S3 stores only if its SHA-256 is the one sent. Returns what Store needs: where each rendition lies in it and its
     own SHA-256. Resize writes nowhere clients read.
 
+    A crops-only run (``scope``) renders the profiles its plan names and nothing else, from a decode only as large
+    as they need; with none to render (the plan only prunes) it reads nothing and stages nothing.
+
     Idempotent: a retry (or a late first attempt) renders the same bytes under the same key."""
+    plan = image.get("crops")
+    crops_only = image.get("scope") == contracts.SCOPE_CROPS
+    render = set(plan["render"]) if plan is not None else {p.name for p in settings.rendition_profiles}
+    profiles = [p for p in settings.rendition_profiles if p.name in render]
+    point = plan["focal"] if plan is not None else None
+    focal = (point[0], point[1]) if point is not None else None
+    key = keys.staging_key(image["imageId"], image["version"])
+    if crops_only and not profiles:
+        return {
+            "staged": StagedObject(key=key, bytes=0, sha256=_sha256(b"")),
+            "parts": [],
+            "default": None,
+            "inSet": 0,
+            "placeholder": None,
+            "renditionSet": settings.rendition_set,
+            "engine": "none",
+        }
     try:
         with transient_errors():
             obj = s3.get_object(Bucket=image["bucket"], Key=image["key"], IfMatch=f'"{image["etag"]}"')
@@ -173,23 +230,25 @@ def resize(s3, settings: Settings, image: Validated) -> Resized:
         backend=settings.engine_backend,
         input_formats=settings.input_formats,
         workers=settings.encode_threads,
-        profiles=settings.rendition_profiles,
+        profiles=profiles,
+        focal=focal,
+        ladder=not crops_only,
     )
     parts = [*rendered.renditions, *rendered.cropped]  # the set, then each profile's crops
-    if not any(r is rendered.default for r in parts):  # the default outside the set: staged after it
+    if rendered.default is not None and not any(r is rendered.default for r in parts):  # outside the set: after it
         parts.append(rendered.default)
     bundle, described, offset = bytearray(), [], 0
     for r in parts:
         described.append(_describe(r, offset))
         bundle += r.data
         offset += len(r.data)
-    key, digest = keys.staging_key(image["imageId"], image["version"]), _sha256(bundle)
+    digest = _sha256(bundle)
     _put_checked(s3, settings.work_bucket, key, bytes(bundle), digest, ContentType=STAGED_TYPE)
     staged = StagedObject(key=key, bytes=len(bundle), sha256=digest)
     return {
         "staged": staged,
         "parts": described,
-        "default": next(i for i, r in enumerate(parts) if r is rendered.default),
+        "default": next((i for i, r in enumerate(parts) if r is rendered.default), None),
         "inSet": len(rendered.renditions),  # parts[:inSet] are the set, in its order
         "placeholder": rendered.placeholder.as_dict() if rendered.placeholder else None,
         "renditionSet": settings.rendition_set,
@@ -247,8 +306,11 @@ def store(s3, settings: Settings, image: Validated, resized: Resized) -> Stored:
     the checksum it should (a HEAD each): the same result, or RenditionIntegrityError."""
     image_id, version = image["imageId"], image["version"]
     staged_key = keys.staging_key(image_id, version)
-    parts = _checked_parts(settings, resized)
+    crops_only = image.get("scope") == contracts.SCOPE_CROPS
+    parts = _checked_parts(settings, resized, crops_only)
     object_keys = [_part_key(image_id, version, p) for p in parts]
+    if not parts:  # a crops-only run that only prunes: Resize staged nothing
+        return {"version": version, "profiles": {}, "placeholder": None, "renditionSet": resized["renditionSet"]}
     try:
         with transient_errors():
             body = s3.get_object(Bucket=settings.work_bucket, Key=staged_key)["Body"].read()
@@ -286,7 +348,11 @@ def store(s3, settings: Settings, image: Validated, resized: Resized) -> Stored:
     for part, rendition in zip(parts, described, strict=True):
         if (profile := part.get("profile")) is not None:
             profiles.setdefault(profile, []).append(rendition)
-    default = described[resized["default"]]
+    if crops_only:
+        return {"version": version, "profiles": profiles, "placeholder": None, "renditionSet": resized["renditionSet"]}
+    index = resized["default"]
+    assert index is not None  # _checked_parts: an index of parts, but in a crops-only run
+    default = described[index]
     processed = Processed(
         key=default["key"],
         bytes=default["bytes"],
@@ -312,10 +378,11 @@ def _part_key(image_id: str, version: str, part: StagedPart) -> str:
     return keys.rendition_key(image_id, version, part["size"], extension)
 
 
-def _checked_parts(settings: Settings, resized: Resized) -> list[StagedPart]:
+def _checked_parts(settings: Settings, resized: Resized, crops_only: bool = False) -> list[StagedPart]:
     """Resize's description of the staged set, refused (RenditionIntegrityError) unless every rendition has a
     known format, a size of the configuration (or none: the default, or a profile of the configuration),
-    whole-number dimensions, and the parts lie end to end from the first byte to the last."""
+    whole-number dimensions, and the parts lie end to end from the first byte to the last. A crops-only run's
+    parts are profiles' only, with no default."""
     parts = resized["parts"]
     sizes = set(settings.rendition_sizes)
     names = {p.name for p in settings.rendition_profiles}
@@ -329,11 +396,15 @@ def _checked_parts(settings: Settings, resized: Resized) -> list[StagedPart]:
             or p.get("offset") != offset
         ):
             raise RenditionIntegrityError(f"Resize described a rendition Store does not publish: {p!r:.200}")
+        if crops_only and p.get("profile") is None:
+            raise RenditionIntegrityError(f"a crops-only run staged a rendition that is not a crop: {p!r:.200}")
         offset += p["bytes"]
     bounded = len(parts) <= (len(sizes) + len(names)) * len(contracts.RENDITION_FORMATS) + 1
-    if not bounded or offset != resized["staged"]["bytes"] or not 0 <= resized["default"] < len(parts):
+    default = resized["default"]
+    has_default = default is None if crops_only else isinstance(default, int) and 0 <= default < len(parts)
+    if not bounded or offset != resized["staged"]["bytes"] or not has_default:
         raise RenditionIntegrityError("Resize's description does not cover the staged renditions")
-    if not 0 <= resized["inSet"] <= len(parts):
+    if not 0 <= resized["inSet"] <= len(parts) or (crops_only and resized["inSet"]):
         raise RenditionIntegrityError("Resize's description does not cover the staged renditions")
     return parts
 
@@ -376,20 +447,42 @@ def _check_stored(s3, settings: Settings, parts: list[StagedPart], object_keys: 
 def mark_processed(
     s3, repo: ImageRepository, settings: Settings, image: Validated, stored: Stored, execution_arn: str
 ) -> tuple[Marked, list[str]]:
-    """Switch the record to this execution's version (PROCESSED with the default rendition, the set and the
-    placeholder) with a write conditional on the execution owning the image; then retire the renditions it no
-    longer names (retire_renditions). Returns what the completion event says and the retired keys."""
-    record = repo.mark_processed(image["imageId"], execution_arn, stored, original_of(image))
+    """Switch the record to this execution's version (PROCESSED with the default rendition, the set, the crops and
+    the placeholder; a crops-only run: the crops) with a write conditional on the execution owning the image; then
+    retire the renditions it no longer names (retire_renditions). Returns what the completion event says and the
+    retired keys."""
+    record = repo.mark_processed(
+        image["imageId"],
+        execution_arn,
+        stored,
+        original_of(image),
+        image.get("crops"),
+        crops_only=image.get("scope") == contracts.SCOPE_CROPS,
+    )
     owners = record.get("executions")  # every execution that ever owned the image (a set; absent on old records)
     first = not image.get("reprocess") and owners is not None and len(owners) <= 1
-    retired = [] if first else retire_renditions(s3, settings, image["imageId"], stored, time.time())
+    retired = [] if first else retire_renditions(s3, settings, image["imageId"], record, time.time())
     detail = Marked(
         imageId=record["imageId"],
         owner=record.get(OWNER),  # a consumer routes the event by it (None: an image made before owners)
         status=record["status"],
-        renditions=[{k: r[k] for k in contracts.RENDITION_FIELDS} for r in stored["renditions"]],  # type: ignore[literal-required]
+        renditions=[{k: _number(r[k]) for k in contracts.RENDITION_FIELDS} for r in record.get("renditions") or []],
     )
     return detail, retired
+
+
+def _number(value: Any) -> Any:
+    """A DynamoDB number as the int it is (the event's JSON takes no Decimal)."""
+    return int(value) if isinstance(value, Decimal) else value
+
+
+def named_keys(record: Mapping[str, Any]) -> set[str]:
+    """Every rendition key the record names: the default, the set and each profile's crops."""
+    named = {r["key"] for r in record.get("renditions") or []}
+    named |= {r["key"] for crops in (record.get("profiles") or {}).values() for r in crops}
+    if record.get("processed"):
+        named.add(record["processed"]["key"])
+    return named
 
 
 def retirement_grace(settings: Settings) -> int:
@@ -398,7 +491,7 @@ def retirement_grace(settings: Settings) -> int:
     return settings.url_expiry_seconds + 60
 
 
-def retire_renditions(s3, settings: Settings, image_id: str, stored: Stored, now: float) -> list[str]:
+def retire_renditions(s3, settings: Settings, image_id: str, record: Mapping[str, Any], now: float) -> list[str]:
     """Name the image's renditions that its record no longer names (an earlier version, of this configuration or
     another; keys of the layout before versions) in a marker of the work bucket, due after the grace period;
     the reconciler deletes them then (delete_retired). Returns the retired keys.
@@ -408,7 +501,7 @@ def retire_renditions(s3, settings: Settings, image_id: str, stored: Stored, now
     mark_processed skips the LIST. (A record made before ``executions`` existed names one execution after its first
     reprocess: the ``reprocess`` flag Validate passes on covers it.) A version is never current again once superseded, so a retry that retires the same keys twice is
     harmless."""
-    keep = {stored["processed"]["key"], *(r["key"] for r in stored.get("renditions", []))}
+    keep = named_keys(record)  # as just switched: a crops-only run keeps naming the set of an earlier version
     stale = [k for k in purge.rendition_keys(s3, settings.processed_bucket, image_id) if k not in keep]
     if stale:
         due = int(now) + retirement_grace(settings)
@@ -416,7 +509,7 @@ def retire_renditions(s3, settings: Settings, image_id: str, stored: Stored, now
         with transient_errors():
             s3.put_object(
                 Bucket=settings.work_bucket,
-                Key=keys.retirement_key(due, image_id, stored["version"]),
+                Key=keys.retirement_key(due, image_id, str(record.get("version") or "")),
                 Body=marker,
                 ContentType="application/json",
             )
@@ -532,7 +625,7 @@ def record_failure(
     try:
         kept = (
             repo.mark_reprocess_failed(
-                image_id, execution_arn, code, message, settings.rendition_set, original_of(image)
+                image_id, execution_arn, code, message, settings.configuration, original_of(image)
             )
             if reprocess
             else None
