@@ -1,6 +1,6 @@
-"""imgpipe: login, upload, status, wait, ls, get, reprocess, rm, trace, token, logout, users add. ``--json`` on every
-command (before or after its name); errors are one line; text from the server or from file names is shown as text,
-never as Rich markup or terminal control sequences."""
+"""imgpipe: login, upload, status, wait, ls, get, reprocess, focus, rm, trace, token, logout, users add. ``--json``
+on every command (before or after its name); errors are one line; text from the server or from file names is shown
+as text, never as Rich markup or terminal control sequences."""
 
 from __future__ import annotations
 
@@ -362,6 +362,10 @@ def show_image(record: dict[str, Any]) -> None:
     if renditions:
         listed = ", ".join(f"{r['size']}/{r['format']} {r['width']}x{r['height']}" for r in renditions)
         t.add_row(*cells("renditions", listed))
+    for name, crops in sorted((record.get("profiles") or {}).items()):
+        t.add_row(*cells(f"profile {name}", ", ".join(f"{r['format']} {r['width']}x{r['height']}" for r in crops)))
+    if record.get("focalPoint"):
+        t.add_row(*cells("focal point", f"x {record['focalPoint']['x']}, y {record['focalPoint']['y']}"))
     t.add_row(*cells("execution", record.get("execution") or "-"))
     out.print(t)
 
@@ -470,21 +474,15 @@ def reprocess_event(image_id: str) -> dict[str, Any]:
         head = state.target.client("s3").head_object(Bucket=bucket, Key=original["key"])
     except ClientError as e:
         raise CliError(f"the original of {image_id} is not readable: {aws_message(e)}") from None
+    event = contracts.reprocess_event(bucket, original["key"], head["ETag"].strip('"'))
+    event["detail"]["object"]["size"] = head["ContentLength"]
     return {
+        **event,
         "version": "0",
-        "detail-type": "Object Created",
-        "source": "aws.s3",
         "account": state.target.output("ImagePipelineStateMachineArn").split(":")[4],
         "time": datetime.now().astimezone().isoformat(timespec="seconds"),
         "region": state.target.region,
         "resources": [f"arn:aws:s3:::{bucket}"],
-        "detail": {
-            "version": "0",
-            "bucket": {"name": bucket},
-            "object": {"key": original["key"], "size": head["ContentLength"], "etag": head["ETag"].strip('"')},
-            "reason": "PutObject",
-        },
-        "reprocess": True,
     }
 
 
@@ -534,6 +532,35 @@ def reprocess(
             out.print(plain(image_id), status_text(record["status"]))
     if record and record["status"] != contracts.PROCESSED:
         raise typer.Exit(1)
+
+
+@app.command()
+@signed_in
+def focus(
+    image_id: str,
+    x: Annotated[float | None, typer.Argument(help="0-1 across the upright image, from the left", min=0, max=1)] = None,
+    y: Annotated[float | None, typer.Argument(help="0-1 down the upright image, from the top", min=0, max=1)] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="remove the focal point: each crop's own strategy")] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="wait until the crops are rendered")] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Set the image's focal point (PATCH /images/{id}): its fixed-shape crops are rendered again centred on it,
+    and nothing else is."""
+    if clear == (x is not None and y is not None) or (x is None) != (y is None):
+        raise CliError("give X and Y (each 0-1), or --clear")
+    point = None if clear else {"x": x, "y": y}
+    answer = state.api.call("PATCH", f"images/{image_id}", json={"focalPoint": point}) or {}
+    rendering = answer.get("rendering")
+    record = state.api.wait(image_id, 600, execution=rendering) if wait and rendering else answer
+    if state.json:
+        emit({**record, "rendering": rendering})
+        return
+    say(
+        f"focal point {'cleared' if clear else f'x {x}, y {y}'}"
+        + (f"; rendering the crops ({rendering})" if rendering else "; no crops to render")
+    )
+    if wait and rendering:
+        show_image(record)
 
 
 @app.command()

@@ -253,15 +253,23 @@ class Api:
                 f"storage refused the upload of {path.name}: HTTP {response.status_code} {_s3_code(response)}"
             )
 
-    def wait(self, image_id: str, timeout: float, on_change: Callable[[dict[str, Any]], None] | None = None) -> dict:
-        """Poll the image until it is terminal, backing off from 0.5 s to 5 s; its last record."""
+    def wait(
+        self,
+        image_id: str,
+        timeout: float,
+        on_change: Callable[[dict[str, Any]], None] | None = None,
+        execution: str | None = None,
+    ) -> dict:
+        """Poll the image until it is terminal (and, given an ``execution``'s name, recorded by that execution),
+        backing off from 0.5 s to 5 s; its last record."""
         delay, deadline, last = 0.5, time.monotonic() + timeout, None
         while True:
             record = self.image(image_id)
             if on_change and (last is None or record["status"] != last):
                 on_change(record)
             last = record["status"]
-            if last in TERMINAL or time.monotonic() > deadline:
+            done = last in TERMINAL and execution in (None, record.get("execution"))
+            if done or time.monotonic() > deadline:
                 return record
             time.sleep(delay)
             delay = min(delay * 1.5, 5.0)

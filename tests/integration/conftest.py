@@ -144,12 +144,13 @@ class Client:
     def image(self, image_id: str) -> requests.Response:
         return self.http.get(f"{self.stack.api}/images/{image_id}")
 
-    def wait(self, image_id: str, timeout: float = 60, poll: float = 0.2) -> dict:
+    def wait(self, image_id: str, timeout: float = 60, poll: float = 0.2, execution: str | None = None) -> dict:
+        """The image once terminal (and, given an ``execution``'s name, recorded by that execution)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             resp = self.image(image_id)
             body = resp.json() if resp.status_code == 200 else {}
-            if body.get("status") in TERMINAL:
+            if body.get("status") in TERMINAL and execution in (None, body.get("execution")):
                 return body
             time.sleep(poll)
         raise AssertionError(f"image {image_id} did not finish within {timeout}s: {body}")

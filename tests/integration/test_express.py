@@ -47,9 +47,11 @@ from .test_pipeline import (  # noqa: F401
     test_small_image_is_not_upscaled,
     test_twenty_concurrent_uploads_all_end_processed,
 )
+from .test_surfaces import imgpipe
 
 # Every setting the last test changes is named (a deploy keeps a parameter's previous value when it is not given, as
 # sam deploy does).
+STACK_NAME = "image-pipeline-express"
 SETTINGS = ["WorkflowType=EXPRESS", "ImageTableName=image-pipeline-express"]
 # the default set, and on this stack two fixed-shape profiles (the default stack has none)
 DEFAULT_SET = [
@@ -61,7 +63,7 @@ DEFAULT_SET = [
 
 @pytest.fixture(scope="module")
 def stack(localcloud):
-    return deploy("image-pipeline-express", *SETTINGS, *DEFAULT_SET)
+    return deploy(STACK_NAME, *SETTINGS, *DEFAULT_SET)
 
 
 @pytest.fixture(scope="module")
@@ -129,15 +131,66 @@ def test_profiles_are_rendered_and_downloaded_and_the_attention_square_keeps_the
     got = requests.get(asked.json()["downloadUrl"])
     square = Image.open(io.BytesIO(got.content))
     assert got.headers["Content-Type"] == "image/jpeg" and square.size == (400, 400)
-    raw = square.convert("RGB").tobytes()
-    red = sum(1 for i in range(0, len(raw), 3) if raw[i] > 180 and raw[i + 1] < 90 and raw[i + 2] < 90)
-    assert red > 1000  # the subject near the right edge, not the centre
+    assert red_pixels(square) > 1000  # the subject near the right edge, not the centre
     picture = client.http.get(f"{stack.api}/images/{image_id}/srcset").json()
     assert set(picture["profiles"]) == {"card", "square"}
     assert requests.get(picture["profiles"]["square"]["fallback"]["src"]).headers["Content-Type"] == "image/jpeg"
     missing = client.http.get(f"{stack.api}/download", params={"imageId": image_id, "profile": "banner"})
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "NO_SUCH_PROFILE"
     assert missing.json()["profiles"] == ["card", "square"]
+
+
+def red_pixels(im: Image.Image) -> int:
+    """How many pixels of the wide scene's saturated red subject an image holds."""
+    raw = im.convert("RGB").tobytes()
+    return sum(1 for i in range(0, len(raw), 3) if raw[i] > 180 and raw[i + 1] < 90 and raw[i + 2] < 90)
+
+
+def test_a_focal_point_re_renders_only_the_crops_centred_on_it(client, aws, stack):
+    scene, _ = images.wide_scene_with_subject()
+    image_id = client.upload(images.encode(scene, "JPEG", quality=92), "image/jpeg")
+    first = client.wait(image_id)
+    assert first["status"] == "PROCESSED" and first["focalPoint"] is None, first
+    s3 = aws("s3")
+    before = stored_renditions(s3, stack, image_id)
+
+    # another user cannot set it: 404 as for an unknown id, and nothing runs
+    stranger = Client(stack).http.patch(f"{stack.api}/images/{image_id}", json={"focalPoint": {"x": 0, "y": 0}})
+    assert stranger.status_code == 404 and stranger.json()["error"]["code"] == "NOT_FOUND"
+    # the owner sets one near the left edge, far from the subject the attention crop found
+    patched = client.http.patch(f"{stack.api}/images/{image_id}", json={"focalPoint": {"x": 0.05, "y": 0.5}})
+    assert patched.status_code == 202, patched.text
+    assert patched.json()["focalPoint"] == {"x": 0.05, "y": 0.5} and patched.json()["rendering"]
+
+    record = client.wait(image_id, execution=patched.json()["rendering"])
+    assert record["status"] == "PROCESSED" and record["focalPoint"] == {"x": 0.05, "y": 0.5}, record
+    # the set and the default are the ones the upload made; only the crops are new
+    assert (record["renditions"], record["processed"]) == (first["renditions"], first["processed"])
+    after = stored_renditions(s3, stack, image_id)
+    made = after - before
+    assert made and all(key.rsplit("/", 1)[1].split(".")[0] in ("square", "card") for key in made), made
+    assert {k for k in after if k.rsplit("/", 1)[1][0].isdigit() or "/default." in k} <= before
+    asked = client.http.get(
+        f"{stack.api}/download", params={"imageId": image_id, "profile": "square", "format": "jpeg"}
+    )
+    square = Image.open(io.BytesIO(requests.get(asked.json()["downloadUrl"]).content))
+    assert square.size == (400, 400) and red_pixels(square) == 0  # centred on the left edge, not on the subject
+    [_, crops_run] = ended_trace(client, stack, image_id)["executions"]
+    assert crops_run["name"] == patched.json()["rendering"] and crops_run["status"] == "SUCCEEDED"
+    assert [s["name"] for s in crops_run["states"]] == SUCCESS_STATES
+
+    # imgpipe clears it and waits: the square goes back to the attention crop, on the subject
+    cleared = imgpipe(
+        "--json", "focus", image_id, "--clear", "--wait", IMGPIPE_TOKEN=client.token, IMGPIPE_STACK=STACK_NAME
+    )
+    assert cleared.returncode == 0, cleared.stderr
+    shown = json.loads(cleared.stdout)
+    assert shown["status"] == "PROCESSED" and shown["focalPoint"] is None and shown["execution"] == shown["rendering"]
+    asked = client.http.get(
+        f"{stack.api}/download", params={"imageId": image_id, "profile": "square", "format": "jpeg"}
+    )
+    assert red_pixels(Image.open(io.BytesIO(requests.get(asked.json()["downloadUrl"]).content))) > 1000
+    assert imgpipe("focus", image_id, "1.5", "0", IMGPIPE_TOKEN=client.token, IMGPIPE_STACK=STACK_NAME).returncode == 2
 
 
 def test_bad_input_ends_rejected_with_its_code(client, aws, stack):
@@ -185,6 +238,32 @@ def test_a_killed_worker_is_retried_and_the_retry_is_in_the_trace(client, aws, s
     trace = ended_trace(client, stack, image_id)
     [resized] = [s for s in trace["executions"][0]["states"] if s["name"] == "Resize image"]
     assert resized["retries"] == 1 and resized["errors"] == ["Runtime.ExitError"], resized
+
+
+def test_a_profile_added_is_backfilled_alone_and_a_profile_removed_is_pruned(client, aws, stack):
+    """It changes the stack's profiles (the set stays): the backfill renders only the missing crops."""
+    image_id = client.upload(images.jpeg(1600, 1200), "image/jpeg")
+    first = client.wait(image_id)
+    assert first["status"] == "PROCESSED" and set(first["profiles"]) == {"square", "card"}, first
+    s3 = aws("s3")
+    before = stored_renditions(s3, stack, image_id)
+    profiles = "RenditionProfiles=square:400x400:attention,banner:1600x400:entropy"  # card removed, banner added
+    deploy("image-pipeline-express", *SETTINGS, *DEFAULT_SET[:2], profiles)
+    run = reprocess_all("image-pipeline-express")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert re.search(r"backfill SUCCEEDED: (\d+) re-rendered, 0 failed", run.stdout), run.stdout
+    record = client.wait(image_id)
+    assert len(record["executions"]) == 2, record  # its upload, and the backfill's crops-only run
+    assert (record["renditions"], record["processed"]) == (first["renditions"], first["processed"])
+    assert record["profiles"]["square"] == first["profiles"]["square"]  # current: kept, not rendered again
+    assert [(r["format"], r["width"], r["height"]) for r in record["profiles"]["banner"]] == [
+        ("avif", 1600, 400),
+        ("webp", 1600, 400),
+        ("jpeg", 1600, 400),
+    ]
+    assert set(record["profiles"]) == {"square", "banner"}  # the card is pruned from the record (its keys retired)
+    made = stored_renditions(s3, stack, image_id) - before
+    assert {key.rsplit("/", 1)[1] for key in made} == {"banner.avif", "banner.webp", "banner.jpg"}
 
 
 def test_the_backfill_re_renders_through_the_express_pipeline(client, stack):

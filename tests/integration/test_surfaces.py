@@ -229,6 +229,14 @@ def test_status_ls_get_trace_reprocess_and_rm(stack, folder, tmp_path, aws):
     traced = json.loads(imgpipe("--json", "trace", image_id, "--no-logs").stdout)
     assert len(traced["executions"]) == 2 and all(e["status"] == "SUCCEEDED" for e in traced["executions"])
 
+    # a focal point is kept for the crops; this stack has none configured, so nothing is rendered
+    focused = imgpipe("--json", "focus", image_id, "0.25", "0.75")
+    assert focused.returncode == 0, focused.stderr
+    assert json.loads(focused.stdout)["focalPoint"] == {"x": 0.25, "y": 0.75}
+    assert json.loads(focused.stdout)["rendering"] is None
+    assert "focal point" in imgpipe("status", image_id).stdout
+    assert imgpipe("focus", image_id, "0.5").returncode == 2  # X without Y
+
     assert imgpipe("rm", image_id).returncode == 0
     assert objects_left(aws("s3"), stack, image_id) == []
     missing = imgpipe("status", image_id)
