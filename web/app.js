@@ -240,6 +240,7 @@ function render(card) {
   }
   meta.append(element("div", { class: "actions" },
     element("button", { type: "button", class: "secondary", "data-testid": "trace-button", "aria-label": `Trace of ${label(record)}`, text: "Trace", onclick: () => showTrace(record) }),
+    ...(record.status === "PROCESSED" ? [element("button", { type: "button", class: "secondary", "data-testid": "focus-button", "aria-label": `Focal point of ${label(record)}`, text: "Focus", onclick: () => showFocus(card) })] : []),
     element("button", { type: "button", class: "danger", "data-testid": "delete-button", "aria-label": `Delete ${label(record)}`, text: "Delete", onclick: () => remove(card) })));
   card.element.replaceChildren(frame, meta);
 }
@@ -317,6 +318,60 @@ async function remove(card) {
     $("#gallery-status").textContent = `${label(card.record)} deleted.`;
   } catch (error) {
     $("#gallery-status").textContent = `Could not delete: ${error.message}`;
+  }
+}
+
+// ---------------------------------------------------------------- focal point
+
+// The picture at its own aspect ratio (upright, as every rendition is): a click at (x, y) of it is the focal point,
+// fractions of its width and height, which PATCH /images/{id} records; the API then renders the crops again.
+async function showFocus(card) {
+  const frame = $("#focus-frame"), status = $("#focus-status");
+  const marker = element("span", { id: "focus-marker", hidden: "" });
+  const place = (point) => {
+    marker.hidden = !point;
+    if (point) Object.assign(marker.style, { left: `${point.x * 100}%`, top: `${point.y * 100}%` });
+  };
+  status.textContent = "Loading…";
+  frame.replaceChildren();
+  $("#focus").showModal();
+  const send = async (point) => {
+    status.textContent = "Saving…";
+    try {
+      const answer = await call("PATCH", `images/${card.record.imageId}`, { focalPoint: point });
+      place(answer.focalPoint);
+      card.record = { ...card.record, focalPoint: answer.focalPoint };
+      if (!answer.rendering) {
+        status.textContent = point ? "Focal point saved. This deployment makes no crops yet." : "Focal point cleared.";
+        return;
+      }
+      status.textContent = "Focal point saved: making the crops again…";
+      for (let delay = 500; ; delay = Math.min(delay * 1.5, 5000)) { // until the run it started has ended
+        await sleep(delay);
+        const record = await call("GET", `images/${card.record.imageId}`);
+        if (record.execution === answer.rendering && TERMINAL.includes(record.status)) {
+          card.record = { ...card.record, ...record };
+          status.textContent = record.reprocessError ? `The crops could not be made: ${record.reprocessError.message}` : "Crops ready.";
+          return;
+        }
+      }
+    } catch (error) {
+      status.textContent = `Could not set the focal point: ${error.message}`;
+    }
+  };
+  try {
+    const set = await call("GET", `images/${card.record.imageId}/srcset`);
+    const image = element("img", { src: set.fallback.src, alt: `${label(card.record)}: click its focal point`, "data-testid": "focus-image" });
+    image.addEventListener("click", (e) => {
+      const round = (v) => Math.round(Math.min(Math.max(v, 0), 1) * 1000) / 1000;
+      send({ x: round(e.offsetX / image.clientWidth), y: round(e.offsetY / image.clientHeight) });
+    });
+    frame.replaceChildren(image, marker);
+    place(card.record.focalPoint);
+    status.textContent = card.record.focalPoint ? "" : "No focal point: each crop finds the subject itself.";
+    $("#focus-clear").onclick = () => send(null);
+  } catch (error) {
+    status.textContent = `No picture: ${error.message}`;
   }
 }
 

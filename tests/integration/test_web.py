@@ -79,7 +79,22 @@ def test_sign_in_upload_a_photo_and_a_bad_file_and_see_only_ones_own_images(brow
     expect(trace).to_contain_text("Mark processed")
     page.keyboard.press("Escape")  # the dialog closes from the keyboard
 
+    # a click on the picture sets its focal point (this stack makes no crops: it is kept for them)
     image_id = good_card.get_attribute("data-image-id")
+    good_card.get_by_role("button", name="Focal point of harbour.jpg").click()
+    whole = page.get_by_test_id("focus-image")
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=whole.element_handle(), timeout=20_000)
+    box = whole.bounding_box()
+    assert box and abs(box["width"] / box["height"] - 4 / 3) < 0.02  # the whole picture, not the card's crop
+    whole.click(position={"x": box["width"] * 0.25, "y": box["height"] * 0.75})
+    expect(page.get_by_test_id("focus-status")).to_have_text("Focal point saved. This deployment makes no crops yet.")
+    point = me.image(image_id).json()["focalPoint"]
+    assert abs(point["x"] - 0.25) < 0.01 and abs(point["y"] - 0.75) < 0.01, point
+    page.get_by_test_id("focus-clear").click()
+    expect(page.get_by_test_id("focus-status")).to_have_text("Focal point cleared.")
+    assert me.image(image_id).json()["focalPoint"] is None
+    page.keyboard.press("Escape")
+
     page.once("dialog", lambda dialog: dialog.accept())
     good_card.get_by_role("button", name="Delete harbour.jpg").click()
     expect(page.locator(f'[data-image-id="{image_id}"]')).to_have_count(0)
