@@ -282,10 +282,18 @@ def crop(
     if covered.size == (cw, ch):
         return covered
     if focal is None and strategy in ("attention", "entropy") and pyvips is not None and covered.mode in VIPS_BANDS:
-        bands = VIPS_BANDS[covered.mode]
-        image = pyvips.Image.new_from_memory(covered.tobytes(), covered.width, covered.height, bands, "uchar")
+        # libvips finds the window on what a viewer sees (an image with alpha: over grey, so that the colour of
+        # transparent pixels counts for nothing); the window is then cut from the image itself, alpha and all
+        seen = covered
+        if covered.mode in ("RGBA", "LA"):
+            grey = Image.new("RGBA", covered.size, (128, 128, 128, 255))
+            seen = Image.alpha_composite(grey, covered.convert("RGBA")).convert("RGB")
+        bands = VIPS_BANDS[seen.mode]
+        image = pyvips.Image.new_from_memory(seen.tobytes(), seen.width, seen.height, bands, "uchar")
         image = image.copy(interpretation="srgb" if bands >= 3 else "b-w")
-        return Image.frombytes(covered.mode, (cw, ch), image.smartcrop(cw, ch, interesting=strategy).write_to_memory())
+        window = image.smartcrop(cw, ch, interesting=strategy)
+        left, top = -window.xoffset, -window.yoffset  # where the window lies in the image
+        return covered.crop((left, top, left + cw, top + ch))
     fx, fy = focal if focal is not None else (0.5, 0.5)
     left = min(max(round(fx * covered.width - cw / 2), 0), covered.width - cw)
     top = min(max(round(fy * covered.height - ch / 2), 0), covered.height - ch)
