@@ -173,7 +173,7 @@ def delete_image(image_id: str) -> Response:
 def patch_image(image_id: str) -> Response:
     image_id = (app.current_event.path_parameters or {}).get("imageId", image_id)
     annotate_image(image_id)
-    status, result = api.set_focal_point(repo, settings, caller(), image_id, json_body(), start_crops)
+    status, result = api.set_focal_point(repo, quotas, settings, caller(), image_id, json_body(), start_crops)
     return Response(status_code=status, content_type="application/json", body=json.dumps(result))
 
 

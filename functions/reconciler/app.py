@@ -22,6 +22,11 @@ repo = repository(settings)
 usage = quota_counters(settings)
 
 
+def named_now(image_id: str) -> set[str]:
+    """The rendition keys the image's record names as it is now (none once it is deleted)."""
+    return workflow.named_keys(repo.get(image_id) or {})
+
+
 @logger.inject_lambda_context(clear_state=True)  # no image id left over from the previous invocation
 @tracer.capture_lambda_handler(capture_response=False)  # responses hold presigned URLs and keys
 @metrics.log_metrics
@@ -36,10 +41,17 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
         time_left=lambda: context.get_remaining_time_in_millis() / 1000,
         publish=publish,
         give_back=usage.give_back,
-        discard=lambda image_id, arn: workflow.discard_version(s3, settings, image_id, keys.version_of(arn)),
+        discard=lambda image_id, arn: workflow.discard_version(
+            s3, settings, image_id, keys.version_of(arn), named_now(image_id)
+        ),
+        configuration=settings.configuration,
     )
     retired = workflow.delete_retired(
-        s3, settings, time.time(), time_left=lambda: context.get_remaining_time_in_millis() / 1000
+        s3,
+        settings,
+        time.time(),
+        time_left=lambda: context.get_remaining_time_in_millis() / 1000,
+        named=named_now,
     )
     for name in ("expired", "restarted", "failed", "errors"):
         metrics.add_metric(name=f"Reconciled{name.title()}", unit=MetricUnit.Count, value=len(getattr(report, name)))

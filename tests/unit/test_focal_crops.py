@@ -6,8 +6,9 @@ from __future__ import annotations
 import io
 
 import pytest
-from image_pipeline import contracts, keys, workflow
+from image_pipeline import contracts, keys, purge, workflow
 from image_pipeline.config import Settings
+from image_pipeline.errors import ImageNotOwnedError, RenditionIntegrityError
 from image_pipeline.records import ImageRepository
 from PIL import Image
 
@@ -94,7 +95,7 @@ def test_an_added_profile_renders_alone_and_a_removed_one_is_pruned(pipeline):
     assert added["profiles"]["square"] == first["profiles"]["square"] and added["renditions"] == first["renditions"]
     # the scene is 600 px high: the card is the largest crop of its shape, never upscaled
     assert [(r["width"], r["height"]) for r in added["profiles"]["card"]] == [(1143, 600), (1143, 600)]
-    assert retired == [] and added["profileSet"] == "square:400x400:attention,card:1200x630:centre/webp,jpeg"
+    assert retired == [] and added["profileSet"] == "card:1200x630:centre,square:400x400:attention/webp,jpeg"
 
     # WHEN the square is removed from the configuration
     image, pruned, retired = run("arn:prune", contracts.SCOPE_CROPS, "card:1200x630:centre")
@@ -112,3 +113,93 @@ def test_a_crops_only_run_of_an_image_whose_set_changed_renders_the_whole_set(pi
     image, record, _ = run("arn:crops", contracts.SCOPE_CROPS, "square:400x400:attention")
     assert image["scope"] == contracts.SCOPE_ALL
     assert {r["size"] for r in record["renditions"]} == {200, 800}
+
+
+def stored_keys(s3) -> set[str]:
+    listed = s3.list_objects_v2(Bucket="processed-test", Prefix=f"renditions/{IMAGE_ID}/")
+    return {o["Key"] for o in listed.get("Contents", [])}
+
+
+def test_a_late_failure_of_the_run_whose_set_the_record_still_names_deletes_none_of_it(pipeline):
+    # GIVEN the upload's run A switched the record, then its Mark processed timed out; meanwhile a crops-only run B
+    # (the owner's PATCH) ended: the record names A's set and B's crops
+    s3, repo, run, subject = pipeline
+    image_a, _, _ = run("arn:upload", contracts.SCOPE_ALL, "square:400x400:centre")
+    repo.set_focal_point(IMAGE_ID, "alice", subject)
+    _, record, _ = run("arn:focus", contracts.SCOPE_CROPS, "square:400x400:centre")
+
+    # WHEN A's retried Mark processed finds it owns the image no more, and A records its failure
+    state = {"image": image_a, "error": {"Error": "ImageNotOwnedError", "Cause": "{}"}}
+    with pytest.raises(ImageNotOwnedError):
+        workflow.record_failure(s3, repo, Settings.from_env(), state, "arn:upload")
+
+    # THEN every key the record names is still stored
+    assert workflow.named_keys(repo.get(IMAGE_ID)) <= stored_keys(s3)
+
+
+def test_a_retirement_listed_while_another_run_published_never_deletes_what_the_record_names(pipeline, monkeypatch):
+    # GIVEN a reprocess A whose retirement LIST runs just after a crops-only run B (a PATCH) stored its crops
+    s3, repo, run, subject = pipeline
+    run("arn:upload", contracts.SCOPE_ALL, "square:400x400:centre")
+    settings = Settings.from_env()
+    bucket, key = settings.original_bucket, keys.upload_key(IMAGE_ID)
+    etag = s3.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
+    a = workflow.validate(s3, repo, settings, contracts.reprocess_event(bucket, key, etag), "arn:A")
+    a_stored = workflow.store(s3, settings, a, workflow.resize(s3, settings, a))
+    listing, b = purge.rendition_keys, {}
+
+    def list_after_b_stored(*args):
+        if not b:
+            repo.set_focal_point(IMAGE_ID, "alice", subject)
+            event = contracts.reprocess_event(bucket, key, etag, contracts.SCOPE_CROPS)
+            b["image"] = workflow.validate(s3, repo, settings, event, "arn:B")
+            b["stored"] = workflow.store(s3, settings, b["image"], workflow.resize(s3, settings, b["image"]))
+        return listing(*args)
+
+    monkeypatch.setattr(purge, "rendition_keys", list_after_b_stored)
+    _, retired_by_a = workflow.mark_processed(s3, repo, settings, a, a_stored, "arn:A")
+    monkeypatch.setattr(purge, "rendition_keys", listing)
+    workflow.mark_processed(s3, repo, settings, b["image"], b["stored"], "arn:B")
+    record = repo.get(IMAGE_ID)
+    assert workflow.named_keys(record) & set(retired_by_a)  # A's marker names B's crops
+
+    # WHEN the reconciler deletes what is due, checking each image's record as it is then
+    workflow.delete_retired(
+        s3, settings, now=10**10, named=lambda image_id: workflow.named_keys(repo.get(image_id) or {})
+    )
+
+    # THEN B's crops stay (the record names them), and A's old crops (the upload's, named by nobody) went
+    assert workflow.named_keys(record) <= stored_keys(s3)
+    assert not any(f"/{keys.version_of('arn:upload')}/square." in k for k in stored_keys(s3))
+
+
+@pytest.mark.parametrize(
+    "second", ["square:400x400:centre,card:1200x630:centre", "card:1200x630:centre,square:400x400:centre"]
+)
+def test_a_crops_only_run_with_nothing_to_render_succeeds_and_changes_no_crop(pipeline, second):
+    # a second run at the same point (two PATCHes before the first run claimed), or the profiles reordered
+    s3, repo, run, _ = pipeline
+    _, first, _ = run("arn:upload", contracts.SCOPE_ALL, "square:400x400:centre,card:1200x630:centre")
+    image, record, retired = run("arn:again", contracts.SCOPE_CROPS, second)
+    assert (image["crops"]["render"], retired) == ([], [])
+    assert record["status"] == "PROCESSED" and "reprocessError" not in record
+    assert record["profiles"] == first["profiles"] and record["executionArn"] == "arn:again"
+
+
+def test_store_publishes_nothing_of_a_crops_only_run_but_the_crops_it_planned(pipeline, monkeypatch):
+    s3, repo, run, subject = pipeline
+    run("arn:upload", contracts.SCOPE_ALL, "square:400x400:centre,card:1200x630:centre")
+    repo.set_focal_point(IMAGE_ID, "alice", subject)
+    settings = Settings.from_env()
+    bucket, key = settings.original_bucket, keys.upload_key(IMAGE_ID)
+    etag = s3.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
+    image = workflow.validate(
+        s3, repo, settings, contracts.reprocess_event(bucket, key, etag, contracts.SCOPE_CROPS), "arn:focus"
+    )
+    resized = workflow.resize(s3, settings, image)
+    narrower = {**image, "crops": {**image["crops"], "render": ["square"]}}  # a crop Resize was not asked for
+    dropped = {**resized, "parts": [], "staged": {**resized["staged"], "bytes": 0}}  # every crop missing
+    for given_image, given in ((narrower, resized), (image, dropped)):
+        with pytest.raises(RenditionIntegrityError):
+            workflow.store(s3, settings, given_image, given)
+    assert stored_keys(s3) == workflow.named_keys(repo.get(IMAGE_ID))  # nothing was published

@@ -95,6 +95,33 @@ def test_processing_image_whose_execution_is_gone_becomes_failed(world):
     assert repo.get("recent")["status"] == "PROCESSING"
 
 
+def test_a_re_render_that_ended_without_a_word_leaves_the_image_serving_what_it_served(world):
+    """A reprocess or a crops-only run (PATCH) whose execution ended silently: the image has renditions, so it goes
+    back to PROCESSED on them with the error as reprocessError (FAILED would take it offline), announced as an
+    Image Reprocess Failed event."""
+    gone = world["sm"].replace(":stateMachine:", ":execution:") + ":gone"
+    processed = {"key": "renditions/x/v1/default.jpg", "bytes": 1, "width": 1, "height": 1, "format": "JPEG"}
+    put(
+        world["repo"], "re-render", "PROCESSING", timedelta(hours=1), executionArn=gone, processed=processed, owner="al"
+    )
+    announced: list[tuple[str, dict]] = []
+    report = reconcile.run(
+        world["repo"],
+        world["s3"],
+        world["sfn"],
+        "original-test",
+        world["sm"],
+        url_expiry_seconds=300,
+        publish=lambda status, detail: announced.append((status, detail)),
+        configuration="200/webp/800",
+    )
+    record = world["repo"].get("re-render")
+    assert report.failed == ["re-render"] and record["status"] == "PROCESSED" and "inFlight" not in record
+    assert record["reprocessError"]["code"] == "EXECUTION_ENDED_WITHOUT_STATUS"
+    assert record["reprocessError"]["renditionSet"] == "200/webp/800" and record["processed"] == processed
+    assert [(s, d["status"]) for s, d in announced] == [("Image Reprocess Failed", "PROCESSED")]
+
+
 def test_an_express_execution_is_judged_by_age_without_describing_it(world):
     """An Express execution's ARN is refused by DescribeExecution, and it runs at most 5 minutes: an image it owns
     that is still PROCESSING after STALE_PROCESSING was left behind; a recent one is left alone."""

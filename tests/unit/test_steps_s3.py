@@ -406,7 +406,7 @@ def test_profiles_are_staged_checked_and_published_under_their_names(aws_env, mo
         "card": [("webp", 1200, 630, f"{prefix}card.webp"), ("jpeg", 1200, 630, f"{prefix}card.jpg")],
     }
     assert all(r["size"] for r in stored["renditions"])  # the set is the set: no crop in it
-    assert settings.profile_set == "square:400x400:attention,card:1200x630:centre/webp,jpeg"
+    assert settings.profile_set == "card:1200x630:centre,square:400x400:attention/webp,jpeg"  # by name
     head = s3.head_object(Bucket=settings.processed_bucket, Key=f"{prefix}card.webp")
     assert head["ContentType"] == "image/webp" and head["CacheControl"].endswith("immutable")
     # a profile the configuration does not have is never published

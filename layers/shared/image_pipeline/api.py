@@ -254,6 +254,7 @@ def delete_image(
 
 def set_focal_point(
     repo: ImageRepository,
+    quotas: Quotas,
     settings: Settings,
     caller: Caller,
     image_id: str | None,
@@ -264,7 +265,11 @@ def set_focal_point(
     (or an admin's) focal point of a PROCESSED image, on which its crops then centre. When RenditionProfiles has
     crops and they were made with another focal point, ``start(execution input)`` starts a crops-only run (its
     execution's name is ``rendering``; the image is PROCESSING until it ends, its renditions served meanwhile):
-    202. Else nothing is rendered: 200. Not PROCESSED (in flight, failed): 409 NOT_READY."""
+    202. Else nothing is rendered: 200. Not PROCESSED (in flight, failed): 409 NOT_READY.
+
+    A run counts as one upload grant (of no bytes) against the caller's UploadsPerHour and UploadsPerDay, so that
+    nobody starts renders without bound: 429 QUOTA_EXCEEDED, with the point saved (PATCH again later to render
+    it). A run that could not be started (503) leaves the point saved too: the same PATCH again starts it."""
     record = _record(repo, caller, image_id)
     focal = _focal_of(body)
     updated = None
@@ -285,6 +290,7 @@ def set_focal_point(
         event = contracts.reprocess_event(
             settings.original_bucket, updated["originalKey"], str(updated.get("etag") or ""), contracts.SCOPE_CROPS
         )
+        quotas.take_grant(caller.sub, 0, what="upload URLs and re-renders")
         rendering = trace.execution_name(start(event))
     return (202 if rendering else 200), {**to_api(updated, caller), "rendering": rendering}
 
@@ -307,7 +313,7 @@ def _focal_of(body: Any) -> tuple[float, float] | None:
             "INVALID_FOCAL_POINT",
             "focalPoint must be {x, y}, each a number from 0 to 1 (a fraction of the upright image's width, height)",
         )
-    return float(point["x"]), float(point["y"])
+    return round(float(point["x"]), 6), round(float(point["y"]), 6)  # a millionth of the image is plenty
 
 
 DOWNLOAD_FORMATS = ("avif", "webp", "jpeg", "png", "auto")

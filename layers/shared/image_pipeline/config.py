@@ -71,12 +71,14 @@ class Settings:
 
     @property
     def profile_set(self) -> str:
-        """What the configured crops are, e.g. "square:400x400:attention/avif,webp,jpeg" ("" without profiles):
+        """What the configured crops are, e.g. "card:1200x630:centre,square:400x400:attention/avif,webp,jpeg" (by
+        name; "" without profiles):
         recorded with each image so a backfill can tell the images whose crops are missing or pruned (and render
         only those crops)."""
         if not self.rendition_profiles:
             return ""
-        return ",".join(map(str, self.rendition_profiles)) + "/" + ",".join(self.rendition_formats)
+        by_name = sorted(self.rendition_profiles, key=lambda p: p.name)  # their order changes nothing rendered
+        return ",".join(map(str, by_name)) + "/" + ",".join(self.rendition_formats)
 
     @property
     def configuration(self) -> str:

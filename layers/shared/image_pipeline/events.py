@@ -23,7 +23,8 @@ REPROCESS_FAILED = "Image Reprocess Failed"  # the image stays PROCESSED on its 
 
 
 def detail_type(status: str) -> str:
-    return DETAIL_TYPES[status]
+    """The detail-type of an event that announces ``status`` (or REPROCESS_FAILED, which is its own)."""
+    return REPROCESS_FAILED if status == REPROCESS_FAILED else DETAIL_TYPES[status]
 
 
 class Publisher:

@@ -38,8 +38,10 @@ class Quotas:
     def __init__(self, table, limits: Limits) -> None:
         self.table, self.limits = table, limits
 
-    def take_grant(self, owner: str, size: int, now: datetime | None = None) -> None:
-        """Count one upload grant of ``size`` bytes for ``owner``, or ApiError 429 QUOTA_EXCEEDED naming the limit."""
+    def take_grant(self, owner: str, size: int, now: datetime | None = None, what: str = "upload URLs") -> None:
+        """Count one upload grant of ``size`` bytes for ``owner``, or ApiError 429 QUOTA_EXCEEDED naming the limit.
+        A re-render an owner asks for (PATCH /images/{id}) counts as a grant of no bytes: ``what`` it is, in the
+        refusal's message."""
         now = now or datetime.now(UTC)
         hour, day = f"{now:%Y-%m-%dT%H}", f"{now:%Y-%m-%d}"
         limits = self.limits
@@ -65,9 +67,9 @@ class Quotas:
             day_grants = int(item["dayGrants"]) if item and item.get("day") == day else 0
             stored = int(item.get("bytes", 0)) if item else 0
             if hour_grants >= limits.uploads_per_hour:
-                raise self._exceeded("uploadsPerHour", limits.uploads_per_hour, now, _next_hour(now))
+                raise self._exceeded("uploadsPerHour", limits.uploads_per_hour, now, _next_hour(now), what)
             if day_grants >= limits.uploads_per_day:
-                raise self._exceeded("uploadsPerDay", limits.uploads_per_day, now, _next_day(now))
+                raise self._exceeded("uploadsPerDay", limits.uploads_per_day, now, _next_day(now), what)
             if stored + size > limits.stored_bytes:
                 raise self._exceeded("storedBytes", limits.stored_bytes, now)
             # a window moved on (or the owner's first grant): start it again, if nobody wrote the item meanwhile
@@ -122,13 +124,15 @@ class Quotas:
             )
 
     @staticmethod
-    def _exceeded(limit_name: str, limit: int, now: datetime, window_end: datetime | None = None) -> ApiError:
+    def _exceeded(
+        limit_name: str, limit: int, now: datetime, window_end: datetime | None = None, what: str = "upload URLs"
+    ) -> ApiError:
         if window_end is None:
             retry_after = STORAGE_RETRY_SECONDS
             message = f"quota {limit_name} reached: at most {limit} bytes stored (delete images to make room)"
         else:
             retry_after = max(1, int((window_end - now).total_seconds()))
-            message = f"quota {limit_name} reached: at most {limit} upload URLs"
+            message = f"quota {limit_name} reached: at most {limit} {what}"
         return ApiError(429, "QUOTA_EXCEEDED", message, retry_after=retry_after, limit=limit_name, quota=limit)
 
 

@@ -8,8 +8,10 @@ that fails is reported and logged, the others are still repaired.
   (``expiresAt``) after which the API treats the record as gone (local DynamoDB TTL never deletes).
 - PENDING images whose object *was* uploaded but whose S3 event never started the workflow -> the workflow is
   started for them (the event was lost).
-- PROCESSING images whose execution is no longer running -> FAILED (``EXECUTION_ENDED_WITHOUT_STATUS``); an
-  Express execution is over after 5 minutes, so its image is judged by age alone (no DescribeExecution).
+- PROCESSING images whose execution is no longer running -> FAILED (``EXECUTION_ENDED_WITHOUT_STATUS``); or, for
+  an image that has renditions (a reprocess, a crops-only run), PROCESSED on them again with that error as
+  ``reprocessError``. An Express execution is over after 5 minutes, so its image is judged by age alone (no
+  DescribeExecution).
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from botocore.exceptions import ClientError
 
 from image_pipeline import keys, trace
 from image_pipeline.aws import error_code, is_not_found
-from image_pipeline.records import EXPIRED, FAILED, OWNER, PENDING, PROCESSING, ImageRepository, now
+from image_pipeline.events import REPROCESS_FAILED
+from image_pipeline.records import EXPIRED, FAILED, OWNER, PENDING, PROCESSED, PROCESSING, ImageRepository, now
 
 GRACE = timedelta(seconds=60)
 STALE_PROCESSING = timedelta(minutes=16)  # looked at after this; skipped while its execution is RUNNING
@@ -75,12 +78,14 @@ def run(
     publish: Callable[[str, dict[str, Any]], None] = lambda status, detail: None,
     give_back: Callable[[str, int], None] = lambda owner, size: None,
     discard: Callable[[str, str], object] = lambda image_id, execution_arn: None,
+    configuration: str = "",
 ) -> Report:
     """One pass; ``time_left()`` (seconds) is checked before each item and the pass stops below ``MARGIN``.
     ``publish(status, detail)`` announces each transition made (events.Publisher: Image Failed, Image Expired);
     ``give_back(owner, bytes)`` returns an expired upload's bytes to its owner's quota (quota.Quotas);
     ``discard(image_id, execution_arn)`` deletes what an execution that ended without a word staged or published
-    (workflow.discard_version: its Record failure step never ran)."""
+    (workflow.discard_version: its Record failure step never ran); ``configuration`` (Settings.configuration) is
+    what a reprocess that ended so is recorded to have tried."""
     at = at or datetime.now(UTC)
     report = Report()
 
@@ -90,6 +95,14 @@ def run(
             return
         message = f"the execution ended ({status}) without recording the image's outcome"
         error = {"code": "EXECUTION_ENDED_WITHOUT_STATUS", "message": message}
+        kept = repo.keep_serving_if_unchanged(item, error["code"], message, configuration)
+        if kept is not None:  # it still serves what it served before the run
+            report.failed.append(item["imageId"])
+            if item.get("executionArn"):
+                discard(item["imageId"], item["executionArn"])
+            detail = {"imageId": item["imageId"], "owner": kept.get(OWNER), "status": PROCESSED, "error": error}
+            publish(REPROCESS_FAILED, detail)
+            return
         record = repo.transition_if_unchanged(item, FAILED, error["code"], message)
         if record is not None:
             report.failed.append(item["imageId"])

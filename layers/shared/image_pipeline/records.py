@@ -193,13 +193,14 @@ class ImageRepository:
         removals = ["reprocessError"]
         profiles = dict(stored.get("profiles", {}))
         if crops_only and crops is not None and crops.get("keep"):  # the kept profiles stay: each one written apart
-            names["#pf"] = "profiles"
             for i, name in enumerate(profiles):
                 sets.append(f"#pf.#p{i} = :p{i}")
                 names[f"#p{i}"], values[f":p{i}"] = name, profiles[name]
             for i, name in enumerate(crops.get("prune", [])):
                 removals.append(f"#pf.#x{i}")
                 names[f"#x{i}"] = name
+            if profiles or crops.get("prune"):  # else the crops are all current: nothing of them changes
+                names["#pf"] = "profiles"
         else:
             sets.append("profiles = :pf")
             values[":pf"] = profiles
@@ -493,6 +494,33 @@ class ImageRepository:
             if "LastEvaluatedKey" not in page:
                 return
             kwargs = {"ExclusiveStartKey": page["LastEvaluatedKey"]}
+
+    def keep_serving_if_unchanged(
+        self, item: dict[str, Any], code: str, message: str, configuration: str
+    ) -> dict | None:
+        """``item`` (PROCESSING, as read) back to PROCESSED with the error as ``reprocessError``, only if its status and
+        updatedAt are still what was read and it has renditions to serve (a reprocess, a crops-only run, whose
+        execution ended without a word); the record as written, or None (then transition_if_unchanged decides)."""
+        try:
+            with transient_errors():
+                return self.table.update_item(
+                    Key={"imageId": item["imageId"]},
+                    UpdateExpression="SET #s = :to, reprocessError = :err, updatedAt = :now REMOVE #f",
+                    ConditionExpression="#s = :from AND updatedAt = :seen AND attribute_exists(#p)",
+                    ExpressionAttributeNames={"#s": "status", "#f": IN_FLIGHT, "#p": "processed"},
+                    ExpressionAttributeValues={
+                        ":to": PROCESSED,
+                        ":err": {"code": code, "message": message, "renditionSet": configuration},
+                        ":now": now(),
+                        ":seen": item["updatedAt"],
+                        ":from": item["status"],
+                    },
+                    ReturnValues="ALL_NEW",
+                )["Attributes"]
+        except ClientError as e:
+            if is_conditional_check_failed(e):
+                return None
+            raise
 
     def transition_if_unchanged(
         self,

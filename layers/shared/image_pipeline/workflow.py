@@ -15,7 +15,8 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections import Counter
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
@@ -307,7 +308,8 @@ def store(s3, settings: Settings, image: Validated, resized: Resized) -> Stored:
     image_id, version = image["imageId"], image["version"]
     staged_key = keys.staging_key(image_id, version)
     crops_only = image.get("scope") == contracts.SCOPE_CROPS
-    parts = _checked_parts(settings, resized, crops_only)
+    plan = image.get("crops")
+    parts = _checked_parts(settings, resized, plan["render"] if crops_only and plan is not None else None)
     object_keys = [_part_key(image_id, version, p) for p in parts]
     if not parts:  # a crops-only run that only prunes: Resize staged nothing
         return {"version": version, "profiles": {}, "placeholder": None, "renditionSet": resized["renditionSet"]}
@@ -378,11 +380,13 @@ def _part_key(image_id: str, version: str, part: StagedPart) -> str:
     return keys.rendition_key(image_id, version, part["size"], extension)
 
 
-def _checked_parts(settings: Settings, resized: Resized, crops_only: bool = False) -> list[StagedPart]:
+def _checked_parts(settings: Settings, resized: Resized, crops: Collection[str] | None = None) -> list[StagedPart]:
     """Resize's description of the staged set, refused (RenditionIntegrityError) unless every rendition has a
     known format, a size of the configuration (or none: the default, or a profile of the configuration),
     whole-number dimensions, and the parts lie end to end from the first byte to the last. A crops-only run's
-    parts are profiles' only, with no default."""
+    parts (``crops``: the profiles its plan renders) are exactly those profiles, each once in every format, with no
+    default: Mark processed then writes them over the record's and keeps the others."""
+    crops_only = crops is not None
     parts = resized["parts"]
     sizes = set(settings.rendition_sizes)
     names = {p.name for p in settings.rendition_profiles}
@@ -396,9 +400,16 @@ def _checked_parts(settings: Settings, resized: Resized, crops_only: bool = Fals
             or p.get("offset") != offset
         ):
             raise RenditionIntegrityError(f"Resize described a rendition Store does not publish: {p!r:.200}")
-        if crops_only and p.get("profile") is None:
-            raise RenditionIntegrityError(f"a crops-only run staged a rendition that is not a crop: {p!r:.200}")
+        if crops_only and p.get("profile") not in (crops or ()):
+            raise RenditionIntegrityError(f"a crops-only run staged a rendition it does not render: {p!r:.200}")
         offset += p["bytes"]
+    if crops_only:
+        made = [(p["profile"], p["format"]) for p in parts]
+        per_profile = Counter(name for name, _ in made)
+        if len(set(made)) != len(made) or per_profile != Counter(
+            {name: len(settings.rendition_formats) for name in crops or ()}
+        ):
+            raise RenditionIntegrityError("a crops-only run did not stage each of its crops once in every format")
     bounded = len(parts) <= (len(sizes) + len(names)) * len(contracts.RENDITION_FORMATS) + 1
     default = resized["default"]
     has_default = default is None if crops_only else isinstance(default, int) and 0 <= default < len(parts)
@@ -517,13 +528,20 @@ def retire_renditions(s3, settings: Settings, image_id: str, record: Mapping[str
 
 
 def delete_retired(
-    s3, settings: Settings, now: float, time_left: Callable[[], float] = lambda: float("inf"), limit: int = 1000
+    s3,
+    settings: Settings,
+    now: float,
+    time_left: Callable[[], float] = lambda: float("inf"),
+    limit: int = 1000,
+    named: Callable[[str], Collection[str]] = lambda image_id: (),
 ) -> list[str]:
     """Delete the renditions of every retirement marker that is due (markers are listed in due order), then the
     marker; returns the deleted keys. Each marker on its own: one that cannot be read is logged and dropped (it
     would otherwise stop every later one), and one whose keys S3 did not all delete stays for the next run. A
     marker deletes only keys of its own image (``renditions/{id}/…`` or the layout before versions,
-    ``renditions/{id}.{ext}``). Stops when ``time_left()`` (seconds) falls under ``RETIRE_MARGIN``."""
+    ``renditions/{id}.{ext}``), and never one that ``named(imageId)`` (the keys its record names now) holds: a
+    marker written while another run published (its LIST saw that run's keys) must not take them. Stops when
+    ``time_left()`` (seconds) falls under ``RETIRE_MARGIN``."""
     deleted: list[str] = []
     with transient_errors():
         listed = s3.list_objects_v2(Bucket=settings.work_bucket, Prefix=keys.RETIRED_PREFIX, MaxKeys=limit)
@@ -531,7 +549,7 @@ def delete_retired(
         if time_left() < RETIRE_MARGIN:
             break
         try:
-            named = _read_marker(s3, settings, marker["Key"], now)
+            due_keys = _read_marker(s3, settings, marker["Key"], now)
         except _NotDue:
             break
         except (ValueError, KeyError, TypeError) as e:  # not a marker this code wrote: it names nothing to delete
@@ -539,13 +557,16 @@ def delete_retired(
             with transient_errors():
                 s3.delete_object(Bucket=settings.work_bucket, Key=marker["Key"])
             continue
-        failed = purge.delete_keys(s3, settings.processed_bucket, named)
+        image_id, listed_keys = due_keys
+        current = set(named(image_id)) if listed_keys else set()
+        stale = [k for k in listed_keys if k not in current]
+        failed = purge.delete_keys(s3, settings.processed_bucket, stale)
         if failed:
             logger.warning("retirement marker %s kept: %d keys not deleted", marker["Key"], len(failed))
             continue
         with transient_errors():
             s3.delete_object(Bucket=settings.work_bucket, Key=marker["Key"])
-        deleted += named
+        deleted += stale
     return deleted
 
 
@@ -556,8 +577,9 @@ class _NotDue(Exception):
     pass
 
 
-def _read_marker(s3, settings: Settings, key: str, now: float) -> list[str]:
-    """The keys a due marker names (ValueError, KeyError or TypeError for one this code did not write)."""
+def _read_marker(s3, settings: Settings, key: str, now: float) -> tuple[str, list[str]]:
+    """The image and the keys a due marker names (ValueError, KeyError or TypeError for one this code did not
+    write)."""
     due = int(key[len(keys.RETIRED_PREFIX) :].split("/", 1)[0])
     if due > now:
         raise _NotDue
@@ -567,15 +589,20 @@ def _read_marker(s3, settings: Settings, key: str, now: float) -> list[str]:
     if not keys.is_image_id(image_id) or not isinstance(named["keys"], list):
         raise ValueError(f"not a marker: imageId {image_id!r:.60}")
     own = (f"{keys.rendition_prefix(image_id)}/", f"{keys.rendition_prefix(image_id)}.")
-    return [k for k in named["keys"] if isinstance(k, str) and k.startswith(own)]
+    return image_id, [k for k in named["keys"] if isinstance(k, str) and k.startswith(own)]
 
 
-def discard_version(s3, settings: Settings, image_id: str, version: str) -> list[str]:
+def discard_version(s3, settings: Settings, image_id: str, version: str, keep: Collection[str] = ()) -> list[str]:
     """What a failed execution made and no record names: its staged object, and whatever Store published of its
-    version before it failed. Returns the deleted rendition keys."""
+    version before it failed, but for the keys in ``keep``: those the image's record names now (after a crops-only
+    run the record names the set of an earlier version, whose execution may fail late). Returns the deleted
+    rendition keys."""
     with transient_errors():
         s3.delete_object(Bucket=settings.work_bucket, Key=keys.staging_key(image_id, version))
-    made = purge.listed(s3, settings.processed_bucket, keys.version_prefix(image_id, version))
+    kept = set(keep)
+    made = [
+        k for k in purge.listed(s3, settings.processed_bucket, keys.version_prefix(image_id, version)) if k not in kept
+    ]
     purge.delete_keys(s3, settings.processed_bucket, made)
     return made
 
@@ -632,7 +659,7 @@ def record_failure(
         )
         if kept is not None:  # a failed reprocess: the image keeps serving what it served (and its original)
             if version and kept.get("version") != version:
-                discard_version(s3, settings, image_id, version)
+                discard_version(s3, settings, image_id, version, named_keys(kept))
             return {
                 "recorded": True,
                 "imageId": image_id,
@@ -650,11 +677,12 @@ def record_failure(
                 discard_version(s3, settings, image_id, version)
         elif version and (current is None or current.get("version") != version):
             # the record names this version when this execution switched it before failing, whatever its status
-            # now (another execution may be reprocessing it, and serves it meanwhile): it is that one's to retire
-            discard_version(s3, settings, image_id, version)
+            # now (another execution may be reprocessing it, and serves it meanwhile): it is that one's to retire;
+            # and it may name some of it still after a crops-only run switched only the crops
+            discard_version(s3, settings, image_id, version, named_keys(current or {}))
         raise
     if version and record.get("version") != version:
-        discard_version(s3, settings, image_id, version)
+        discard_version(s3, settings, image_id, version, named_keys(record))
     if status == REJECTED:
         try:
             with transient_errors():
