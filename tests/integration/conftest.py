@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -322,3 +323,17 @@ def bus_events(stack, aws):
     events.remove_targets(Rule="completion-events-test", EventBusName=bus, Ids=["queue"])
     events.delete_rule(Name="completion-events-test", EventBusName=bus)
     sqs.delete_queue(QueueUrl=queue)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium (the Debian package), driven by Playwright: the web page's tests."""
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium")
+    assert chromium, "chromium is missing: scripts/setup.sh installs the Debian package"
+    with sync_playwright() as p:
+        # --no-sandbox: the tests may run as root (CI containers), where Chromium's sandbox cannot start
+        launched = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        yield launched
+        launched.close()

@@ -16,6 +16,7 @@ import time
 import pytest
 import requests
 from PIL import Image
+from playwright.sync_api import expect
 
 from tests import images
 
@@ -25,8 +26,10 @@ from .conftest import (
     deploy,
     ended_trace,
     expected_renditions,
+    new_user,
     object_created_event,
     reprocess_all,
+    sign_in,
     stored_renditions,
     token_of_new_user,
 )
@@ -191,6 +194,39 @@ def test_a_focal_point_re_renders_only_the_crops_centred_on_it(client, aws, stac
     )
     assert red_pixels(Image.open(io.BytesIO(requests.get(asked.json()["downloadUrl"]).content))) > 1000
     assert imgpipe("focus", image_id, "1.5", "0", IMGPIPE_TOKEN=client.token, IMGPIPE_STACK=STACK_NAME).returncode == 2
+
+
+def test_a_click_on_the_web_page_re_renders_the_crops_on_that_point(browser, stack):
+    """The web page's Focus dialog on a stack with crops: the click's point is recorded, the page waits for the
+    crops-only run it started, and the square is then cut around that point."""
+    username, password = new_user(stack, "web-focus")
+    me = Client(stack, sign_in(stack, username, password))
+    scene, _ = images.wide_scene_with_subject()
+    image_id = me.upload(images.encode(scene, "JPEG", quality=92), "image/jpeg")
+    assert me.wait(image_id)["status"] == "PROCESSED"
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(stack.outputs["LocalWebUrl"])
+    page.get_by_test_id("sign-in-username").fill(username)
+    page.get_by_test_id("sign-in-password").fill(password)
+    page.get_by_test_id("sign-in-submit").click()
+    card = page.locator(f'[data-image-id="{image_id}"]')
+    expect(card).to_have_attribute("data-status", "PROCESSED", timeout=30_000)
+
+    card.get_by_test_id("focus-button").click()
+    whole = page.get_by_test_id("focus-image")
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=whole.element_handle(), timeout=20_000)
+    box = whole.bounding_box()
+    assert box and abs(box["width"] / box["height"] - 3) < 0.05  # the whole 3:1 scene
+    whole.click(position={"x": box["width"] * 0.05, "y": box["height"] * 0.5})  # the left edge, far from the subject
+    expect(page.get_by_test_id("focus-status")).to_have_text("Crops ready.", timeout=60_000)
+
+    record = me.image(image_id).json()
+    assert abs(record["focalPoint"]["x"] - 0.05) < 0.01 and len(record["executions"]) == 2, record
+    asked = me.http.get(f"{stack.api}/download", params={"imageId": image_id, "profile": "square", "format": "jpeg"})
+    assert red_pixels(Image.open(io.BytesIO(requests.get(asked.json()["downloadUrl"]).content))) == 0
+    assert errors == []
 
 
 def test_bad_input_ends_rejected_with_its_code(client, aws, stack):

@@ -4,27 +4,13 @@ only one's own images."""
 
 from __future__ import annotations
 
-import shutil
-
-import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from tests import images
 
 from .conftest import ROOT, Client, new_user, sign_in
 
 SCREENSHOT = ROOT / ".localcloud" / "web-page.png"  # docs/web-page.png is a copy of one (README)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    chromium = shutil.which("chromium")
-    assert chromium, "chromium is missing: scripts/setup.sh installs the Debian package"
-    with sync_playwright() as p:
-        # --no-sandbox: the tests may run as root (CI containers), where Chromium's sandbox cannot start
-        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        yield browser
-        browser.close()
 
 
 def test_sign_in_upload_a_photo_and_a_bad_file_and_see_only_ones_own_images(browser, stack, client, tmp_path):
