@@ -45,8 +45,10 @@ def put_orphan(world) -> None:
     put(world["repo"], "orphan", "PROCESSING", timedelta(hours=1), executionArn=gone)
 
 
-def run(world):
-    return reconcile.run(world["repo"], world["s3"], world["sfn"], "original-test", world["sm"], url_expiry_seconds=300)
+def run(world, **options):
+    return reconcile.run(
+        world["repo"], world["s3"], world["sfn"], "original-test", world["sm"], url_expiry_seconds=300, **options
+    )
 
 
 def test_unused_expired_upload_becomes_expired_and_disappears_after_its_ttl(world):
@@ -105,16 +107,7 @@ def test_a_re_render_that_ended_without_a_word_leaves_the_image_serving_what_it_
         world["repo"], "re-render", "PROCESSING", timedelta(hours=1), executionArn=gone, processed=processed, owner="al"
     )
     announced: list[tuple[str, dict]] = []
-    report = reconcile.run(
-        world["repo"],
-        world["s3"],
-        world["sfn"],
-        "original-test",
-        world["sm"],
-        url_expiry_seconds=300,
-        publish=lambda status, detail: announced.append((status, detail)),
-        configuration="200/webp/800",
-    )
+    report = run(world, publish=lambda status, detail: announced.append((status, detail)), configuration="200/webp/800")
     record = world["repo"].get("re-render")
     assert report.failed == ["re-render"] and record["status"] == "PROCESSED" and "inFlight" not in record
     assert record["reprocessError"]["code"] == "EXECUTION_ENDED_WITHOUT_STATUS"
@@ -131,15 +124,7 @@ def test_an_express_execution_is_judged_by_age_without_describing_it(world):
     put(repo, "young", "PROCESSING", timedelta(minutes=2), executionArn=express)
 
     discarded: list[tuple[str, str]] = []
-    report = reconcile.run(
-        world["repo"],
-        world["s3"],
-        world["sfn"],
-        "original-test",
-        world["sm"],
-        url_expiry_seconds=300,
-        discard=lambda image_id, arn: discarded.append((image_id, arn)),
-    )
+    report = run(world, discard=lambda image_id, arn: discarded.append((image_id, arn)))
 
     assert report.failed == ["stuck"] and report.errors == []
     assert discarded == [("stuck", express)]  # what it staged or published goes: its Record failure never ran

@@ -242,19 +242,7 @@ class ImageRepository:
         else:
             point = {"x": Decimal(str(focal[0])), "y": Decimal(str(focal[1]))}
             expression, values = "SET focalPoint = :f, updatedAt = :now", {":f": point, ":now": now()}
-        try:
-            with transient_errors():
-                return self.table.update_item(
-                    Key={"imageId": image_id},
-                    UpdateExpression=expression,
-                    ConditionExpression=condition,
-                    ExpressionAttributeValues=values,
-                    ReturnValues="ALL_NEW",
-                )["Attributes"]
-        except ClientError as e:
-            if is_conditional_check_failed(e):
-                return None
-            raise
+        return self._conditional_update(image_id, expression, condition, values)
 
     def mark_failed(
         self,
@@ -320,19 +308,34 @@ class ImageRepository:
         """A conditional update while this execution owns the image (or ``condition``); else ImageNotOwnedError."""
         if condition is None:
             condition = Attr("status").eq(PROCESSING) & Attr("executionArn").eq(execution_arn)
+        written = self._conditional_update(image_id, expression, condition, {**values, ":now": now()}, names)
+        if written is None:
+            raise ImageNotOwnedError(f"image {image_id} is not owned by {execution_arn}")
+        return written
+
+    def _conditional_update(
+        self,
+        image_id: str,
+        expression: str,
+        condition: Any,
+        values: dict[str, Any],
+        names: dict[str, str] | None = None,
+        returns: str = "ALL_NEW",
+    ) -> dict | None:
+        """One conditional UpdateItem of the image: the item as ``returns`` says, or None when the condition failed."""
         try:
             with transient_errors():
                 return self.table.update_item(
                     Key={"imageId": image_id},
                     UpdateExpression=expression,
                     ConditionExpression=condition,
-                    ExpressionAttributeNames=names,
-                    ExpressionAttributeValues={**values, ":now": now()},
-                    ReturnValues="ALL_NEW",
+                    ExpressionAttributeValues=values,
+                    ReturnValues=returns,
+                    **({"ExpressionAttributeNames": names} if names else {}),
                 )["Attributes"]
         except ClientError as e:
             if is_conditional_check_failed(e):
-                raise ImageNotOwnedError(f"image {image_id} is not owned by {execution_arn}") from e
+                return None
             raise
 
     # ---- the listing and deletion of images (GET /images, DELETE /images/{id})
@@ -501,26 +504,19 @@ class ImageRepository:
         """``item`` (PROCESSING, as read) back to PROCESSED with the error as ``reprocessError``, only if its status and
         updatedAt are still what was read and it has renditions to serve (a reprocess, a crops-only run, whose
         execution ended without a word); the record as written, or None (then transition_if_unchanged decides)."""
-        try:
-            with transient_errors():
-                return self.table.update_item(
-                    Key={"imageId": item["imageId"]},
-                    UpdateExpression="SET #s = :to, reprocessError = :err, updatedAt = :now REMOVE #f",
-                    ConditionExpression="#s = :from AND updatedAt = :seen AND attribute_exists(#p)",
-                    ExpressionAttributeNames={"#s": "status", "#f": IN_FLIGHT, "#p": "processed"},
-                    ExpressionAttributeValues={
-                        ":to": PROCESSED,
-                        ":err": {"code": code, "message": message, "renditionSet": configuration},
-                        ":now": now(),
-                        ":seen": item["updatedAt"],
-                        ":from": item["status"],
-                    },
-                    ReturnValues="ALL_NEW",
-                )["Attributes"]
-        except ClientError as e:
-            if is_conditional_check_failed(e):
-                return None
-            raise
+        return self._conditional_update(
+            item["imageId"],
+            "SET #s = :to, reprocessError = :err, updatedAt = :now REMOVE #f",
+            "#s = :from AND updatedAt = :seen AND attribute_exists(#p)",
+            {
+                ":to": PROCESSED,
+                ":err": {"code": code, "message": message, "renditionSet": configuration},
+                ":now": now(),
+                ":seen": item["updatedAt"],
+                ":from": item["status"],
+            },
+            {"#s": "status", "#f": IN_FLIGHT, "#p": "processed"},
+        )
 
     def transition_if_unchanged(
         self,
@@ -546,18 +542,12 @@ class ImageRepository:
         if expires_at is not None:
             update += ", expiresAt = :ttl"
             values[":ttl"] = expires_at
-        try:
-            with transient_errors():
-                return self.table.update_item(
-                    Key={"imageId": item["imageId"]},
-                    # ``to`` (EXPIRED, FAILED) is not in flight
-                    UpdateExpression=update + " REMOVE #f" + (", declaredSize" if release_size else ""),
-                    ConditionExpression="#s = :from AND updatedAt = :seen",
-                    ExpressionAttributeNames={"#s": "status", "#e": "error", "#f": IN_FLIGHT},
-                    ExpressionAttributeValues=values,
-                    ReturnValues="ALL_OLD",
-                )["Attributes"]
-        except ClientError as e:
-            if is_conditional_check_failed(e):
-                return None
-            raise
+        return self._conditional_update(
+            item["imageId"],
+            # ``to`` (EXPIRED, FAILED) is not in flight
+            update + " REMOVE #f" + (", declaredSize" if release_size else ""),
+            "#s = :from AND updatedAt = :seen",
+            values,
+            {"#s": "status", "#e": "error", "#f": IN_FLIGHT},
+            returns="ALL_OLD",
+        )
