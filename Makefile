@@ -16,7 +16,7 @@ help:
 	@echo "make bench-resize [IMAGES=dir] [JSON=out.json] - image engine vs libvips vs naive Pillow"
 	@echo "make bench-renditions [IMAGES=dir] [JSON=out.json] - the whole rendition set per input class; encoder settings"
 	@echo "make bench-formats - HEIC/AVIF vs JPEG of the same picture, and real phone files, through the engine"
-	@echo "make bench-load [N=300] [RENDITIONS=one] [SINGLE=n] - N uploads in a burst: throughput, latency, CPU per image"
+	@echo "make bench-load [N=300] [RENDITIONS=one] [SINGLE=n] [FOCUS=n] - N uploads in a burst: throughput, latency, CPU per image; FOCUS: a focal point's crops against a reprocess"
 	@echo "make bench-localcloud - Lambda/Step Functions latency benchmark (starts the local cloud)"
 	@echo "make cost [N=10] [JSON=out.json] - what one image costs on AWS: counted on the local cloud, priced (docs/cost.md)"
 	@echo "make bench-memory [N=6] [SIZES=..] - each function's duration and cost per memory size, with Lambda's CPU share"
@@ -70,8 +70,8 @@ bench-formats: setup
 
 # RENDITIONS=one deploys the one-size, one-format configuration (an 800-px JPEG); SINGLE=n: n uploads one at a time
 bench-load: setup
-	@bash scripts/deploy_local.sh image-pipeline $(if $(filter one,$(RENDITIONS)),RenditionSizes=800 RenditionFormats=jpeg,RenditionSizes=200$(,)400$(,)800$(,)1600 RenditionFormats=avif$(,)webp$(,)jpeg) WorkflowType=STANDARD >/dev/null
-	@bash -c 'source scripts/lib.sh && export_client_env && .venv/dev/bin/python bench/load.py $(if $(SINGLE),--single $(SINGLE),--uploads $(or $(N),300)) --json bench/out/load.json'
+	@bash scripts/deploy_local.sh image-pipeline $(if $(filter one,$(RENDITIONS)),RenditionSizes=800 RenditionFormats=jpeg,RenditionSizes=200$(,)400$(,)800$(,)1600 RenditionFormats=avif$(,)webp$(,)jpeg) RenditionProfiles=$(if $(FOCUS),square:400x400:attention$(,)card:1200x630:attention) WorkflowType=STANDARD >/dev/null
+	@bash -c 'source scripts/lib.sh && export_client_env && .venv/dev/bin/python bench/load.py $(if $(FOCUS),--focus $(FOCUS),$(if $(SINGLE),--single $(SINGLE),--uploads $(or $(N),300))) --json bench/out/load.json'
 
 # deploys the one-size, one-format configuration and the default set, as Standard and Express, in turn; leaves the
 # template's defaults deployed

@@ -2,6 +2,7 @@
 
 Usage: python bench/load.py [--uploads 300] [--clients 16] [--json OUT]   (stack deployed: make deploy)
        python bench/load.py --single 20 [--megapixels 12]                 (one image at a time on a warm stack)
+       python bench/load.py --focus 10 [--megapixels 12]    (a focal point's crops-only run against a reprocess)
 
 Each client does what a user does (POST /upload, PUT to the presigned URL, retrying 429/5xx). Latency is
 from the end of the PUT to the record's final `updatedAt` (written by the workflow's last step), read from
@@ -163,6 +164,61 @@ def single(stack: dict, table, count: int, megapixels: float) -> dict:
     }
 
 
+def focus(stack: dict, table, count: int, megapixels: float) -> dict:
+    """A focal point's crops against a whole re-render, side by side on a stack with RenditionProfiles: ``count``
+    images (after one that warms the functions), each one PATCHed to a new focal point (a crops-only run) and
+    reprocessed (the whole set), alternately, one at a time; each from the request to the record's final
+    ``updatedAt``, the end of Mark processed."""
+    sys.path.insert(0, str(ROOT / "layers" / "shared"))
+    from image_pipeline import contracts
+
+    sfn = boto3.client("stepfunctions")
+    width = int((megapixels * 1e6 * 4 / 3) ** 0.5)
+    data = sample_jpeg((width, width * 3 // 4))
+    api, machine = stack["LocalApiUrl"], stack["ImagePipelineStateMachineArn"]
+
+    def settled(image_id: str, execution: str, deadline: float = 120) -> dict:
+        end = time.monotonic() + deadline
+        while time.monotonic() < end:
+            item = table.get_item(Key={"imageId": image_id}, ConsistentRead=True).get("Item", {})
+            if item.get("status") in TERMINAL and str(item.get("executionArn", "")).split(":")[7:8] == [execution]:
+                if item["status"] != "PROCESSED" or item.get("reprocessError"):
+                    raise SystemExit(f"{image_id}: {item.get('status')} {item.get('reprocessError')}")
+                return item
+            time.sleep(0.01)
+        raise SystemExit(f"{image_id}: execution {execution} did not record within {deadline} s")
+
+    times: dict[str, list[float]] = {"crops": [], "whole": []}
+    for i in range(count + 1):
+        image_id, _ = upload(api, data)
+        first = table.get_item(Key={"imageId": image_id}, ConsistentRead=True).get("Item", {})
+        while first.get("status") not in TERMINAL:
+            time.sleep(0.05)
+            first = table.get_item(Key={"imageId": image_id}, ConsistentRead=True).get("Item", {})
+        for kind in ("crops", "whole") if i % 2 else ("whole", "crops"):
+            began = time.time()
+            if kind == "crops":
+                point = {"x": round(0.1 + 0.8 * ((i * 7) % 10) / 10, 2), "y": 0.5}
+                url, body = f"{api}/images/{image_id}", {"focalPoint": point}
+                answer = retrying(lambda: requests.patch(url, json=body, headers=SIGNED_IN))  # noqa: B023 (called here)
+                answer.raise_for_status()
+                execution = answer.json()["rendering"]
+            else:
+                event = contracts.reprocess_event(stack["OriginalBucketName"], first["originalKey"], first["etag"])
+                arn = sfn.start_execution(stateMachineArn=machine, input=json.dumps(event))["executionArn"]
+                execution = arn.split(":")[7]
+            item = settled(image_id, execution)
+            if i:  # the first image warms both paths
+                times[kind].append((ts(item["updatedAt"]) - began) * 1000)
+    return {
+        "mode": "focus",
+        "images": count,
+        "image": f"{width}x{width * 3 // 4} JPEG",
+        "crops_only_ms": {"p50": round(pct(times["crops"], 50)), "p95": round(pct(times["crops"], 95))},
+        "whole_set_ms": {"p50": round(pct(times["whole"], 50)), "p95": round(pct(times["whole"], 95))},
+    }
+
+
 def ts(value: str) -> float:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
@@ -182,7 +238,8 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--single", type=int, metavar="N", help="N uploads one at a time on a warm stack instead")
-    parser.add_argument("--megapixels", type=float, default=12, help="size of the --single image")
+    parser.add_argument("--megapixels", type=float, default=12, help="size of the --single and --focus images")
+    parser.add_argument("--focus", type=int, metavar="N", help="N images: a focal point's crops against a reprocess")
     parser.add_argument("--no-errors", action="store_true", help="skip reading the execution histories")
     args = parser.parse_args()
 
@@ -191,6 +248,9 @@ def main() -> None:
     sign_in(stack)
     if args.single:
         report(single(stack, table, args.single, args.megapixels), args.json)
+        return
+    if args.focus:
+        report(focus(stack, table, args.focus, args.megapixels), args.json)
         return
     data = sample_jpeg()
     since = datetime.now(UTC)
