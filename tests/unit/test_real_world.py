@@ -266,3 +266,29 @@ def test_an_mp4_video_is_not_taken_for_heif():
     with pytest.raises(InvalidImageError) as err:
         engine.sniff(head)
     assert err.value.code == "UNSUPPORTED_FORMAT"
+
+
+@pytest.mark.parametrize(
+    ("name", "alpha"),
+    [("iphone_portrait.heic", False), ("rot1mir0.avif", False), ("transparency.avif", True), ("fujifilm.mpo", False)],
+)
+def test_real_photos_crop_to_exact_boxes_of_the_upright_image(name, alpha):
+    """Fixed-shape crops of real files: each decodes at its declared box (or the largest of its shape, never
+    upscaled) and format, cut from the upright image (a portrait iPhone photo, an AVIF with irot), alpha kept."""
+    data = corpus.read(name)
+    profiles = [engine.Profile("square", 400, 400, "attention"), engine.Profile("card", 1200, 630, "entropy")]
+    made = engine.render_set(data, (400,), ("webp", "jpeg"), 800, MAX_PIXELS, profiles=profiles)
+    for r in made.cropped:
+        box = next(p for p in profiles if p.name == r.profile)
+        decoded = Image.open(io.BytesIO(r.data))
+        assert (decoded.size, decoded.format) == ((r.width, r.height), r.format)
+        assert r.width <= box.width and r.height <= box.height
+        # the box's shape, to the pixel (a source smaller than the box gives the largest crop of it)
+        assert r.height == round(r.width * box.height / box.width) or r.width == round(
+            r.height * box.width / box.height
+        )
+        assert (decoded.mode == "RGBA") == alpha
+        if r.format != "WEBP":
+            assert r.format == ("PNG" if alpha else "JPEG")
+    if name == "iphone_portrait.heic":  # held upright: the set (and the crops' source) is portrait
+        assert made.renditions[-1].height > made.renditions[-1].width
