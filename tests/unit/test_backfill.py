@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 
 import pytest
 from image_pipeline import backfill
@@ -205,6 +206,19 @@ def test_changed_crops_list_the_images_for_their_crops_only(repo, aws_env):
             ExpressionAttributeValues={":p": profile_set},
         )
 
+    put(repo, "focus-not-rendered", "2026-12-07T10:04:00.000Z", rendition_set=CURRENT)  # its PATCH's run never ran
+    put(repo, "focus-rendered", "2026-12-07T10:05:00.000Z", rendition_set=CURRENT)
+    point = {"x": Decimal("0.25"), "y": Decimal("0.5")}
+    for image_id, rendered in (
+        ("focus-not-rendered", {"x": Decimal("0.75"), "y": Decimal("0.5")}),
+        ("focus-rendered", point),
+    ):
+        repo.table.update_item(
+            Key={"imageId": image_id},
+            UpdateExpression="SET profileSet = :p, focalPoint = :f, focalRendered = :r",
+            ExpressionAttributeValues={":p": settings.profile_set, ":f": point, ":r": rendered},
+        )
+
     # WHEN the manifest is written; and again once the profiles are removed from the configuration
     listed = read_manifest(aws_env["s3"], backfill.write_manifest(repo, aws_env["s3"], WORK, "run-6", BEFORE, settings))
     pruned = read_manifest(aws_env["s3"], backfill.write_manifest(repo, aws_env["s3"], WORK, "run-7", BEFORE, SETTINGS))
@@ -214,10 +228,13 @@ def test_changed_crops_list_the_images_for_their_crops_only(repo, aws_env):
         ("no-crops-yet", "crops"),
         ("square-only", "crops"),
         ("old-set", "all"),
+        ("focus-not-rendered", "crops"),
     ]
     # and without profiles, the images that have crops are listed to prune them
     assert [(i["imageId"], i["scope"]) for i in pruned] == [
         ("square-only", "crops"),
         ("current-crops", "crops"),
         ("old-set", "all"),
+        ("focus-not-rendered", "crops"),
+        ("focus-rendered", "crops"),
     ]

@@ -448,7 +448,8 @@ class ImageRepository:
     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         """One page of the byUploadTime index, oldest first: the PROCESSED images uploaded before ``before`` (ISO time)
         whose renditions were made with another set than ``rendition_set`` (or before sets were recorded), or whose
-        crops were made with another ``profile_set`` (crops missing, or to prune); their ``imageId``,
+        crops were made with another ``profile_set`` (crops missing, or to prune) or at another focal point than the
+        owner's; their ``imageId``,
         ``originalKey``, ``etag`` and ``renditionSet``; and the index key to go on from (None after the last page).
         An image whose last reprocess failed for this ``configuration`` (the set and the crops) is left out. A
         re-render does not change an image's upload time, so a walk from the oldest meets each image once. A page
@@ -457,7 +458,14 @@ class ImageRepository:
         other_set = Attr("renditionSet").not_exists() | Attr("renditionSet").ne(rendition_set)
         other_crops: Any
         if profile_set:
-            other_crops = Attr("profileSet").not_exists() | Attr("profileSet").ne(profile_set)
+            other_crops = (
+                Attr("profileSet").not_exists()
+                | Attr("profileSet").ne(profile_set)
+                # a focal point whose crops were never made (its PATCH's run could not start, or hit the quota)
+                | (Attr("focalPoint").exists() & Attr("focalRendered").not_exists())
+                | (Attr("focalPoint").not_exists() & Attr("focalRendered").exists())
+                | Attr("focalPoint").ne(Attr("focalRendered"))
+            )
         else:  # no crops configured: the images that still have some
             other_crops = Attr("profileSet").exists() & Attr("profileSet").ne("")
         kwargs: dict[str, Any] = {
