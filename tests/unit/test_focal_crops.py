@@ -4,6 +4,7 @@ else; a profile added renders only it; a profile removed is pruned; the set stay
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 from image_pipeline import contracts, keys, purge, workflow
@@ -161,16 +162,31 @@ def test_a_retirement_listed_while_another_run_published_never_deletes_what_the_
     monkeypatch.setattr(purge, "rendition_keys", listing)
     workflow.mark_processed(s3, repo, settings, b["image"], b["stored"], "arn:B")
     record = repo.get(IMAGE_ID)
-    assert workflow.named_keys(record) & set(retired_by_a)  # A's marker names B's crops
 
-    # WHEN the reconciler deletes what is due, checking each image's record as it is then
+    # THEN A retired the upload's renditions, never what B (which owned the image by then) published
+    assert not workflow.named_keys(record) & set(retired_by_a)
+    assert retired_by_a and all(f"/{keys.version_of('arn:upload')}/" in k for k in retired_by_a)
     workflow.delete_retired(
         s3, settings, now=10**10, named=lambda image_id: workflow.named_keys(repo.get(image_id) or {})
     )
-
-    # THEN B's crops stay (the record names them), and A's old crops (the upload's, named by nobody) went
     assert workflow.named_keys(record) <= stored_keys(s3)
-    assert not any(f"/{keys.version_of('arn:upload')}/square." in k for k in stored_keys(s3))
+
+
+def test_the_reconciler_never_deletes_a_retired_key_the_record_names_again(pipeline):
+    # GIVEN a marker due now that names one key the record names (however it came to) and one it does not
+    s3, repo, run, _ = pipeline
+    _, record, _ = run("arn:upload", contracts.SCOPE_ALL, "square:400x400:centre")
+    settings = Settings.from_env()
+    named, stray = sorted(workflow.named_keys(record))[0], f"renditions/{IMAGE_ID}/0000000000000000/200.jpg"
+    s3.put_object(Bucket=settings.processed_bucket, Key=stray, Body=b"old")
+    marker = json.dumps({"imageId": IMAGE_ID, "keys": [named, stray]})
+    s3.put_object(Bucket=settings.work_bucket, Key=keys.retirement_key(1, IMAGE_ID, "v"), Body=marker)
+
+    # WHEN the reconciler runs, with the record as it is then
+    deleted = workflow.delete_retired(s3, settings, now=10, named=lambda i: workflow.named_keys(repo.get(i) or {}))
+
+    # THEN only the key nobody names went
+    assert deleted == [stray] and named in stored_keys(s3)
 
 
 @pytest.mark.parametrize(

@@ -210,3 +210,23 @@ def test_a_reprocess_that_failed_after_its_switch_is_not_recorded_as_failed(repo
     with pytest.raises(ImageNotOwnedError):
         repo.mark_reprocess_failed("id-s", ARN_B, "SERVICE_UNAVAILABLE", "retiring failed", "s")
     assert "reprocessError" not in repo.get("id-s") and repo.get("id-s")["version"] == "v2"
+
+
+def test_a_late_switch_of_an_execution_the_reconciler_gave_up_on_is_refused(repo):
+    # GIVEN a reprocess (ARN_B) of a PROCESSED image that ended without a word: the reconciler put the image back
+    # on its earlier renditions (PROCESSED, still naming ARN_B as its last execution)
+    repo.claim("id-late", "k", "e", ARN_A)
+    repo.mark_processed("id-late", ARN_A, {"processed": {"key": "v1"}, "version": "v1"})
+    repo.claim("id-late", "k", "e", ARN_B, reprocess=True)
+    item = repo.get("id-late")
+    assert repo.keep_serving_if_unchanged(item, "EXECUTION_ENDED_WITHOUT_STATUS", "m", "set") is not None
+    # WHEN ARN_B's Mark processed arrives late, THEN it may not switch the record to a version since discarded
+    with pytest.raises(ImageNotOwnedError):
+        repo.mark_processed("id-late", ARN_B, {"processed": {"key": "v2"}, "version": "v2"})
+    assert repo.get("id-late")["processed"] == {"key": "v1"}
+    # while a retry of a switch that landed still answers as before
+    repo.claim("id-late", "k", "e", "arn:c", reprocess=True)
+    repo.mark_processed("id-late", "arn:c", {"processed": {"key": "v3"}, "version": "v3"})
+    assert (
+        repo.mark_processed("id-late", "arn:c", {"processed": {"key": "v3"}, "version": "v3"})["status"] == "PROCESSED"
+    )

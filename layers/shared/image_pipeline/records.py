@@ -186,7 +186,12 @@ class ImageRepository:
         ``crops`` (payloads.CropPlan) records the crops' configuration (``profileSet``) and the focal point they were
         made with (``focalRendered``). A ``crops_only`` run leaves the set, the default and the placeholder as they
         are: it writes the profiles it rendered, removes those the plan prunes, and keeps the rest."""
-        owned = Attr("status").is_in([PROCESSING, PROCESSED]) & Attr("executionArn").eq(execution_arn)
+        mine = Attr("executionArn").eq(execution_arn)
+        # PROCESSED only as this step's own retry, its switch landed: the record names this execution's version (a
+        # record the reconciler gave back to its earlier renditions names the execution, not its version)
+        owned = (Attr("status").eq(PROCESSING) & mine) | (
+            Attr("status").eq(PROCESSED) & mine & Attr("version").eq(stored.get("version", ""))
+        )
         values: dict[str, Any] = {":to": PROCESSED, ":v": stored.get("version", "")}
         names = {"#s": "status", "#v": "version"}
         sets = ["#s = :to", "#v = :v", "updatedAt = :now"]
@@ -458,13 +463,15 @@ class ImageRepository:
         other_set = Attr("renditionSet").not_exists() | Attr("renditionSet").ne(rendition_set)
         other_crops: Any
         if profile_set:
+            point, rendered = Attr("focalPoint"), Attr("focalRendered")
             other_crops = (
                 Attr("profileSet").not_exists()
                 | Attr("profileSet").ne(profile_set)
-                # a focal point whose crops were never made (its PATCH's run could not start, or hit the quota)
-                | (Attr("focalPoint").exists() & Attr("focalRendered").not_exists())
-                | (Attr("focalPoint").not_exists() & Attr("focalRendered").exists())
-                | Attr("focalPoint").ne(Attr("focalRendered"))
+                # a focal point whose crops were never made (its PATCH's run could not start, or hit the quota); on
+                # DynamoDB "a <> b" is true when either is missing, both too: compared only when both exist
+                | (point.exists() & rendered.not_exists())
+                | (point.not_exists() & rendered.exists())
+                | (point.exists() & rendered.exists() & point.ne(rendered))
             )
         else:  # no crops configured: the images that still have some
             other_crops = Attr("profileSet").exists() & Attr("profileSet").ne("")

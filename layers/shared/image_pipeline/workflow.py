@@ -472,7 +472,13 @@ def mark_processed(
     )
     owners = record.get("executions")  # every execution that ever owned the image (a set; absent on old records)
     first = not image.get("reprocess") and owners is not None and len(owners) <= 1
-    retired = [] if first else retire_renditions(s3, settings, image["imageId"], record, time.time())
+    retired = (
+        []
+        if first
+        else retire_renditions(
+            s3, settings, image["imageId"], record, time.time(), reread=lambda: repo.get(image["imageId"])
+        )
+    )
     detail = Marked(
         imageId=record["imageId"],
         owner=record.get(OWNER),  # a consumer routes the event by it (None: an image made before owners)
@@ -502,7 +508,14 @@ def retirement_grace(settings: Settings) -> int:
     return settings.url_expiry_seconds + 60
 
 
-def retire_renditions(s3, settings: Settings, image_id: str, record: Mapping[str, Any], now: float) -> list[str]:
+def retire_renditions(
+    s3,
+    settings: Settings,
+    image_id: str,
+    record: Mapping[str, Any],
+    now: float,
+    reread: Callable[[], Mapping[str, Any] | None] = lambda: None,
+) -> list[str]:
     """Name the image's renditions that its record no longer names (an earlier version, of this configuration or
     another; keys of the layout before versions) in a marker of the work bucket, due after the grace period;
     the reconciler deletes them then (delete_retired). Returns the retired keys.
@@ -510,10 +523,21 @@ def retire_renditions(s3, settings: Settings, image_id: str, record: Mapping[str
     Only needed for a reprocess, or once more than one execution has owned the image: while one execution ever
     owned it, only that execution wrote under the image's prefix and the record names all it wrote, so
     mark_processed skips the LIST. (A record made before ``executions`` existed names one execution after its first
-    reprocess: the ``reprocess`` flag Validate passes on covers it.) A version is never current again once superseded, so a retry that retires the same keys twice is
-    harmless."""
+    reprocess: the ``reprocess`` flag Validate passes on covers it.) A version is never current again once
+    superseded, so a retry that retires the same keys twice is harmless.
+
+    Another execution may have claimed the image and published its version before the LIST (an owner's PATCH the
+    moment this one switched it): ``reread()``, the record read again after the LIST, keeps what it names and what
+    the execution that owns it now published."""
     keep = named_keys(record)  # as just switched: a crops-only run keeps naming the set of an earlier version
-    stale = [k for k in purge.rendition_keys(s3, settings.processed_bucket, image_id) if k not in keep]
+    listed = purge.rendition_keys(s3, settings.processed_bucket, image_id)
+    theirs = "\0"  # no key starts with it
+    if (now_record := reread()) is not None:
+        keep |= named_keys(now_record)
+        owner = now_record.get("executionArn")
+        if owner and owner != record.get("executionArn"):
+            theirs = keys.version_prefix(image_id, keys.version_of(str(owner)))
+    stale = [k for k in listed if k not in keep and not k.startswith(theirs)]
     if stale:
         due = int(now) + retirement_grace(settings)
         marker = json.dumps({"imageId": image_id, "keys": stale}).encode()
