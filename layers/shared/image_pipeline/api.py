@@ -32,6 +32,7 @@ from image_pipeline.records import (
     STATUSES,
     ImageRepository,
     focal_point,
+    plain,
 )
 
 ACCEPTED_CONTENT_TYPES = contracts.UPLOAD_CONTENT_TYPES
@@ -329,7 +330,7 @@ def _servable(repo: ImageRepository, caller: Caller, image_id: str | None) -> di
     if status == PROCESSED or (status == PROCESSING and record.get("processed")):
         return record
     if status in (REJECTED, FAILED, EXPIRED):
-        error = _plain(record.get("error")) or {"code": status, "message": "the image has no rendition"}
+        error = plain(record.get("error")) or {"code": status, "message": "the image has no rendition"}
         raise ApiError(422, error["code"], error["message"], status=status)
     raise ApiError(409, "NOT_READY", "the image is not processed yet", status=status)
 
@@ -380,9 +381,9 @@ def download(
     record = _servable(repo, caller, image_id)
     result = {"imageId": record["imageId"], "expiresIn": settings.url_expiry_seconds}
     if box is None and fmt is None:
-        processed = _plain(record["processed"])
+        processed = plain(record["processed"])
         return {"downloadUrl": _presign(s3, settings, processed["key"], cdn), **result}
-    renditions = _plain(record.get("renditions") or [])
+    renditions = plain(record.get("renditions") or [])
     if box is None:  # the box holding the default size, else the largest there is
         boxes = sorted({r["size"] for r in renditions})
         box = next((b for b in boxes if b >= settings.max_dimension), boxes[-1] if boxes else 0)
@@ -412,7 +413,7 @@ def _download_profile(
     cdn: CdnUrl | None,
 ) -> dict[str, Any]:
     record = _servable(repo, caller, image_id)
-    profiles = _plain(record.get("profiles") or {})
+    profiles = plain(record.get("profiles") or {})
     if profile not in profiles:
         there = sorted(profiles)
         raise ApiError(
@@ -487,19 +488,19 @@ def srcset(
             )
         return sources
 
-    sources = sources_of(_plain(record.get("renditions") or []))
+    sources = sources_of(plain(record.get("renditions") or []))
     profiles = {}
-    for name, renditions in sorted(_plain(record.get("profiles") or {}).items()):
-        plain = next((r for r in renditions if r["format"] in ("jpeg", "png")), renditions[-1])
+    for name, renditions in sorted(plain(record.get("profiles") or {}).items()):
+        fallback = next((r for r in renditions if r["format"] in ("jpeg", "png")), renditions[-1])
         profiles[name] = {
             "sources": sources_of(renditions),
             "fallback": {
-                "src": _presign(s3, settings, plain["key"], cdn),
-                "width": plain["width"],
-                "height": plain["height"],
+                "src": _presign(s3, settings, fallback["key"], cdn),
+                "width": fallback["width"],
+                "height": fallback["height"],
             },
         }
-    processed = _plain(record["processed"])
+    processed = plain(record["processed"])
     return {
         "imageId": record["imageId"],
         "sources": sources,
@@ -508,7 +509,7 @@ def srcset(
             "width": processed.get("width"),
             "height": processed.get("height"),
         },
-        "placeholder": _plain(record.get("placeholder")),
+        "placeholder": plain(record.get("placeholder")),
         "profiles": profiles,
         "expiresIn": settings.url_expiry_seconds,
     }
@@ -522,20 +523,20 @@ def to_api(record: dict[str, Any], caller: Caller) -> dict[str, Any]:
         "filename": record.get("filename"),  # as the client declared it (POST /upload), for people only
         "uploadTimestamp": record.get("uploadTimestamp"),
         "updatedAt": record.get("updatedAt"),
-        "original": _plain(record.get("original")),
-        "processed": _plain(record.get("processed")),
-        "renditions": [{k: r[k] for k in RENDITION_FIELDS} for r in _plain(record.get("renditions") or [])],
+        "original": plain(record.get("original")),
+        "processed": plain(record.get("processed")),
+        "renditions": [{k: r[k] for k in RENDITION_FIELDS} for r in plain(record.get("renditions") or [])],
         # each fixed-shape profile's renditions (RenditionProfiles), one per format
         "profiles": {
             name: [{k: r[k] for k in RENDITION_FIELDS if k != "size"} for r in renditions]
-            for name, renditions in sorted(_plain(record.get("profiles") or {}).items())
+            for name, renditions in sorted(plain(record.get("profiles") or {}).items())
         },
-        "placeholder": _plain(record.get("placeholder")),
+        "placeholder": plain(record.get("placeholder")),
         # the owner's focal point ({x, y}, 0-1 of the upright image), on which the crops centre; null: none set
-        "focalPoint": _plain(record.get("focalPoint")),
-        "error": _plain(record.get("error")),
+        "focalPoint": plain(record.get("focalPoint")),
+        "error": plain(record.get("error")),
         # the last reprocess's error, when it failed: the image is still PROCESSED on its earlier renditions
-        "reprocessError": _plain(record.get("reprocessError")),
+        "reprocessError": plain(record.get("reprocessError")),
         # Step Functions execution *names*, not ARNs (an ARN names the account): the one that processes or processed
         # it last, and every one that owned it; the ARN is the state machine's with ":execution:" and the name
         "execution": _execution_name(record.get("executionArn")),
@@ -551,14 +552,3 @@ def _execution_name(arn: str | None) -> str | None:
 
 
 RENDITION_FIELDS = contracts.RENDITION_FIELDS  # what GET /images shows of each (not its key)
-
-
-def _plain(value: Any) -> Any:
-    """DynamoDB Decimals back to ints for JSON."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if hasattr(value, "as_integer_ratio") and not isinstance(value, (int, float)):
-        return int(value) if value == int(value) else float(value)
-    return value

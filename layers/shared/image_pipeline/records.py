@@ -10,7 +10,7 @@ of an image that is being or has been processed claims nothing and changes nothi
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -61,6 +61,22 @@ def _ending_flight(
         values = {**values, ":o": original}
         names["#o"] = "original"
     return expression + " REMOVE #f", values, names
+
+
+def plain(value: Any) -> Any:
+    """DynamoDB's Decimals back to ints (or floats, a focal point's) for JSON, through dicts and lists."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if isinstance(value, Decimal):
+        return int(value) if value == int(value) else float(value)
+    return value
+
+
+def _stored_point(focal: Sequence[float]) -> dict[str, Decimal]:
+    """A focal point as DynamoDB stores it (Decimals, no float)."""
+    return {"x": Decimal(str(focal[0])), "y": Decimal(str(focal[1]))}
 
 
 def focal_point(value: Any) -> list[float] | None:
@@ -226,7 +242,7 @@ class ImageRepository:
             focal = crops.get("focal")
             if focal is not None:
                 sets.append("focalRendered = :fr")
-                values[":fr"] = {"x": Decimal(str(focal[0])), "y": Decimal(str(focal[1]))}
+                values[":fr"] = _stored_point(focal)
             else:
                 removals.append("focalRendered")
         expression, values, names = _ending_flight("SET " + ", ".join(sets), values, names, original)
@@ -245,8 +261,7 @@ class ImageRepository:
         if focal is None:
             expression, values = "SET updatedAt = :now REMOVE focalPoint", {":now": now()}
         else:
-            point = {"x": Decimal(str(focal[0])), "y": Decimal(str(focal[1]))}
-            expression, values = "SET focalPoint = :f, updatedAt = :now", {":f": point, ":now": now()}
+            expression, values = "SET focalPoint = :f, updatedAt = :now", {":f": _stored_point(focal), ":now": now()}
         return self._conditional_update(image_id, expression, condition, values)
 
     def mark_failed(

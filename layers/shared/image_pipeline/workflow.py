@@ -18,7 +18,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -48,7 +47,7 @@ from image_pipeline.payloads import (
     Stored,
     Validated,
 )
-from image_pipeline.records import DELETED, FAILED, OWNER, REJECTED, ImageRepository, focal_point
+from image_pipeline.records import DELETED, FAILED, OWNER, REJECTED, ImageRepository, focal_point, plain
 
 # What a FAILED image shows (GET /images, /download): a fixed code and message per cause. The SDK's and Step
 # Functions' own text (bucket names, ARNs, AccessDenied messages, state input) goes to the function's log only.
@@ -483,14 +482,9 @@ def mark_processed(
         imageId=record["imageId"],
         owner=record.get(OWNER),  # a consumer routes the event by it (None: an image made before owners)
         status=record["status"],
-        renditions=[{k: _number(r[k]) for k in contracts.RENDITION_FIELDS} for r in record.get("renditions") or []],
+        renditions=[{k: plain(r[k]) for k in contracts.RENDITION_FIELDS} for r in record.get("renditions") or []],
     )
     return detail, retired
-
-
-def _number(value: Any) -> Any:
-    """A DynamoDB number as the int it is (the event's JSON takes no Decimal)."""
-    return int(value) if isinstance(value, Decimal) else value
 
 
 def named_keys(record: Mapping[str, Any]) -> set[str]:
