@@ -31,8 +31,23 @@ def routes(api: str, image_id: str) -> dict[str, tuple[str, str, dict]]:
         "GET /images/{id}/srcset": ("GET", f"{api}/images/{image_id}/srcset", {}),
         "GET /images/{id}/trace": ("GET", f"{api}/images/{image_id}/trace", {}),
         "GET /download": ("GET", f"{api}/download", {"params": {"imageId": image_id}}),
+        "PATCH /images/{id}": ("PATCH", f"{api}/images/{image_id}", {"json": {"focalPoint": {"x": 0.5, "y": 0.5}}}),
         "DELETE /images/{id}": ("DELETE", f"{api}/images/{image_id}", {}),
     }
+
+
+def test_the_attacks_name_every_route_the_template_declares():
+    """A route added to the API joins the attacks below, or this fails."""
+    from tests.unit.test_template import RESOURCES
+
+    declared = {
+        f"{e['Properties']['Method'].upper()} {e['Properties']['Path'].replace('{imageId}', '{id}')}"
+        for r in RESOURCES.values()
+        if r["Type"] == "AWS::Serverless::Function"
+        for e in r["Properties"].get("Events", {}).values()
+        if e["Type"] == "Api"
+    }
+    assert declared - {"GET /web/{file}"} == set(routes("API", "ID"))
 
 
 def _b64(data: bytes) -> str:
@@ -126,8 +141,9 @@ def test_alices_image_is_invisible_to_bob_on_every_route(stack, alice, bob, alic
         never = bob.http.request(method, unknown_url, timeout=30, **unknown_kwargs)
         assert got.status_code == never.status_code == 404, (name, got.text)
         assert got.json() == never.json() == {"error": {"code": "NOT_FOUND", "message": "no such image"}}, name
-    # his DELETE left it intact, his listing never shows it
+    # his DELETE left it intact, his PATCH set no focal point, his listing never shows it
     assert alice.image(alices_image).json()["status"] == "PROCESSED"
+    assert alice.image(alices_image).json()["focalPoint"] is None
     assert requests.get(alice.download(alices_image).json()["downloadUrl"], timeout=30).status_code == 200
     assert alices_image not in {i["imageId"] for i in bob.http.get(f"{stack.api}/images").json()["images"]}
     assert alices_image in {i["imageId"] for i in alice.http.get(f"{stack.api}/images").json()["images"]}
